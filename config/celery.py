@@ -1,0 +1,35 @@
+"""The Celery app and the project's task decorators.
+
+Every task is declared through `cpu_task`, `gpu_task` or `report_task` (a lint rule bans bare
+`shared_task`), so each one acks late, is rejected back to the queue when its worker dies, and
+lands on the queue its work belongs to.
+"""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("blindspot")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = (Queue("default"), Queue("gpu"), Queue("reports"))
+app.autodiscover_tasks()
+
+_COMMON = {"acks_late": True, "reject_on_worker_lost": True, "serializer": "json"}
+
+
+def _task_decorator(queue: str):
+    def decorator(func=None, **options):
+        def wrap(f):
+            return app.task(**{**_COMMON, "queue": queue, **options})(f)
+
+        return wrap(func) if func is not None else wrap
+
+    return decorator
+
+
+cpu_task = _task_decorator("default")
+gpu_task = _task_decorator("gpu")
+report_task = _task_decorator("reports")

@@ -1,0 +1,215 @@
+"""Blindspot settings, driven only by environment variables.
+
+The embedded default (no variables set) is SQLite under var/, eager Celery, local storage and CPU.
+Production (BLINDSPOT_ENV=production) demands every secret and refuses insecure defaults.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("BLINDSPOT_VAR_DIR", BASE_DIR / "var"))
+
+ENVIRONMENT = os.environ.get("BLINDSPOT_ENV", "development")
+PRODUCTION = ENVIRONMENT == "production"
+
+
+def _env(name: str, default: str | None = None, *, required_in_production: bool = False) -> str:
+    value = os.environ.get(name)
+    if value:
+        return value
+    if PRODUCTION and required_in_production:
+        raise ImproperlyConfigured(f"{name} must be set when BLINDSPOT_ENV=production.")
+    if default is None:
+        raise ImproperlyConfigured(f"{name} must be set.")
+    return default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+SECRET_KEY = _env(
+    "DJANGO_SECRET_KEY",
+    "insecure-development-key-not-for-production-use-0123456789abcdef",
+    required_in_production=True,
+)
+DEBUG = _env_bool("DJANGO_DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in _env(
+        "DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver", required_in_production=True
+    ).split(",")
+    if h.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "audit",
+    "validation",
+    "reports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        _env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'blindspot.sqlite3'}"),
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent readers while a worker writes: WAL and a busy timeout instead of "database locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        # Writers take the lock at BEGIN, so the audit chain's read-then-append cannot race.
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(_env("BLINDSPOT_STATIC_ROOT", str(VAR_DIR / "static")))
+
+# Vendor-visible files (packages, reports). Never holds partner images.
+MEDIA_ROOT = Path(_env("BLINDSPOT_MEDIA_ROOT", str(VAR_DIR / "media")))
+# Partner images live here, outside MEDIA_ROOT, and no URL serves them.
+SEQUESTERED_ROOT = Path(_env("BLINDSPOT_SEQUESTERED_ROOT", str(VAR_DIR / "sequestered")))
+# The service's Ed25519 key that signs issued reports; created on first use outside production.
+SIGNING_KEY_PATH = Path(
+    _env(
+        "BLINDSPOT_SIGNING_KEY_PATH",
+        str(VAR_DIR / "keys" / "service-ed25519.pem"),
+        required_in_production=True,
+    )
+)
+SIGNING_KEY_AUTOCREATE = not PRODUCTION
+
+if SEQUESTERED_ROOT.resolve().is_relative_to(MEDIA_ROOT.resolve()):
+    raise ImproperlyConfigured("BLINDSPOT_SEQUESTERED_ROOT must lie outside BLINDSPOT_MEDIA_ROOT.")
+
+# Model packages
+PACKAGE_MAX_BYTES = int(os.environ.get("BLINDSPOT_PACKAGE_MAX_BYTES", str(512 * 1024 * 1024)))
+PACKAGE_MAX_UNPACKED_BYTES = int(
+    os.environ.get("BLINDSPOT_PACKAGE_MAX_UNPACKED_BYTES", str(1024 * 1024 * 1024))
+)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# Model runner (the only process that loads vendor code)
+RUNNER_THREADS = int(os.environ.get("BLINDSPOT_RUNNER_THREADS", "2"))
+RUNNER_BATCH_SIZE = int(os.environ.get("BLINDSPOT_RUNNER_BATCH_SIZE", "32"))
+RUNNER_BATCH_TIMEOUT_S = float(os.environ.get("BLINDSPOT_RUNNER_BATCH_TIMEOUT_S", "120"))
+# Running vendor code without isolation must be an explicit operator decision; reports say so.
+RUNNER_ALLOW_UNSANDBOXED = _env_bool("BLINDSPOT_RUNNER_ALLOW_UNSANDBOXED", False)
+RUN_SHARD_SIZE = int(os.environ.get("BLINDSPOT_RUN_SHARD_SIZE", "256"))
+
+# Celery: eager when no broker is configured (embedded default).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "3300"))
+CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "3600"))
+# Longer than the longest task, or Redis re-delivers a running task to a second worker.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "validation.api.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Blindspot API",
+    "DESCRIPTION": "Independent blind validation of medical-imaging AI.",
+    "VERSION": "1.0.0",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+LOGIN_URL = "/admin/login/"
+
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("BLINDSPOT_LOG_LEVEL", "INFO")},
+    # WeasyPrint and fontTools narrate every render step at INFO.
+    "loggers": {name: {"level": "WARNING"} for name in ("weasyprint", "fontTools")},
+}
+
+# Where the runner finds extracted model files (read-only bound into the sandbox).
+RUNNER_CACHE_ROOT = Path(_env("BLINDSPOT_RUNNER_CACHE_ROOT", str(VAR_DIR / "runner-cache")))

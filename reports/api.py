@@ -1,0 +1,91 @@
+"""Report downloads, the public key, and report status."""
+
+from django.http import FileResponse
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from reports.models import Report
+from reports.selectors import report_get_visible, report_is_current, reports_visible_to
+from reports.services import report_download, report_sign
+from reports.signing import public_key_fingerprint, public_key_pem
+
+
+class ReportSerializer(serializers.ModelSerializer):
+    reference = serializers.CharField()
+    current = serializers.SerializerMethodField()
+    signatures = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Report
+        fields = [
+            "id",
+            "reference",
+            "version",
+            "run",
+            "status",
+            "content_sha256",
+            "issued_document_sha256",
+            "pdf_sha256",
+            "issued_at",
+            "current",
+            "signatures",
+        ]
+
+    def get_current(self, report):
+        return report.issued_at is not None and report_is_current(report)
+
+    def get_signatures(self, report):
+        return [
+            {"name": s.printed_name, "role": s.role, "meaning": s.meaning, "signed_at": s.signed_at}
+            for s in report.signatures.all()
+        ]
+
+
+class SignSerializer(serializers.Serializer):
+    password = serializers.CharField(trim_whitespace=False)
+    meaning = serializers.ChoiceField(choices=["reviewed", "approved"])
+
+
+class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ReportSerializer
+
+    def get_queryset(self):
+        return reports_visible_to(self.request.user)
+
+    def get_object(self):
+        return report_get_visible(user=self.request.user, pk=self.kwargs["pk"])
+
+    @action(detail=True, methods=["get"])
+    def pdf(self, request, pk=None):
+        report = self.get_object()
+        path = report_download(actor=request.user, report=report)
+        return FileResponse(
+            open(path, "rb"),
+            as_attachment=True,  # noqa: SIM115
+            filename=f"{report.reference}-v{report.version}.pdf",
+            content_type="application/pdf",
+        )
+
+    @action(detail=True, methods=["post"], serializer_class=SignSerializer)
+    def sign(self, request, pk=None):
+        body = SignSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        report = self.get_object()
+        report_sign(actor=request.user, report=report, **body.validated_data)
+        report.refresh_from_db()
+        return Response(ReportSerializer(report).data)
+
+
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def signing_key(request):
+    """The service's Ed25519 public key: anyone holding a report can check its signature."""
+    return Response(
+        {
+            "algorithm": "Ed25519",
+            "public_key_pem": public_key_pem(),
+            "fingerprint": public_key_fingerprint(),
+        }
+    )

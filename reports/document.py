@@ -1,0 +1,265 @@
+"""Assembling a run's canonical report document from stored results (reads only)."""
+
+import io
+import platform
+import statistics
+from collections import Counter
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+
+from audit.models import AuditEvent
+from reports.plots import cam_overlay_png
+from validation.ml.preprocess import InputSpec, read_dicom, scale_unit, resize
+from validation.models import Case, MetricResult, ValidationRun
+from validation.protocol_document import METRICS
+from validation.selectors import active_grant_for
+from validation.storage import sequestered_path
+
+SCHEMA_VERSION = "1.0"
+MAX_EXEMPLARS = 12
+SOFTWARE = [
+    "django",
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "fairlearn",
+    "grad-cam",
+    "pydicom",
+    "weasyprint",
+    "celery",
+]
+METHOD_NAMES = {
+    "auc": "DeLong (Sun & Xu 2014)",
+    "proportions": "Wilson score",
+    "likelihood_ratios": "log method (Simel et al. 1991)",
+    "disparities": "Newcombe hybrid score (method 10)",
+    "subgroups": "fairlearn MetricFrame",
+    "explanations": "Grad-CAM (pytorch-grad-cam)",
+}
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _software() -> dict:
+    found = {"python": platform.python_version()}
+    for name in SOFTWARE:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    try:
+        found["blindspot"] = version("blindspot")
+    except PackageNotFoundError:
+        found["blindspot"] = "0.1.0"
+    return found
+
+
+def _tally(values) -> list[dict]:
+    return [
+        {"group": str(k) if k is not None else "unknown", "n": n}
+        for k, n in sorted(Counter(values).items(), key=lambda kv: (-kv[1], str(kv[0])))
+    ]
+
+
+def _test_data(run: ValidationRun, sections: dict) -> dict:
+    cases = list(Case.objects.filter(dataset_version=run.dataset_version))
+    attrs = [c.attributes for c in cases]
+    ages = [a["age"] for a in attrs if isinstance(a.get("age"), int)]
+    scanners = Counter((a.get("manufacturer"), a.get("model")) for a in attrs)
+    declared = run.package.manifest.get("training_data") or {}
+    sites = {a.get("institution") or a.get("site") for a in attrs} - {None}
+    overlap = sorted(sites & set(declared.get("sites", [])))
+    return {
+        "n_cases": len(cases),
+        "n_pos": sum(c.label for c in cases),
+        "n_neg": sum(1 - c.label for c in cases),
+        "sites": [
+            {"name": row["group"], "n": row["n"]}
+            for row in _tally(a.get("institution") or a.get("site") for a in attrs)
+        ],
+        "scanners": [
+            {"manufacturer": m or "unknown", "model": mo or "unknown", "n": n}
+            for (m, mo), n in sorted(scanners.items(), key=lambda kv: -kv[1])
+        ],
+        "demographics": {
+            "sex": _tally(a.get("sex") for a in attrs),
+            "race": _tally(a.get("race") for a in attrs),
+            "age": (
+                {"median": statistics.median(ages), "min": min(ages), "max": max(ages)}
+                if ages
+                else None
+            ),
+        },
+        "exclusions": sections["failures"]["by_category"],
+        "independence": {
+            "declared_training_sites": declared.get("sites", []),
+            "overlapping_sites": overlap,
+            "independent": not overlap,
+        },
+    }
+
+
+def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
+    rows = list(run.explanations.select_related("case").order_by("case__case_id"))
+    with_roi = [e for e in rows if e.pointing_hit is not None]
+    localisation = None
+    if with_roi:
+        localisation = {
+            "n_with_roi": len(with_roi),
+            "pointing_game": sum(e.pointing_hit for e in with_roi) / len(with_roi),
+            "energy_in_roi": float(np.mean([e.energy_in_roi for e in with_roi])),
+        }
+    exemplars = []
+    if exemplars_allowed:
+        spec = InputSpec.from_dict(run.package.manifest["input"])
+        for explanation in rows[:MAX_EXEMPLARS]:
+            cam = np.load(io.BytesIO(bytes(explanation.cam_npy)), allow_pickle=False) / 255.0
+            image = read_dicom(sequestered_path(explanation.case.file_path))
+            small = resize(scale_unit(image, spec.scaling), cam.shape[0], cam.shape[1], spec.resize)
+            exemplars.append(
+                {
+                    "label": f"Exemplar {len(exemplars) + 1} (reference: positive)",
+                    "image_png": cam_overlay_png(small, cam),
+                }
+            )
+    return {
+        "method": METHOD_NAMES["explanations"],
+        "target_layer": run.package.manifest.get("gradcam_target_layer"),
+        "n_maps": len(rows),
+        "localisation": localisation,
+        "exemplars_allowed": exemplars_allowed,
+        "exemplars": exemplars,
+    }
+
+
+def _audit_excerpt(run: ValidationRun) -> list[dict]:
+    targets = [
+        ("validation.ValidationRun", run.pk),
+        ("validation.ModelPackage", run.package_id),
+        ("validation.Protocol", run.protocol_id),
+        ("validation.DatasetVersion", run.dataset_version_id),
+    ]
+    from django.db.models import Q
+
+    query = Q()
+    for label, pk in targets:
+        query |= Q(target_type=label, target_id=str(pk))
+    return [
+        {"seq": e.pk, "at": _iso(e.at), "actor": e.actor_label, "action": e.action, "hash": e.hash}
+        for e in AuditEvent.objects.filter(query).order_by("id")
+    ]
+
+
+def report_document_build(
+    run: ValidationRun, *, report_ref: str, version: int, generated_at
+) -> dict:
+    """Everything the PDF shows, as plain JSON (no signatures or integrity block yet)."""
+    sections = {m.section: m.value for m in MetricResult.objects.filter(run=run)}
+    package, protocol, dataset_version = run.package, run.protocol, run.dataset_version
+    manifest, plan = package.manifest, protocol.document
+    grant = active_grant_for(dataset_version=dataset_version, vendor=package.vendor)
+    primary = sections["primary"]
+    limitations = [
+        "Synthetic or single-partner test data may not represent the intended-use population.",
+        "PPV and NPV depend on the test set's prevalence "
+        f"({primary['prevalence']['estimate']:.3f}); they transfer only to populations with a "
+        "similar prevalence.",
+        f"Subgroup cells with fewer than {plan['min_cell_size']} cases are suppressed "
+        "for vendors and not compared for fairness.",
+    ]
+    if not run.sandboxed:
+        limitations.insert(0, "The model was executed WITHOUT sandbox isolation.")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "report": {"id": report_ref, "version": version, "generated_at": _iso(generated_at)},
+        "identity": {
+            "run_id": run.pk,
+            "package": {
+                "name": package.name,
+                "version": package.version,
+                "sha256": package.sha256,
+                "vendor": package.vendor.name,
+            },
+            "dataset": {
+                "name": dataset_version.dataset.name,
+                "version": dataset_version.version,
+                "merkle_root": dataset_version.merkle_root,
+                "partner": dataset_version.dataset.partner.name,
+            },
+            "protocol": {
+                "name": protocol.name,
+                "version": protocol.version,
+                "sha256": protocol.sha256,
+                "locked_at": _iso(protocol.locked_at),
+            },
+            "run": {
+                "queued_at": _iso(run.queued_at),
+                "started_at": _iso(run.started_at),
+                "finished_at": _iso(run.finished_at),
+                "stage_seconds": run.stage_seconds,
+                "device": run.device,
+            },
+            "software": _software(),
+            "sandbox": {"isolation": run.isolation or "none", "enabled": bool(run.sandboxed)},
+        },
+        "summary": sections["acceptance"],
+        "intended_use": {
+            "text": manifest.get("intended_use", ""),
+            "indications": manifest.get("indications", ""),
+        },
+        "protocol": {
+            "primary_endpoint": plan["primary_endpoint"],
+            "secondary_endpoints": plan.get("secondary_endpoints", []),
+            "operating_point": {
+                "source": plan["operating_point"]["source"],
+                "threshold": manifest["threshold"],
+            },
+            "min_cell_size": plan["min_cell_size"],
+            "subgroup_attributes": [s["attribute"] for s in plan["subgroups"]],
+            "confidence_level": plan.get("confidence_level", 0.95),
+            "failure_policy": plan.get("failure_policy"),
+        },
+        "test_data": _test_data(run, sections),
+        "reference_standard": {
+            "text": "Reference labels and lesion boxes supplied by the data "
+            "partner in the dataset manifest; sealed with the dataset version's "
+            "Merkle root before the run."
+        },
+        "methods": [
+            {"quantity": "AUC", "method": METHOD_NAMES["auc"]},
+            *[
+                {
+                    "quantity": m.upper() if len(m) == 3 else m.capitalize(),
+                    "method": METHOD_NAMES["proportions"],
+                }
+                for m in METRICS
+                if m != "auc"
+            ],
+            {"quantity": "Likelihood ratios", "method": METHOD_NAMES["likelihood_ratios"]},
+            {"quantity": "Subgroup metrics", "method": METHOD_NAMES["subgroups"]},
+            {"quantity": "TPR/FPR differences", "method": METHOD_NAMES["disparities"]},
+            {"quantity": "Explanations", "method": METHOD_NAMES["explanations"]},
+        ],
+        "primary": {
+            "confusion": {k: primary["counts"][k] for k in ("tp", "fp", "tn", "fn")},
+            "auc": primary["auc"],
+            "metrics": {
+                k: primary[k] for k in ("sensitivity", "specificity", "ppv", "npv", "accuracy")
+            },
+            "likelihood_ratios": {
+                "positive": primary["positive_likelihood_ratio"],
+                "negative": primary["negative_likelihood_ratio"],
+            },
+            "roc": primary["roc"],
+        },
+        "subgroups": sections["subgroups"],
+        "fairness": sections["fairness"],
+        "explainability": _explainability(run, bool(grant and grant.allow_exemplars)),
+        "failures": sections["failures"]["by_category"],
+        "limitations": limitations,
+        "audit_excerpt": _audit_excerpt(run),
+    }

@@ -1,0 +1,162 @@
+"""Deterministic report figures, returned as ``data:`` URIs for the PDF renderer.
+
+Every figure is drawn on a standalone ``Figure`` (no pyplot, so no GUI backend and no global
+figure registry) and written without timestamps or random ids, so the same inputs give the same
+bytes in every process. That is what keeps issued PDFs byte-reproducible.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib import colormaps, rc_context
+from matplotlib.figure import Figure
+from PIL import Image
+
+# Matplotlib otherwise derives SVG element ids from a random salt.
+_RC = {
+    "svg.hashsalt": "blindspot-report",
+    "svg.fonttype": "path",
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.linewidth": 0.6,
+    "axes.edgecolor": "#333333",
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+}
+_INK = "#1f3a5f"
+_ACCENT = "#c0392b"
+_GRID = "#d9d9d9"
+
+
+def _svg_data_uri(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    with rc_context(_RC):
+        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches=None)
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _as_curve(values: Sequence[float], name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1 or array.size < 2:
+        raise ValueError(f"{name} must be a sequence of at least two numbers.")
+    if not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 1:
+        raise ValueError(f"{name} must hold finite values in [0, 1].")
+    return array
+
+
+def roc_plot(
+    fpr: Sequence[float],
+    tpr: Sequence[float],
+    auc: float,
+    operating_point: tuple[float, float] | None = None,
+) -> str:
+    """ROC curve with the chance diagonal and the operating point, as an SVG data URI."""
+    fpr_arr = _as_curve(fpr, "fpr")
+    tpr_arr = _as_curve(tpr, "tpr")
+    if fpr_arr.shape != tpr_arr.shape:
+        raise ValueError("fpr and tpr must have the same length.")
+    with rc_context(_RC):
+        fig = Figure(figsize=(3.6, 3.4))
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [0, 1], linestyle="--", linewidth=0.7, color="#888888", label="Chance")
+        ax.plot(fpr_arr, tpr_arr, color=_INK, linewidth=1.4, label=f"ROC (AUC = {auc:.3f})")
+        if operating_point is not None:
+            op_fpr, op_tpr = operating_point
+            ax.plot(
+                [op_fpr],
+                [op_tpr],
+                marker="o",
+                markersize=5,
+                color=_ACCENT,
+                linestyle="none",
+                label=f"Operating point ({1 - op_fpr:.3f} spec, {op_tpr:.3f} sens)",
+            )
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.0)
+        ax.set_aspect("equal")
+        ax.set_xlabel("1 \N{MINUS SIGN} specificity (false positive rate)")
+        ax.set_ylabel("Sensitivity (true positive rate)")
+        ax.grid(True, color=_GRID, linewidth=0.5)
+        ax.legend(loc="lower right", fontsize=6.5, frameon=True, framealpha=0.9)
+        fig.tight_layout(pad=0.4)
+        return _svg_data_uri(fig)
+
+
+def forest_plot(
+    rows: Sequence[Mapping],
+    *,
+    metric: str = "sensitivity",
+    reference: float | None = None,
+) -> str | None:
+    """Per-subgroup point estimates with 95% CI whiskers, as an SVG data URI.
+
+    ``rows`` are report-document subgroup rows (``attribute``, ``group``, ``suppressed`` and a
+    ``{estimate, lower, upper}`` entry under ``metric``). Suppressed rows and rows without the
+    metric are omitted; returns ``None`` when nothing is left to draw. ``reference`` draws a
+    vertical line, typically the overall estimate.
+    """
+    drawable = [
+        row for row in rows if not row.get("suppressed") and isinstance(row.get(metric), Mapping)
+    ]
+    if not drawable:
+        return None
+    labels = [f"{row.get('attribute', '')}: {row.get('group', '')}" for row in drawable]
+    estimates = np.array([float(row[metric]["estimate"]) for row in drawable])
+    lowers = np.array([float(row[metric]["lower"]) for row in drawable])
+    uppers = np.array([float(row[metric]["upper"]) for row in drawable])
+    if not (np.all(np.isfinite(estimates + lowers + uppers))):
+        raise ValueError("Forest plot values must be finite.")
+    positions = np.arange(len(drawable))[::-1]
+    with rc_context(_RC):
+        fig = Figure(figsize=(6.4, 0.9 + 0.28 * len(drawable)))
+        ax = fig.add_subplot()
+        ax.errorbar(
+            estimates,
+            positions,
+            xerr=[np.clip(estimates - lowers, 0, None), np.clip(uppers - estimates, 0, None)],
+            fmt="s",
+            markersize=4,
+            color=_INK,
+            ecolor=_INK,
+            elinewidth=1.0,
+            capsize=2.5,
+        )
+        if reference is not None:
+            ax.axvline(reference, color=_ACCENT, linestyle="--", linewidth=0.8)
+        ax.set_yticks(positions, labels=labels)
+        ax.set_ylim(-0.7, len(drawable) - 0.3)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(f"{metric.capitalize()} (95% CI)")
+        ax.grid(True, axis="x", color=_GRID, linewidth=0.5)
+        fig.tight_layout(pad=0.4)
+        return _svg_data_uri(fig)
+
+
+def cam_overlay_png(image: np.ndarray, cam: np.ndarray, *, alpha: float = 0.45) -> str:
+    """A grayscale image with a jet heat-map of ``cam`` blended on top, as a PNG data URI.
+
+    ``image`` is HxW of any finite range (min-max normalised); ``cam`` is HxW in [0, 1]. The
+    heat map's opacity scales with the activation, so cold regions leave the anatomy visible.
+    The PNG carries no text chunks or timestamps.
+    """
+    image = np.asarray(image, dtype=float)
+    cam = np.asarray(cam, dtype=float)
+    if image.ndim != 2 or cam.shape != image.shape:
+        raise ValueError("image and cam must be 2-D arrays of the same shape.")
+    if not (np.all(np.isfinite(image)) and np.all(np.isfinite(cam))):
+        raise ValueError("image and cam must be finite.")
+    low, high = float(image.min()), float(image.max())
+    gray = (image - low) / (high - low) if high > low else np.zeros_like(image)
+    heat = np.clip(cam, 0.0, 1.0)
+    base = np.repeat(gray[..., None], 3, axis=2)
+    colour = colormaps["jet"](heat)[..., :3]
+    weight = (alpha * heat)[..., None]
+    blended = (1.0 - weight) * base + weight * colour
+    pixels = np.round(np.clip(blended, 0.0, 1.0) * 255.0).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

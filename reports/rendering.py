@@ -1,0 +1,485 @@
+"""Canonical JSON and reproducible PDF rendering of a report document.
+
+No database and no Django settings are needed: the template runs on a standalone Django
+``Engine`` with autoescaping on, and every number reaches the template through one of the
+formatting filters below (a bare number would be localised through settings).
+
+The renderer fetches nothing: ``DataOnlyURLFetcher`` serves ``data:`` URLs only and makes any
+other fetch abort the render, so a hostile package or dataset name cannot pull a local file or a
+network resource into an issued PDF.
+
+PDF metadata: ``/Title`` names the report id and version, ``/Subject`` and ``/Keywords`` carry
+the document SHA-256, and custom info entries carry ``/blindspotreportid``,
+``/blindspotreportversion``, ``/blindspotdocumentsha256``, ``/blindspotservicesignature``,
+``/blindspotpublickeyfingerprint`` and ``/blindspotsignatures`` (canonical JSON of the
+signature list).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import numbers
+import os
+import threading
+import unicodedata
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import weasyprint
+from django.template import Context, Engine, Library
+from weasyprint.urls import FatalURLFetchingError, URLFetcherResponse
+
+from reports import plots
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_NAME = "reports/report.html"
+STYLESHEET_PATH = TEMPLATE_DIR / "reports" / "report.css"
+
+#: Top-level keys left out of the content hash: they are added after the hash is taken.
+UNHASHED_KEYS = frozenset({"integrity", "signatures"})
+
+_SIGNIFICANT_DIGITS = 10
+_MAX_DATA_URL_BYTES = 32 * 1024 * 1024
+_MISSING = "\N{EM DASH}"
+
+register = Library()
+
+
+class ReportRenderError(RuntimeError):
+    """The document could not be rendered (for example, it referenced a non-``data:`` URL)."""
+
+
+class URLRefused(ValueError):
+    """Raised by ``DataOnlyURLFetcher`` for any URL that is not a ``data:`` URL."""
+
+
+# --------------------------------------------------------------------------- canonical JSON
+
+
+def _canonical_value(value: Any, path: str) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"Non-finite number at {path}: {number!r}")
+        number = float(f"{number:.{_SIGNIFICANT_DIGITS}g}")
+        return 0.0 if number == 0 else number  # one spelling for -0.0 and 0.0
+    if isinstance(value, Mapping):
+        result = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"Non-string key at {path}: {key!r}")
+            result[key] = _canonical_value(item, f"{path}.{key}")
+        return result
+    if isinstance(value, list | tuple):
+        return [_canonical_value(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    raise ValueError(f"Unsupported type at {path}: {type(value).__name__}")
+
+
+def canonical_json(document: dict) -> bytes:
+    """UTF-8 canonical JSON: sorted keys, no whitespace, floats rounded to 10 significant digits.
+
+    Raises ``ValueError`` for NaN or infinite numbers, non-string keys and non-JSON types.
+    """
+    canonical = _canonical_value(document, "$")
+    text = json.dumps(
+        canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return text.encode("utf-8")
+
+
+def document_sha256(document: dict) -> str:
+    """Hex SHA-256 of ``canonical_json(document)``."""
+    return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def content_sha256(document: dict) -> str:
+    """Hex SHA-256 of the document without its ``UNHASHED_KEYS`` (integrity and signatures)."""
+    return document_sha256({k: v for k, v in document.items() if k not in UNHASHED_KEYS})
+
+
+# --------------------------------------------------------------------------- URL fetching
+
+
+class DataOnlyURLFetcher(weasyprint.URLFetcher):
+    """WeasyPrint URL fetcher that decodes ``data:`` URLs itself and refuses everything else.
+
+    It never reaches the parent's file, FTP or HTTP handlers. ``fail_on_errors`` makes a
+    refused URL abort the render instead of being logged and skipped.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            allowed_protocols=frozenset({"data"}), allow_redirects=False, fail_on_errors=True
+        )
+
+    def fetch(self, url: str, headers: Mapping | None = None) -> URLFetcherResponse:
+        return _fetch_data_url(url)
+
+
+def _fetch_data_url(url: str) -> URLFetcherResponse:
+    if not isinstance(url, str) or not url[:5].lower() == "data:":
+        raise URLRefused(f"Only data: URLs may be fetched, refused {str(url)[:80]!r}")
+    header, separator, payload = url[5:].partition(",")
+    if not separator:
+        raise URLRefused("Malformed data: URL (no comma).")
+    parameters = [part.strip() for part in header.split(";")]
+    is_base64 = bool(parameters) and parameters[-1].lower() == "base64"
+    if is_base64:
+        parameters = parameters[:-1]
+    media_type = parameters[0] if parameters and parameters[0] else "text/plain"
+    raw = unquote_to_bytes(payload)
+    if is_base64:
+        try:
+            body = base64.b64decode(raw, validate=True)
+        except binascii.Error as error:
+            raise URLRefused("Malformed base64 in data: URL.") from error
+    else:
+        body = raw
+    if len(body) > _MAX_DATA_URL_BYTES:
+        raise URLRefused("data: URL too large.")
+    content_type = ";".join([media_type, *parameters[1:]])
+    return URLFetcherResponse(url, body, headers={"Content-Type": content_type})
+
+
+# --------------------------------------------------------------------------- display filters
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+@register.filter
+def text(value: Any) -> str:
+    """Any scalar as display text: numbers stay unlocalised, missing values become a dash."""
+    if _missing(value):
+        return _MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if _is_number(value):
+        return f"{float(value):.10g}"
+    return str(value)
+
+
+@register.filter
+def clip(value: Any, limit: int) -> str:
+    """Shorten display text to ``limit`` characters with an ellipsis (for titles and headers)."""
+    value = str(value)
+    return (
+        value if len(value) <= int(limit) else value[: int(limit) - 1] + "\N{HORIZONTAL ELLIPSIS}"
+    )
+
+
+@register.filter
+def num3(value: Any) -> str:
+    if not _is_number(value):
+        return _MISSING if _missing(value) else str(value)
+    return f"{float(value):.3f}"
+
+
+@register.filter
+def count(value: Any) -> str:
+    if not _is_number(value):
+        return _MISSING if _missing(value) else str(value)
+    return str(int(value))
+
+
+@register.filter
+def seconds(value: Any) -> str:
+    if not _is_number(value):
+        return _MISSING if _missing(value) else str(value)
+    return f"{float(value):.2f} s"
+
+
+@register.filter
+def ci(interval: Any) -> str:
+    """``{estimate, lower, upper}`` as ``0.842 (95% CI 0.781–0.903)``."""
+    if not isinstance(interval, Mapping) or not _is_number(interval.get("estimate")):
+        return _MISSING
+    estimate = num3(interval["estimate"])
+    lower, upper = interval.get("lower"), interval.get("upper")
+    if not (_is_number(lower) and _is_number(upper)):
+        return estimate
+    return f"{estimate} (95% CI {num3(lower)}\N{EN DASH}{num3(upper)})"
+
+
+@register.filter
+def ci_range(interval: Any) -> str:
+    """``{lower, upper}`` as ``(0.781–0.903)``, for tables whose header says 95% CI."""
+    if not isinstance(interval, Mapping):
+        return ""
+    lower, upper = interval.get("lower"), interval.get("upper")
+    if not (_is_number(lower) and _is_number(upper)):
+        return ""
+    return f"({num3(lower)}\N{EN DASH}{num3(upper)})"
+
+
+_COMPARATORS = {">=": "\N{GREATER-THAN OR EQUAL TO}", "<=": "\N{LESS-THAN OR EQUAL TO}"}
+
+
+@register.filter
+def requirement(criterion: Any) -> str:
+    """A criterion as ``sensitivity (lower 95% CI bound) ≥ 0.800``."""
+    if not isinstance(criterion, Mapping):
+        return _MISSING
+    subject = text(criterion.get("metric"))
+    bound = criterion.get("bound")
+    if bound in ("lower", "upper"):
+        subject = f"{subject} ({bound} 95% CI bound)"
+    elif not _missing(bound) and bound not in ("estimate", "point"):
+        subject = f"{subject} ({text(bound)})"
+    comparator = text(criterion.get("comparator"))
+    return f"{subject} {_COMPARATORS.get(comparator, comparator)} {num3(criterion.get('value'))}"
+
+
+@register.filter
+def verdict(value: Any) -> str:
+    if value is True:
+        return "PASS"
+    if value is False:
+        return "FAIL"
+    return text(value).upper()
+
+
+@register.filter
+def image_uri(value: Any) -> str:
+    """The value if it is a base64 PNG or SVG ``data:`` URI, else an empty string."""
+    if isinstance(value, str) and value.startswith(
+        ("data:image/png;base64,", "data:image/svg+xml;base64,")
+    ):
+        return value
+    return ""
+
+
+@register.filter
+def get(mapping: Any, key: str) -> Any:
+    return mapping.get(key) if isinstance(mapping, Mapping) else None
+
+
+# --------------------------------------------------------------------------- sanitising
+
+# Bidi controls would let a hostile name display reversed (U+202E "RLO" turns "fdp.exe" into
+# "exe.pdf"); other control characters have no business in a report. Both are shown as
+# visible code points instead of being applied.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def _visible_text(value: str) -> str:
+    if value.isascii() and value.isprintable():
+        return value
+    out = []
+    for char in value:
+        if char in _BIDI_CONTROLS or (unicodedata.category(char) == "Cc" and char not in "\n\t"):
+            out.append(f"[U+{ord(char):04X}]")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _sanitise(value: Any) -> Any:
+    if isinstance(value, str):
+        return _visible_text(value)
+    if isinstance(value, Mapping):
+        return {key: _sanitise(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_sanitise(item) for item in value]
+    return value
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@functools.cache
+def _engine() -> Engine:
+    engine = Engine(dirs=[str(TEMPLATE_DIR)], autoescape=True, debug=False)
+    engine.template_builtins.append(register)
+    return engine
+
+
+@functools.cache
+def _stylesheet_text() -> str:
+    return STYLESHEET_PATH.read_text(encoding="utf-8")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _section(document: Mapping, key: str) -> Mapping:
+    value = document.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _figures(document: Mapping) -> dict[str, str | None]:
+    primary = _section(document, "primary")
+    roc = primary.get("roc") if isinstance(primary.get("roc"), Mapping) else {}
+    metrics = primary.get("metrics") if isinstance(primary.get("metrics"), Mapping) else {}
+    figures: dict[str, str | None] = {"roc": None, "forest": None}
+    auc = primary.get("auc") if isinstance(primary.get("auc"), Mapping) else {}
+    if roc.get("fpr") and roc.get("tpr"):
+        sensitivity = metrics.get("sensitivity") or {}
+        specificity = metrics.get("specificity") or {}
+        operating_point = None
+        if _is_number(sensitivity.get("estimate")) and _is_number(specificity.get("estimate")):
+            operating_point = (1 - specificity["estimate"], sensitivity["estimate"])
+        figures["roc"] = plots.roc_plot(
+            roc["fpr"], roc["tpr"], float(auc.get("estimate") or 0.0), operating_point
+        )
+    subgroups = document.get("subgroups")
+    if isinstance(subgroups, list) and subgroups:
+        reference = (metrics.get("sensitivity") or {}).get("estimate")
+        figures["forest"] = plots.forest_plot(
+            subgroups, metric="sensitivity", reference=reference if _is_number(reference) else None
+        )
+    return figures
+
+
+def _context(document: Mapping) -> dict[str, Any]:
+    identity = _section(document, "identity")
+    report = _section(document, "report")
+    integrity = _section(document, "integrity")
+    sandbox = identity.get("sandbox") if isinstance(identity.get("sandbox"), Mapping) else {}
+    protocol_id = identity.get("protocol") if isinstance(identity.get("protocol"), Mapping) else {}
+    run = identity.get("run") if isinstance(identity.get("run"), Mapping) else {}
+    locked_at, started_at = (
+        _parse_time(protocol_id.get("locked_at")),
+        _parse_time(run.get("started_at")),
+    )
+    lock_before_run = None
+    if locked_at is not None and started_at is not None:
+        try:
+            lock_before_run = locked_at <= started_at
+        except TypeError:  # naive vs aware timestamps
+            lock_before_run = None
+    signatures = document.get("signatures") if isinstance(document.get("signatures"), list) else []
+    document_hash = integrity.get("document_sha256") or content_sha256(dict(document))
+    return {
+        "doc": document,
+        "figures": _figures(document),
+        "unsandboxed": sandbox.get("enabled") is not True,
+        "lock_before_run": lock_before_run,
+        "document_hash": document_hash,
+        "metric_labels": [
+            ("sensitivity", "Sensitivity"),
+            ("specificity", "Specificity"),
+            ("ppv", "PPV"),
+            ("npv", "NPV"),
+            ("accuracy", "Accuracy"),
+        ],
+        "subgroup_metric_keys": ["sensitivity", "specificity", "auc"],
+        "meta": {
+            "title": f"Blindspot validation report {text(report.get('id'))} "
+            f"version {text(report.get('version'))}",
+            "subject": f"Validation report {text(report.get('id'))}; "
+            f"document SHA-256 {document_hash}",
+            "keywords": ", ".join(
+                [
+                    "Blindspot",
+                    "validation report",
+                    f"report {text(report.get('id'))}",
+                    f"version {text(report.get('version'))}",
+                    f"sha256 {document_hash}",
+                    *(
+                        f"signed by {text(s.get('name'))} as {text(s.get('role'))} "
+                        f"at {text(s.get('signed_at'))}".replace(",", ";")
+                        for s in signatures
+                        if isinstance(s, Mapping)
+                    ),
+                ]
+            ),
+            "generator": f"Blindspot {text((identity.get('software') or {}).get('blindspot'))}",
+            "timestamp": _pdf_timestamp(report),
+            "signatures_json": canonical_json({"signatures": signatures}).decode("utf-8"),
+        },
+    }
+
+
+def _pdf_timestamp(report: Mapping) -> str | None:
+    """The W3C timestamp WeasyPrint writes as creation and modification date."""
+    moment = _parse_time(report.get("issued_at")) or _parse_time(report.get("generated_at"))
+    if moment is None or moment.tzinfo is None:
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def render_html(document: dict) -> str:
+    """The report as an HTML string (the input to ``render_pdf``)."""
+    if not isinstance(document, Mapping):
+        raise TypeError("A report document must be a mapping.")
+    # Render from the canonical form (sorted keys, rounded floats), so two documents with the
+    # same hash give the same PDF even after a JSONB round trip has reordered their keys.
+    canonical = json.loads(canonical_json(document))
+    safe = _sanitise(canonical)
+    template = _engine().get_template(TEMPLATE_NAME)
+    return template.render(Context(_context(safe), autoescape=True))
+
+
+_EPOCH_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _source_date_epoch(moment: datetime | None) -> Iterator[None]:
+    """Pin SOURCE_DATE_EPOCH so a fontTools subsetting fallback writes a fixed font timestamp.
+
+    With HarfBuzz subsetting (libharfbuzz-subset0) the fonts keep their original timestamps
+    and this is a no-op in effect. os.environ is process-wide, hence the lock.
+    """
+    with _EPOCH_LOCK:
+        previous = os.environ.get("SOURCE_DATE_EPOCH")
+        if previous is None:
+            epoch = int(moment.timestamp()) if moment and moment.tzinfo else 0
+            os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
+def render_pdf(document: dict) -> bytes:
+    """Render a report document to PDF bytes; the same document gives the same bytes.
+
+    The PDF's first /ID is derived from the content hash, its dates from the report's
+    ``issued_at`` (or ``generated_at``). Raises ``ReportRenderError`` if the template tried
+    to load anything other than a ``data:`` URL, ``ValueError`` for NaN or non-JSON values.
+    """
+    html = render_html(document)
+    fetcher = DataOnlyURLFetcher()
+    identifier = content_sha256(dict(document))[:32].encode("ascii")
+    report = _section(document, "report")
+    moment = _parse_time(report.get("issued_at")) or _parse_time(report.get("generated_at"))
+    try:
+        with _source_date_epoch(moment):
+            return weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf(
+                stylesheets=[weasyprint.CSS(string=_stylesheet_text(), url_fetcher=fetcher)],
+                pdf_identifier=identifier,
+                custom_metadata=True,
+            )
+    except FatalURLFetchingError as error:
+        # FatalURLFetchingError is a BaseException; callers (and Celery) expect an Exception.
+        raise ReportRenderError(str(error)) from error.__cause__

@@ -1,0 +1,358 @@
+"""A complete, realistic report document for tests, previews and the rendering benchmark.
+
+The numbers are internally consistent (the 2x2 table, the subgroup counts and the Wilson
+intervals agree) and everything is computed without randomness, so the document and its hash
+are the same in every process. The service key below is a fixed, public test key: it signs
+nothing real.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import hashlib
+import math
+from statistics import NormalDist
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from reports.plots import cam_overlay_png
+from reports.rendering import UNHASHED_KEYS, document_sha256
+
+_SAMPLE_KEY_SEED = bytes(range(32))
+_Z95 = NormalDist().inv_cdf(0.975)
+
+
+def _wilson(successes: int, n: int) -> dict:
+    p = successes / n
+    denominator = 1 + _Z95**2 / n
+    centre = (p + _Z95**2 / (2 * n)) / denominator
+    half = _Z95 * math.sqrt(p * (1 - p) / n + _Z95**2 / (4 * n * n)) / denominator
+    return {
+        "estimate": round(p, 6),
+        "lower": round(centre - half, 6),
+        "upper": round(centre + half, 6),
+        "method": "Wilson score",
+    }
+
+
+def _auc(estimate: float, lower: float, upper: float) -> dict:
+    return {"estimate": estimate, "lower": lower, "upper": upper, "method": "DeLong"}
+
+
+def _binormal_roc(a: float, b: float, points: int = 41) -> dict:
+    """Binormal ROC curve, TPR = Phi(a + b * Phi^-1(FPR)); its AUC is Phi(a / sqrt(1 + b^2))."""
+    normal = NormalDist()
+    fpr = [0.0] + [round((i / (points - 1)) ** 2, 6) for i in range(1, points - 1)] + [1.0]
+    tpr = [0.0] + [round(normal.cdf(a + b * normal.inv_cdf(r)), 6) for r in fpr[1:-1]] + [1.0]
+    return {"fpr": fpr, "tpr": tpr}
+
+
+def _subgroup(attribute, group, *, tp, fn, tn, fp, auc, min_cell_size=10) -> dict:
+    n_pos, n_neg = tp + fn, tn + fp
+    n = n_pos + n_neg
+    suppressed = n < min_cell_size or n_pos < 1 or n_neg < 1
+    return {
+        "attribute": attribute,
+        "group": group,
+        "n": n,
+        "n_pos": n_pos,
+        "n_neg": n_neg,
+        "prevalence": round(n_pos / n, 6),
+        "sensitivity": None if suppressed else _wilson(tp, n_pos),
+        "specificity": None if suppressed else _wilson(tn, n_neg),
+        "auc": None if suppressed else _auc(*auc),
+        "suppressed": suppressed,
+    }
+
+
+def _synthetic_radiograph(size: int, lesion: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    y, x = np.mgrid[0:size, 0:size] / size
+    lungs = np.exp(-(((x - 0.3) / 0.16) ** 2 + ((y - 0.5) / 0.32) ** 2)) + np.exp(
+        -(((x - 0.7) / 0.16) ** 2 + ((y - 0.5) / 0.32) ** 2)
+    )
+    ribs = 0.15 * (np.sin(y * 38.0) > 0.6)
+    image = 1.0 - 0.8 * lungs + ribs * lungs
+    cy, cx = lesion
+    cam = np.exp(-(((x - cx) ** 2 + (y - cy) ** 2) / 0.012))
+    return image, cam / cam.max()
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
+
+
+@functools.cache
+def _sample() -> dict:
+    tp, fn, tn, fp = 51, 9, 119, 21
+    doc = {
+        "schema_version": "1.0",
+        "report": {"id": "R-000001", "version": 1, "generated_at": "2026-11-23T10:00:00Z"},
+        "identity": {
+            "run_id": 1,
+            "package": {
+                "name": "PneumoDetect CXR",
+                "version": "2.3.1",
+                "sha256": _hash("package", "PneumoDetect CXR", "2.3.1"),
+                "vendor": "Northwind Imaging AB",
+            },
+            "dataset": {
+                "name": "Nordic Chest Radiograph Holdout",
+                "version": "2026.1",
+                "merkle_root": _hash("dataset", "Nordic Chest Radiograph Holdout", "2026.1"),
+                "partner": "Karolinska Regional Imaging Consortium",
+            },
+            "protocol": {
+                "name": "Pneumothorax detection, adult PA/AP chest radiographs",
+                "version": "1.2",
+                "sha256": _hash("protocol", "1.2"),
+                "locked_at": "2026-11-20T14:32:05Z",
+            },
+            "run": {
+                "queued_at": "2026-11-22T08:00:01Z",
+                "started_at": "2026-11-22T08:00:04Z",
+                "finished_at": "2026-11-22T08:03:41Z",
+                "stage_seconds": {
+                    "integrity_check": 3.42,
+                    "decode": 11.87,
+                    "inference": 41.06,
+                    "explainability": 128.3,
+                    "metrics": 2.71,
+                },
+            },
+            "software": {
+                "blindspot": "0.1.0",
+                "python": "3.11.7",
+                "torch": "2.14.1",
+                "numpy": "2.4.6",
+                "scikit-learn": "1.9.1",
+                "pydicom": "3.0.2",
+                "weasyprint": "70.0",
+                "os": "Debian GNU/Linux 12 (bookworm)",
+            },
+            "sandbox": {"isolation": "bwrap --unshare-all", "enabled": True},
+        },
+        "summary": {
+            "verdict": "pass",
+            "criteria": [
+                {
+                    "name": "Primary: sensitivity",
+                    "metric": "sensitivity",
+                    "bound": "lower",
+                    "comparator": ">=",
+                    "value": 0.70,
+                    "observed": _wilson(tp, tp + fn)["lower"],
+                    "passed": True,
+                },
+                {
+                    "name": "Primary: specificity",
+                    "metric": "specificity",
+                    "bound": "lower",
+                    "comparator": ">=",
+                    "value": 0.75,
+                    "observed": _wilson(tn, tn + fp)["lower"],
+                    "passed": True,
+                },
+                {
+                    "name": "Secondary: AUC",
+                    "metric": "auc",
+                    "bound": "estimate",
+                    "comparator": ">=",
+                    "value": 0.85,
+                    "observed": 0.912,
+                    "passed": True,
+                },
+            ],
+        },
+        "intended_use": {
+            "text": (
+                "PneumoDetect CXR is a computer-aided triage device that flags adult PA and AP "
+                "chest radiographs with findings suggestive of pneumothorax for prioritised "
+                "review by a radiologist. It does not provide a diagnosis and is not intended "
+                "to replace the radiologist's read."
+            ),
+            "indications": (
+                "Adults (18 years and older) undergoing chest radiography in emergency, "
+                "inpatient and outpatient settings."
+            ),
+        },
+        "protocol": {
+            "primary_endpoint": (
+                "Sensitivity and specificity at the vendor-declared operating point against "
+                "the consensus reference standard."
+            ),
+            "secondary_endpoints": [
+                "Area under the ROC curve",
+                "Subgroup sensitivity and specificity by sex and scanner manufacturer",
+                "Equalised-odds difference across subgroups",
+                "Grad-CAM localisation agreement with annotated regions",
+            ],
+            "operating_point": {"source": "vendor-declared", "threshold": 0.5},
+            "min_cell_size": 10,
+            "subgroup_attributes": ["sex", "manufacturer"],
+        },
+        "test_data": {
+            "n_cases": 200,
+            "n_pos": tp + fn,
+            "n_neg": tn + fp,
+            "sites": [
+                {"name": "Site A (university hospital)", "n": 92},
+                {"name": "Site B (regional hospital)", "n": 71},
+                {"name": "Site C (outpatient clinic)", "n": 37},
+            ],
+            "scanners": [
+                {"manufacturer": "GE Healthcare", "model": "Definium 656", "n": 72},
+                {"manufacturer": "Siemens Healthineers", "model": "Ysio Max", "n": 66},
+                {"manufacturer": "Philips", "model": "DigitalDiagnost C90", "n": 56},
+                {"manufacturer": "Agfa", "model": "DR 600", "n": 6},
+            ],
+            "demographics": {
+                "sex": [{"group": "F", "n": 100}, {"group": "M", "n": 100}],
+                "age": {"median": 58, "min": 19, "max": 91},
+            },
+            "exclusions": [
+                {"reason": "Unreadable DICOM (truncated pixel data)", "n": 3},
+                {"reason": "Age under 18 (outside intended use)", "n": 5},
+                {"reason": "Lateral projection only", "n": 2},
+            ],
+        },
+        "reference_standard": {
+            "text": (
+                "Consensus of two board-certified thoracic radiologists blinded to the device "
+                "output and to each other, with adjudication by a third reader on disagreement; "
+                "CT within 24 hours where available (41 cases)."
+            )
+        },
+        "methods": [
+            {"quantity": "AUC", "method": "DeLong (Sun & Xu 2014)"},
+            {"quantity": "Sensitivity, specificity, PPV, NPV, accuracy", "method": "Wilson score"},
+            {
+                "quantity": "Subgroup metrics",
+                "method": "Wilson score; cells with n < 10 suppressed",
+            },
+            {"quantity": "Fairness", "method": "Equalised-odds and demographic-parity differences"},
+            {"quantity": "Localisation", "method": "Grad-CAM pointing game and energy in ROI"},
+        ],
+        "primary": {
+            "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
+            "auc": _auc(0.912, 0.871, 0.953),
+            "metrics": {
+                "sensitivity": _wilson(tp, tp + fn),
+                "specificity": _wilson(tn, tn + fp),
+                "ppv": _wilson(tp, tp + fp),
+                "npv": _wilson(tn, tn + fn),
+                "accuracy": _wilson(tp + tn, tp + tn + fp + fn),
+            },
+            # Passes through the operating point (0.15, 0.85) with AUC 0.912.
+            "roc": _binormal_roc(1.464, 0.413),
+        },
+        "subgroups": [
+            _subgroup("sex", "F", tp=28, fn=4, tn=57, fp=11, auc=(0.921, 0.866, 0.976)),
+            _subgroup("sex", "M", tp=23, fn=5, tn=62, fp=10, auc=(0.903, 0.839, 0.967)),
+            _subgroup(
+                "manufacturer", "GE Healthcare", tp=20, fn=4, tn=40, fp=8, auc=(0.9, 0.826, 0.974)
+            ),
+            _subgroup(
+                "manufacturer",
+                "Siemens Healthineers",
+                tp=18,
+                fn=3,
+                tn=42,
+                fp=3,
+                auc=(0.934, 0.871, 0.997),
+            ),
+            _subgroup("manufacturer", "Philips", tp=12, fn=2, tn=34, fp=8, auc=(0.889, 0.8, 0.978)),
+            _subgroup("manufacturer", "Agfa", tp=1, fn=0, tn=3, fp=2, auc=(0.8, 0.4, 1.0)),
+        ],
+        "fairness": [
+            {
+                "attribute": "sex",
+                "equalized_odds_difference": 0.054,
+                "demographic_parity_difference": 0.04,
+                "tpr_difference": 0.054,
+                "fpr_difference": 0.023,
+            },
+            {
+                "attribute": "manufacturer",
+                "equalized_odds_difference": 0.124,
+                "demographic_parity_difference": 0.095,
+                "tpr_difference": 0.024,
+                "fpr_difference": 0.124,
+            },
+        ],
+        "explainability": {
+            "method": "Grad-CAM",
+            "target_layer": "layer4.1",
+            "n_maps": tp + fn,
+            "localisation": {"pointing_game": 0.783, "energy_in_roi": 0.412},
+            "exemplars_allowed": True,
+            "exemplars": [
+                {
+                    "label": "True positive: right apical pneumothorax (score 0.97)",
+                    "image_png": cam_overlay_png(*_synthetic_radiograph(160, (0.22, 0.3))),
+                },
+                {
+                    "label": "False negative: small left apical pneumothorax (score 0.31)",
+                    "image_png": cam_overlay_png(*_synthetic_radiograph(160, (0.62, 0.66))),
+                },
+            ],
+        },
+        "failures": [
+            {"category": "False negative: small apical pneumothorax (< 1 cm)", "n": 6},
+            {"category": "False negative: supine AP film", "n": 3},
+            {"category": "False positive: skin fold", "n": 11},
+            {"category": "False positive: chest drain in situ", "n": 7},
+            {"category": "False positive: bulla", "n": 3},
+        ],
+        "limitations": [
+            "Agfa scanners contributed 6 cases; subgroup results for them are suppressed and "
+            "performance on that manufacturer is not established.",
+            "Paediatric patients were excluded; the results do not apply to patients under 18.",
+            "Prevalence in the test set (30%) exceeds typical emergency-department prevalence; "
+            "PPV will be lower in clinical use.",
+            "The reference standard relied on radiograph consensus for 159 of 200 cases.",
+        ],
+        "audit_excerpt": [
+            {"seq": seq, "at": at, "actor": actor, "action": action, "hash": _hash("audit", seq)}
+            for seq, at, actor, action in [
+                (1041, "2026-11-18T09:12:44Z", "vendor:northwind", "PACKAGE_SUBMITTED"),
+                (1047, "2026-11-19T11:03:10Z", "staff:e.berg", "PACKAGE_APPROVED"),
+                (1052, "2026-11-20T14:32:05Z", "staff:e.berg", "PROTOCOL_LOCKED"),
+                (1060, "2026-11-22T08:00:01Z", "staff:e.berg", "RUN_QUEUED"),
+                (1061, "2026-11-22T08:00:04Z", "system:runner", "RUN_STARTED"),
+                (1062, "2026-11-22T08:03:41Z", "system:runner", "RUN_FINISHED"),
+                (1070, "2026-11-23T10:00:00Z", "system:reports", "REPORT_GENERATED"),
+            ]
+        ],
+    }
+    doc["signatures"] = [
+        {
+            "name": "Dr. Amara Okafor",
+            "role": "Clinical reviewer",
+            "meaning": "I have reviewed this report and confirm it accurately reports the run.",
+            "signed_at": "2026-11-23T13:41:09Z",
+        },
+        {
+            "name": "Jonas Lindqvist",
+            "role": "QA approver",
+            "meaning": "Approved for issue.",
+            "signed_at": "2026-11-23T15:02:51Z",
+        },
+    ]
+    content_hash = document_sha256({k: v for k, v in doc.items() if k not in UNHASHED_KEYS})
+    key = Ed25519PrivateKey.from_private_bytes(_SAMPLE_KEY_SEED)
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    doc["integrity"] = {
+        "document_sha256": content_hash,
+        "service_signature": base64.b64encode(key.sign(content_hash.encode("ascii"))).decode(),
+        "public_key_fingerprint": "SHA256:" + hashlib.sha256(public).hexdigest(),
+    }
+    return doc
+
+
+def sample_document() -> dict:
+    """A fresh deep copy of the sample report document (callers may mutate it)."""
+    return copy.deepcopy(_sample())

@@ -1,0 +1,159 @@
+"""Drafting, signing (21 CFR Part 11), issuing and downloading reports."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditAction
+from audit.services import audit_record
+from reports.document import report_document_build
+from reports.models import Report, Signature
+from reports.rendering import canonical_json, content_sha256, document_sha256, render_pdf
+from reports.signing import public_key_fingerprint, sign_digest
+from validation.errors import ApplicationError, PermissionDenied
+from validation.models import Membership, Organisation, Role, ValidationRun
+from validation.storage import media_put, media_path
+
+# Which role may give which signature meaning.
+MEANING_ROLES = {
+    Signature.Meaning.REVIEWED: Role.REVIEWER,
+    Signature.Meaning.APPROVED: Role.QA_APPROVER,
+}
+
+
+def report_draft(*, run: ValidationRun) -> Report:
+    """Build the report document for a run that has finished its analysis. Must run inside
+    the caller's transaction. Idempotent: returns the existing draft. Emits REPORT_DRAFTED."""
+    existing = Report.objects.filter(run=run, version=1).first()
+    if existing is not None:
+        return existing
+    now = timezone.now()
+    document = report_document_build(run, report_ref=f"R-{run.pk:06d}", version=1, generated_at=now)
+    report = Report.objects.create(
+        run=run,
+        version=1,
+        document=document,
+        content_sha256=content_sha256(document),
+        required_signatures=run.protocol.document.get(
+            "required_signatures", ["reviewed", "approved"]
+        ),
+    )
+    audit_record(
+        actor=None,
+        action=AuditAction.REPORT_DRAFTED,
+        target=report,
+        payload={"content_sha256": report.content_sha256},
+    )
+    return report
+
+
+def report_sign(*, actor, report: Report, password: str, meaning: str) -> Signature:
+    """Part 11 signature: the signer re-enters their password; the signature records printed
+    name, time and meaning and binds to the content hash. One person cannot give two
+    signatures on a report. A wrong password is refused and audited
+    (REPORT_SIGNATURE_REFUSED). When every required signature is present the report is
+    issued. Emits REPORT_SIGNED (and REPORT_ISSUED)."""
+    if not actor.check_password(password):
+        with transaction.atomic():
+            audit_record(
+                actor=actor,
+                action=AuditAction.REPORT_SIGNATURE_REFUSED,
+                target=report,
+                payload={"meaning": meaning, "reason": "wrong password"},
+            )
+        raise PermissionDenied("The password is not correct; nothing was signed.")
+    return _signature_record(actor=actor, report=report, meaning=meaning)
+
+
+@transaction.atomic
+def _signature_record(*, actor, report: Report, meaning: str) -> Signature:
+    report = Report.objects.select_for_update().get(pk=report.pk)
+    if report.status != Report.Status.AWAITING_SIGNATURE:
+        raise ApplicationError("This report is no longer awaiting signatures.", status_code=409)
+    if meaning not in report.required_signatures:
+        raise ApplicationError(f"This report does not ask for a {meaning!r} signature.")
+    role = MEANING_ROLES[meaning]
+    if not Membership.objects.filter(
+        user=actor, role=role, organisation__kind=Organisation.Kind.VALIDATOR
+    ).exists():
+        raise PermissionDenied(f"A {meaning!r} signature needs the {role} role.")
+    if report.signatures.filter(signer=actor).exists():
+        raise ApplicationError("One person cannot give two signatures on the same report.")
+    if report.signatures.filter(meaning=meaning).exists():
+        raise ApplicationError(
+            f"The {meaning!r} signature has already been given.", status_code=409
+        )
+    signature = Signature.objects.create(
+        report=report,
+        signer=actor,
+        printed_name=actor.get_full_name() or actor.get_username(),
+        role=role,
+        meaning=meaning,
+        content_sha256=report.content_sha256,
+        signed_at=timezone.now(),
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.REPORT_SIGNED,
+        target=report,
+        payload={"meaning": meaning, "content_sha256": report.content_sha256},
+    )
+    if set(report.required_signatures) <= set(report.signatures.values_list("meaning", flat=True)):
+        _report_issue(report)
+    return signature
+
+
+def _report_issue(report: Report) -> None:
+    """Add signatures and the service's Ed25519 signature, render the PDF, freeze the row."""
+    signatures = [
+        {
+            "name": s.printed_name,
+            "role": s.role,
+            "meaning": s.meaning,
+            "signed_at": s.signed_at.isoformat().replace("+00:00", "Z"),
+        }
+        for s in report.signatures.order_by("id")
+    ]
+    issued = {**report.document, "signatures": signatures}
+    digest = document_sha256(issued)
+    signature = sign_digest(digest)
+    issued["integrity"] = {
+        "document_sha256": digest,
+        "content_sha256": report.content_sha256,
+        "service_signature": signature,
+        "public_key_fingerprint": public_key_fingerprint(),
+    }
+    pdf = render_pdf(issued)
+    import hashlib
+
+    pdf_sha = hashlib.sha256(pdf).hexdigest()
+    relative = f"reports/{report.reference}-v{report.version}-{pdf_sha[:12]}.pdf"
+    media_put(relative, pdf)
+    media_put(relative.removesuffix(".pdf") + ".json", canonical_json(issued))
+    report.status = Report.Status.ISSUED
+    report.issued_document_sha256 = digest
+    report.service_signature = signature
+    report.pdf_path, report.pdf_sha256 = relative, pdf_sha
+    report.issued_at = timezone.now()
+    report.save()
+    ValidationRun.objects.filter(pk=report.run_id).update(status=ValidationRun.Status.ISSUED)
+    audit_record(
+        actor=None,
+        action=AuditAction.REPORT_ISSUED,
+        target=report,
+        payload={"document_sha256": digest, "pdf_sha256": pdf_sha},
+    )
+
+
+@transaction.atomic
+def report_download(*, actor, report: Report):
+    """Record the download (REPORT_DOWNLOADED) and return the PDF's path. The caller has
+    already scoped `report` to the actor with reports.selectors."""
+    if report.status != Report.Status.ISSUED:
+        raise ApplicationError("The report has not been issued yet.", status_code=409)
+    audit_record(
+        actor=actor,
+        action=AuditAction.REPORT_DOWNLOADED,
+        target=report,
+        payload={"pdf_sha256": report.pdf_sha256},
+    )
+    return media_path(report.pdf_path)

@@ -1,0 +1,46 @@
+"""Role fixtures: a small world with two of each organisation, so every test can ask both
+'may I see mine?' and 'can I see theirs?'."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from tests.factories import OrganisationFactory, member
+from validation.models import Organisation, Role
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings, tmp_path):
+    # Real hashing costs ~0.3 s a user; the password checks themselves are still real.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.SEQUESTERED_ROOT = tmp_path / "sequestered"
+    settings.RUNNER_CACHE_ROOT = tmp_path / "runner-cache"
+    settings.SIGNING_KEY_PATH = tmp_path / "keys" / "service.pem"
+    from reports.signing import _private_key
+
+    _private_key.cache_clear()
+    yield
+    _private_key.cache_clear()
+
+
+@pytest.fixture
+def world(db):
+    vendor_a = OrganisationFactory(name="Vendor A", kind=Organisation.Kind.VENDOR)
+    vendor_b = OrganisationFactory(name="Vendor B", kind=Organisation.Kind.VENDOR)
+    partner_a = OrganisationFactory(name="Partner A", kind=Organisation.Kind.PARTNER)
+    partner_b = OrganisationFactory(name="Partner B", kind=Organisation.Kind.PARTNER)
+    validator = OrganisationFactory(name="Validator", kind=Organisation.Kind.VALIDATOR)
+    return SimpleNamespace(
+        vendor_a=vendor_a, vendor_b=vendor_b, partner_a=partner_a, partner_b=partner_b,
+        validator=validator,
+        vendor_user=member(vendor_a, Role.VENDOR_MEMBER, username="vendor_a_user"),
+        other_vendor_user=member(vendor_b, Role.VENDOR_MEMBER, username="vendor_b_user"),
+        steward=member(partner_a, Role.PARTNER_STEWARD, username="steward_a"),
+        other_steward=member(partner_b, Role.PARTNER_STEWARD, username="steward_b"),
+        reviewer=member(validator, Role.REVIEWER, username="reviewer", first_name="Rita",
+                        last_name="Reviewer"),
+        qa=member(validator, Role.QA_APPROVER, username="qa", first_name="Quinn",
+                  last_name="Approver"),
+        auditor=member(validator, Role.AUDITOR, username="auditor"),
+    )

@@ -1,0 +1,267 @@
+"""Services: happy path, refusals and audit events, on real files (real DICOM, real packages)."""
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+from django.db import DatabaseError, connection, transaction
+
+from audit.immutability import ImmutableRecordError
+from audit.models import AuditAction, AuditEvent
+from audit.selectors import audit_events_for
+from tests.factories import PackageFactory
+from validation.errors import ApplicationError, PermissionDenied
+from validation.merkle import merkle_root
+from validation.ml.cohort import generate_cohort
+from validation.ml.reference_model import TinyLesionNet
+from validation.models import Case, DatasetVersion, ModelPackage, Protocol
+from validation.packaging import build_package, default_manifest
+from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
+from validation.services.packages import package_review, package_submit
+from validation.services.protocols import protocol_create, protocol_lock
+from validation.services.runs import run_start
+
+pytestmark = pytest.mark.django_db
+
+PROTOCOL = {
+    "schema_version": "1.0", "task": "binary-classification", "primary_endpoint": "auc",
+    "operating_point": {"source": "vendor-declared"},
+    "acceptance_criteria": [{"metric": "auc", "bound": "lower", "comparator": ">=",
+                             "value": 0.7}],
+    "subgroups": [{"attribute": "sex"}], "min_cell_size": 5, "max_runs_per_vendor": 1,
+}
+
+
+@pytest.fixture(scope="session")
+def package_file(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("pkg") / "model.tar.gz"
+    return build_package(
+        model=TinyLesionNet(), example_input=torch.randn(2, 1, 64, 64),
+        manifest=default_manifest(name="Finder", version="1.0", gradcam_target_layer="block3"),
+        out_path=out,
+    )
+
+
+@pytest.fixture(scope="session")
+def cohort(tmp_path_factory) -> Path:
+    return generate_cohort(tmp_path_factory.mktemp("cohort"), cases=16, seed=3, prevalence=0.5)
+
+
+def _stored_files(root: Path) -> list[Path]:
+    return [p for p in Path(root).rglob("*") if p.is_file()] if Path(root).exists() else []
+
+
+# --- packages ----------------------------------------------------------------------------------
+
+
+def test_package_submit_stores_content_addressed_and_audits(world, package_file, settings):
+    with open(package_file, "rb") as fh:
+        package = package_submit(actor=world.vendor_user, upload=fh)
+    assert package.vendor == world.vendor_a and package.status == "submitted"
+    stored = _stored_files(settings.MEDIA_ROOT)
+    assert [p.name for p in stored] == [f"{package.sha256}.tar"]
+    assert stored[0].read_bytes() == package_file.read_bytes()
+    assert [e.action for e in audit_events_for(package)] == [AuditAction.PACKAGE_SUBMITTED]
+
+
+def test_package_resubmission_is_a_conflict(world, package_file):
+    with open(package_file, "rb") as fh:
+        package_submit(actor=world.vendor_user, upload=fh)
+    with open(package_file, "rb") as fh, pytest.raises(ApplicationError) as exc:
+        package_submit(actor=world.vendor_user, upload=fh)
+    assert exc.value.status_code == 409
+
+
+def _tar(members: dict[str, bytes]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+@pytest.mark.parametrize(
+    ("upload", "reason"),
+    [
+        (io.BytesIO(b"not an archive at all"), "archive"),
+        (_tar({"../manifest.json": b"{}", "model.pt2": b"x"}), ".."),
+        (_tar({"model.pt2": b"x"}), "manifest"),
+    ],
+)
+def test_package_rejections_leave_nothing_and_are_audited(world, settings, upload, reason):
+    with pytest.raises(ApplicationError, match="Package rejected") as exc:
+        package_submit(actor=world.vendor_user, upload=upload)
+    assert reason in exc.value.message.lower() or reason in str(exc.value.errors).lower()
+    assert _stored_files(settings.MEDIA_ROOT) == []
+    assert not ModelPackage.objects.exists()
+    assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).count() == 1
+
+
+def test_package_over_the_size_limit_is_rejected(world, settings, package_file):
+    settings.PACKAGE_MAX_BYTES = 1000
+    with open(package_file, "rb") as fh, pytest.raises(ApplicationError, match="larger than"):
+        package_submit(actor=world.vendor_user, upload=fh)
+    assert _stored_files(settings.MEDIA_ROOT) == []
+
+
+def test_only_vendor_members_submit(world, package_file):
+    with open(package_file, "rb") as fh, pytest.raises(PermissionDenied):
+        package_submit(actor=world.steward, upload=fh)
+
+
+def test_package_review(world):
+    package = PackageFactory(vendor=world.vendor_a)
+    with pytest.raises(PermissionDenied):
+        package_review(actor=world.vendor_user, package=package, approve=True)
+    with pytest.raises(ApplicationError, match="reason"):
+        package_review(actor=world.reviewer, package=package, approve=False)
+    package = package_review(actor=world.reviewer, package=package, approve=True)
+    assert package.status == "approved" and package.reviewed_by == world.reviewer
+    assert audit_events_for(package)[-1].action == AuditAction.PACKAGE_APPROVED
+    with pytest.raises(ApplicationError, match="already"):
+        package_review(actor=world.reviewer, package=package, approve=True)
+
+
+# --- datasets ----------------------------------------------------------------------------------
+
+
+def test_dataset_import_seals_with_merkle_root(world, cohort, settings):
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
+    version = dataset_version_import(actor=world.steward, dataset=dataset, manifest_path=cohort)
+    assert version.status == DatasetVersion.Status.SEALED and version.version == 1
+    cases = list(Case.objects.filter(dataset_version=version))
+    assert len(cases) == 16
+    assert version.merkle_root == merkle_root([(c.case_id, c.file_sha256, c.label)
+                                               for c in cases])
+    first = cases[0]
+    assert {"sex", "age", "manufacturer", "model", "institution", "race"} <= set(first.attributes)
+    stored = Path(settings.SEQUESTERED_ROOT) / first.file_path
+    assert stored.is_file()
+    assert not Path(settings.SEQUESTERED_ROOT).resolve().is_relative_to(
+        Path(settings.MEDIA_ROOT).resolve())
+    actions = [e.action for e in audit_events_for(version)]
+    assert actions == [AuditAction.DATASET_VERSION_IMPORTED, AuditAction.DATASET_VERSION_SEALED]
+    version.modality = "CT"
+    with pytest.raises(ImmutableRecordError):
+        version.save()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE validation_datasetversion SET merkle_root = 'x' WHERE id = %s",
+                           [version.pk])
+
+
+def test_dataset_import_reports_every_csv_problem_by_line(world, cohort, tmp_path, settings):
+    bad = tmp_path / "manifest.csv"
+    lines = cohort.read_text().splitlines()
+    header, rows = lines[0], lines[1:4]
+    broken = [rows[0], rows[0], rows[1].replace(",0,", ",7,").replace(",1,", ",7,"),
+              rows[2].replace("dicom/", "missing/")]
+    bad.write_text("\n".join([header, *broken]) + "\n")
+    (tmp_path / "dicom").symlink_to(cohort.parent / "dicom")
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
+    with pytest.raises(ApplicationError) as exc:
+        dataset_version_import(actor=world.steward, dataset=dataset, manifest_path=bad)
+    errors = "\n".join(exc.value.errors)
+    assert "line 3: duplicate case_id" in errors
+    assert "line 4: label must be 0 or 1" in errors
+    assert "line 5: file" in errors and "does not exist" in errors
+    assert not DatasetVersion.objects.exists()
+    assert _stored_files(settings.SEQUESTERED_ROOT) == []
+
+
+def test_dataset_import_rejects_unknown_columns(world, tmp_path):
+    bad = tmp_path / "manifest.csv"
+    bad.write_text("case_id,file,label,ssn\n")
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
+    with pytest.raises(ApplicationError) as exc:
+        dataset_version_import(actor=world.steward, dataset=dataset, manifest_path=bad)
+    assert exc.value.errors == ["unknown column 'ssn'"]
+
+
+def test_unreadable_files_are_kept_with_their_reason(world, cohort, tmp_path):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "broken.dcm").write_bytes(b"DICM but not really" * 10)
+    (folder / "manifest.csv").write_text("case_id,file,label\nX1,broken.dcm,1\n")
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Broken")
+    version = dataset_version_import(actor=world.steward, dataset=dataset,
+                                     manifest_path=folder / "manifest.csv")
+    case = version.cases.get()
+    assert case.read_error and "DICOM" in case.read_error
+
+
+def test_other_partners_cannot_import(world, cohort):
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
+    with pytest.raises(PermissionDenied):
+        dataset_version_import(actor=world.other_steward, dataset=dataset, manifest_path=cohort)
+
+
+# --- protocols ---------------------------------------------------------------------------------
+
+
+def test_protocol_lists_every_schema_violation(world):
+    with pytest.raises(ApplicationError) as exc:
+        protocol_create(actor=world.reviewer, name="P", document={
+            **PROTOCOL, "min_cell_size": 0, "operating_point": {"source": "youden-on-test"},
+        })
+    errors = "\n".join(exc.value.errors)
+    assert "min_cell_size" in errors and "operating_point/source" in errors
+
+
+def test_protocol_lock_freezes_it(world):
+    protocol = protocol_create(actor=world.reviewer, name="P", document=PROTOCOL)
+    assert protocol.document["required_signatures"] == ["reviewed", "approved"]
+    protocol = protocol_lock(actor=world.reviewer, protocol=protocol)
+    assert len(protocol.sha256) == 64 and protocol.locked_at
+    assert audit_events_for(protocol)[-1].action == AuditAction.PROTOCOL_LOCKED
+    protocol.document = {**protocol.document, "min_cell_size": 1}
+    with pytest.raises(ImmutableRecordError):
+        protocol.save()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE validation_protocol SET document = '{}' WHERE id = %s",
+                           [protocol.pk])
+    second = protocol_create(actor=world.reviewer, name="P", document=PROTOCOL)
+    assert second.version == 2 and Protocol.objects.get(pk=protocol.pk).is_locked
+
+
+def test_vendors_cannot_write_protocols(world):
+    with pytest.raises(PermissionDenied):
+        protocol_create(actor=world.vendor_user, name="P", document=PROTOCOL)
+
+
+# --- run start ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sealed(world, cohort):
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
+    return dataset_version_import(actor=world.steward, dataset=dataset, manifest_path=cohort)
+
+
+def test_run_start_refusals(world, sealed, django_capture_on_commit_callbacks):
+    package = PackageFactory(vendor=world.vendor_a)
+    protocol = protocol_create(actor=world.reviewer, name="P", document=PROTOCOL)
+    kwargs = {"package": package, "dataset_version": sealed, "protocol": protocol}
+    with pytest.raises(PermissionDenied):
+        run_start(actor=world.vendor_user, **kwargs)
+    with pytest.raises(ApplicationError, match="not been approved"):
+        run_start(actor=world.reviewer, **kwargs)
+    kwargs["package"] = package_review(actor=world.reviewer, package=package, approve=True)
+    with pytest.raises(ApplicationError, match="not granted"):
+        run_start(actor=world.reviewer, **kwargs)
+    dataset_grant(actor=world.steward, dataset_version=sealed, vendor=world.vendor_a)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        run = run_start(actor=world.reviewer, **kwargs)
+    assert len(queued) == 1  # inference queued only after commit
+    assert run.cases_total == 16 and Protocol.objects.get(pk=protocol.pk).is_locked
+    assert [e.action for e in audit_events_for(run)] == [AuditAction.RUN_QUEUED]
+    assert audit_events_for(sealed)[-1].action == AuditAction.DATASET_USED
+    with pytest.raises(ApplicationError, match="allows 1"):
+        run_start(actor=world.reviewer, **kwargs)

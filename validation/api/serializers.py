@@ -1,0 +1,88 @@
+"""Output shapes per audience. Vendors and partners get aggregates only; small cells are
+withheld from them; case-level data has no serializer here at all."""
+
+from rest_framework import serializers
+
+from validation.models import ModelPackage, ValidationRun
+
+
+class PackageSerializer(serializers.ModelSerializer):
+    vendor = serializers.CharField(source="vendor.name")
+
+    class Meta:
+        model = ModelPackage
+        fields = ["id", "vendor", "name", "version", "sha256", "size_bytes", "model_format",
+                  "status", "review_note", "submitted_at", "reviewed_at", "manifest"]
+
+
+class PackageUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+
+
+class PackageReviewSerializer(serializers.Serializer):
+    approve = serializers.BooleanField()
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RunStartSerializer(serializers.Serializer):
+    package = serializers.IntegerField()
+    dataset_version = serializers.IntegerField()
+    protocol = serializers.IntegerField()
+
+
+class RunSerializer(serializers.ModelSerializer):
+    package = serializers.SerializerMethodField()
+    dataset = serializers.SerializerMethodField()
+    protocol = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+    error = serializers.CharField(source="error_public")
+
+    class Meta:
+        model = ValidationRun
+        fields = ["id", "status", "progress", "package", "dataset", "protocol", "stage_seconds",
+                  "sandboxed", "error", "queued_at", "started_at", "finished_at"]
+
+    def get_package(self, run):
+        return {"id": run.package_id, "name": run.package.name, "version": run.package.version,
+                "sha256": run.package.sha256}
+
+    def get_dataset(self, run):
+        version = run.dataset_version
+        return {"name": version.dataset.name, "version": version.version,
+                "merkle_root": version.merkle_root, "partner": version.dataset.partner.name}
+
+    def get_protocol(self, run):
+        return {"id": run.protocol_id, "name": run.protocol.name,
+                "version": run.protocol.version, "sha256": run.protocol.sha256}
+
+    def get_progress(self, run):
+        return {"cases_done": run.cases_done, "cases_total": run.cases_total}
+
+
+class RunTeamSerializer(RunSerializer):
+    """The validation team also reads the failure details (stderr tail)."""
+
+    error_detail = serializers.CharField()
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "error_detail", "isolation", "device"]
+
+
+def aggregate_results(sections: dict, *, audience: str) -> dict:
+    """The aggregate results a given audience may read. Subgroup cells below the protocol's
+    minimum size lose every number but their label for vendors and partners."""
+    subgroups = []
+    for row in sections.get("subgroups", []):
+        if row["suppressed"] and audience != "team":
+            subgroups.append({"attribute": row["attribute"], "group": row["group"],
+                              "suppressed": True})
+        else:
+            subgroups.append(row)
+    primary = dict(sections.get("primary", {}))
+    return {
+        "primary": primary,
+        "subgroups": subgroups,
+        "fairness": sections.get("fairness", []),
+        "failures": sections.get("failures", {}),
+        "acceptance": sections.get("acceptance", {}),
+    }

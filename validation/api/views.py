@@ -1,0 +1,97 @@
+"""Vendor, partner and team API. Views parse, call a service or selector, and shape output."""
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from validation import selectors
+from validation.api.serializers import (
+    PackageReviewSerializer,
+    PackageSerializer,
+    PackageUploadSerializer,
+    RunSerializer,
+    RunStartSerializer,
+    RunTeamSerializer,
+    aggregate_results,
+)
+from validation.errors import ApplicationError
+from validation.models import MetricResult, Protocol
+from validation.services.packages import package_review, package_submit
+from validation.services.runs import run_cancel, run_start
+
+
+class PackageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = PackageSerializer
+
+    def get_queryset(self):
+        return selectors.packages_visible_to(self.request.user)
+
+    def get_object(self):
+        return selectors.package_get_visible(user=self.request.user, pk=self.kwargs["pk"])
+
+    @extend_schema(request={"multipart/form-data": PackageUploadSerializer},
+                   responses=PackageSerializer)
+    def create(self, request):
+        self.parser_classes = [MultiPartParser]
+        upload = PackageUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        package = package_submit(actor=request.user, upload=upload.validated_data["file"])
+        return Response(PackageSerializer(package).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PackageReviewSerializer, responses=PackageSerializer)
+    @action(detail=True, methods=["post"])
+    def review(self, request, pk=None):
+        body = PackageReviewSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        package = package_review(actor=request.user, package=self.get_object(),
+                                 **body.validated_data)
+        return Response(PackageSerializer(package).data)
+
+
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    def get_queryset(self):
+        return selectors.runs_visible_to(self.request.user)
+
+    def get_serializer_class(self):
+        return RunTeamSerializer if selectors.is_validation_team(self.request.user) else RunSerializer
+
+    def get_object(self):
+        return selectors.run_get_visible(user=self.request.user, pk=self.kwargs["pk"])
+
+    @extend_schema(request=RunStartSerializer, responses=RunTeamSerializer)
+    def create(self, request):
+        body = RunStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        ids = body.validated_data
+        user = request.user
+        try:
+            protocol = Protocol.objects.get(pk=ids["protocol"])
+        except Protocol.DoesNotExist:
+            raise ApplicationError("No such protocol.", status_code=404) from None
+        run = run_start(
+            actor=user,
+            package=selectors.package_get_visible(user=user, pk=ids["package"]),
+            dataset_version=selectors.dataset_version_get_visible(user=user,
+                                                                  pk=ids["dataset_version"]),
+            protocol=protocol,
+        )
+        run.refresh_from_db()
+        return Response(RunTeamSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["get"])
+    def results(self, request, pk=None):
+        run = self.get_object()
+        sections = {m.section: m.value for m in MetricResult.objects.filter(run=run)}
+        if not sections:
+            raise ApplicationError("Results are not available yet.", status_code=409)
+        audience = selectors.run_audience(user=request.user, run=run)
+        return Response(aggregate_results(sections, audience=audience))
+
+    @action(detail=True, methods=["post"])
+    @transaction.non_atomic_requests
+    def cancel(self, request, pk=None):
+        run = run_cancel(actor=request.user, run=self.get_object())
+        return Response(RunTeamSerializer(run).data)

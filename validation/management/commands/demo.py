@@ -1,0 +1,185 @@
+"""The main job on the embedded default: a blind validation from cohort to issued report.
+
+Every step is a service call that writes its audit events; nothing here reaches around them.
+Re-running reuses the organisations, users and (identical) package, and adds a new dataset
+version, protocol version and run.
+"""
+
+import hashlib
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from reports.models import Report
+from reports.services import report_sign
+from validation.models import Dataset, ModelPackage, Organisation, Role, ValidationRun
+from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
+from validation.services.organisations import organisation_create, user_create_with_role
+from validation.services.packages import package_review, package_submit
+from validation.services.protocols import protocol_create
+from validation.services.runs import run_start
+from validation.storage import media_path, sha256_file
+
+ORGANISATIONS = {
+    "vendor": ("Northwind Radiology AI", Organisation.Kind.VENDOR),
+    "partner": ("St. Elsewhere Health Network", Organisation.Kind.PARTNER),
+    "validator": ("Blindspot Validation Team", Organisation.Kind.VALIDATOR),
+}
+# (username, full name, organisation key, role). Demo passwords are local-only and printed.
+PEOPLE = [
+    ("vera", "Vera Vendor", "vendor", Role.VENDOR_MEMBER),
+    ("pat", "Pat Steward", "partner", Role.PARTNER_STEWARD),
+    ("rita", "Rita Reviewer", "validator", Role.REVIEWER),
+    ("quinn", "Quinn Approver", "validator", Role.QA_APPROVER),
+    ("audrey", "Audrey Auditor", "validator", Role.AUDITOR),
+]
+SHIFT = {"manufacturer": "Cobalt Systems", "noise_scale": 2.5}
+# The vendor trained mostly on two of the three scanners: the third is where it will falter.
+TRAINING_SITES = {"Acme Medical": 0.55, "Borealis Imaging": 0.40, "Cobalt Systems": 0.05}
+
+PROTOCOL = {
+    "schema_version": "1.0",
+    "task": "binary-classification",
+    "primary_endpoint": "auc",
+    "secondary_endpoints": ["sensitivity", "specificity"],
+    "operating_point": {"source": "vendor-declared"},
+    "acceptance_criteria": [
+        {"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.75},
+        {"metric": "sensitivity", "bound": "lower", "comparator": ">=", "value": 0.60},
+        {"metric": "specificity", "bound": "lower", "comparator": ">=", "value": 0.60},
+    ],
+    "subgroups": [{"attribute": "sex"}, {"attribute": "manufacturer"},
+                  {"attribute": "age", "bins": [18, 40, 65, 120]}, {"attribute": "race"}],
+    "min_cell_size": 10,
+    "max_runs_per_vendor": 1000,
+}
+
+
+def demo_password(username: str) -> str:
+    return f"blindspot-demo-{username}"
+
+
+class Command(BaseCommand):
+    help = "Run a complete blind validation on synthetic data and issue its signed report."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--cases", type=int, default=240)
+        parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--training-cases", type=int, default=2000)
+
+    def handle(self, *args, cases, seed, training_cases, **options):
+        if settings.PRODUCTION:
+            raise CommandError("The demo creates known passwords; it refuses to run in production.")
+        if cases < 20:
+            raise CommandError("--cases must be at least 20 for meaningful statistics.")
+        started = time.perf_counter()
+        orgs = self._organisations()
+        people = self._people(orgs)
+        self._step("Generating synthetic cohort")
+        manifest = self._cohort(cases=cases, seed=seed)
+        self._step("Partner imports and seals the dataset version")
+        version = self._dataset(people["pat"], orgs, manifest)
+        self._step("Vendor trains, exports and packages its model")
+        package = self._package(people, orgs, seed=seed, training_cases=training_cases)
+        self._step("Validation team locks the protocol and starts the blind run")
+        protocol = protocol_create(actor=people["rita"], name="Chest lesion triage, binary",
+                                   document=PROTOCOL)
+        run = run_start(actor=people["rita"], package=package, dataset_version=version,
+                        protocol=protocol)
+        run.refresh_from_db()
+        if run.status == ValidationRun.Status.FAILED:
+            raise CommandError(f"The run failed: {run.error_public}\n{run.error_detail}")
+        self.stdout.write(f"  run {run.pk}: {run.status}, {run.cases_done}/{run.cases_total} "
+                          f"cases, stages {run.stage_seconds}")
+        self._step("Reviewer and QA approver sign (Part 11)")
+        report = Report.objects.get(run=run, version=1)
+        report_sign(actor=people["rita"], report=report, password=demo_password("rita"),
+                    meaning="reviewed")
+        report_sign(actor=people["quinn"], report=report, password=demo_password("quinn"),
+                    meaning="approved")
+        report.refresh_from_db()
+        pdf = media_path(report.pdf_path)
+        if sha256_file(pdf) != report.pdf_sha256:
+            raise CommandError("The stored PDF does not match its recorded hash.")
+        verdict = report.document["summary"]["verdict"]
+        auc = report.document["primary"]["auc"]
+        self.stdout.write(self.style.SUCCESS(
+            f"\nIssued report {report.reference} v{report.version} in "
+            f"{time.perf_counter() - started:.1f} s: verdict {verdict.upper()}, "
+            f"AUC {auc['estimate']:.3f} (95% CI {auc['lower']:.3f}-{auc['upper']:.3f})"
+        ))
+        self.stdout.write(f"PDF: {pdf}")
+        self.stdout.write(f"PDF SHA-256: {report.pdf_sha256}")
+        self.stdout.write(f"Document SHA-256 (Ed25519-signed): {report.issued_document_sha256}")
+
+    def _step(self, text: str) -> None:
+        self.stdout.write(f"- {text}")
+
+    def _organisations(self) -> dict:
+        orgs = {}
+        for key, (name, kind) in ORGANISATIONS.items():
+            orgs[key] = (Organisation.objects.filter(name=name).first()
+                         or organisation_create(actor=None, name=name, kind=kind))
+        return orgs
+
+    def _people(self, orgs: dict) -> dict:
+        users, model = {}, get_user_model()
+        for username, full_name, org_key, role in PEOPLE:
+            users[username] = model.objects.filter(username=username).first() or (
+                user_create_with_role(actor=None, username=username,
+                                      password=demo_password(username), full_name=full_name,
+                                      organisation=orgs[org_key], role=role)
+            )
+        return users
+
+    def _cohort(self, *, cases: int, seed: int) -> Path:
+        from validation.ml.cohort import generate_cohort
+
+        out = Path(settings.VAR_DIR) / "demo" / f"cohort-{cases}-seed{seed}"
+        manifest = out / "manifest.csv"
+        if not manifest.exists():
+            generate_cohort(out, cases=cases, seed=seed, prevalence=0.3, shift=SHIFT)
+        return manifest
+
+    def _dataset(self, steward, orgs, manifest: Path):
+        dataset = Dataset.objects.filter(partner=orgs["partner"], name="Chest DX/CR 2026").first()
+        if dataset is None:
+            dataset = dataset_create(actor=steward, partner=orgs["partner"],
+                                     name="Chest DX/CR 2026",
+                                     description="Frontal chest radiographs, three sites.")
+        version = dataset_version_import(actor=steward, dataset=dataset, manifest_path=manifest)
+        dataset_grant(actor=steward, dataset_version=version, vendor=orgs["vendor"],
+                      allow_exemplars=True)
+        return version
+
+    def _package(self, people, orgs, *, seed: int, training_cases: int) -> ModelPackage:
+        import torch
+
+        from validation.ml.cohort import training_arrays
+        from validation.ml.reference_model import TinyLesionNet, train_reference_model
+        from validation.packaging import build_package, default_manifest
+
+        x, y = training_arrays(training_cases, seed + 1000, size=64, site_weights=TRAINING_SITES)
+        model = train_reference_model(x, y, seed=seed)
+        assert isinstance(model, TinyLesionNet)
+        manifest = default_manifest(
+            name="LesionFinder", version="1.0.0", gradcam_target_layer="block3",
+            training_data={"sites": ["Vendor Internal Archive"],
+                           "scanners": ["Acme DR-500", "Aurora CR-2"],
+                           "date_range": ["2021-01-01", "2023-12-31"]},
+        )
+        out = Path(settings.VAR_DIR) / "demo" / "lesionfinder-1.0.0.tar.gz"
+        build_package(model=model, example_input=torch.from_numpy(x[:2]), manifest=manifest,
+                      out_path=out)
+        sha = hashlib.sha256(out.read_bytes()).hexdigest()
+        package = ModelPackage.objects.filter(sha256=sha).first()
+        if package is None:
+            with open(out, "rb") as upload:
+                package = package_submit(actor=people["vera"], upload=upload)
+        if package.status == ModelPackage.Status.SUBMITTED:
+            package = package_review(actor=people["rita"], package=package, approve=True,
+                                     note="Manifest and intake checks reviewed.")
+        return package

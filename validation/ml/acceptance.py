@@ -1,0 +1,30 @@
+"""Evaluating a protocol's pre-registered acceptance criteria against measured intervals."""
+
+import operator
+
+COMPARATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+
+
+def evaluate_criteria(criteria: list[dict], intervals: dict[str, dict]) -> list[dict]:
+    """Each criterion names a metric, which bound of its interval to use (estimate, lower,
+    upper), a comparator and a value. A metric that could not be computed fails."""
+    results = []
+    for criterion in criteria:
+        interval = intervals.get(criterion["metric"]) or {}
+        observed = interval.get(criterion["bound"])
+        passed = observed is not None and COMPARATORS[criterion["comparator"]](
+            observed, criterion["value"]
+        )
+        results.append({**criterion, "observed": observed, "passed": bool(passed),
+                        "method": interval.get("method", "")})
+    return results
+
+
+def bin_label(value, bins: list[float]) -> str | None:
+    """Numeric attribute to its pre-registered band, e.g. bins [18, 40, 65, 120] -> '40-64'."""
+    if value is None:
+        return None
+    for low, high in zip(bins, bins[1:], strict=False):
+        if low <= value < high:
+            return f"{low:g}-{high - 1:g}" if float(high).is_integer() else f"{low:g}-<{high:g}"
+    return None

@@ -1,0 +1,351 @@
+"""The validation domain: who is who, packages, datasets, protocols, runs and their results.
+
+Rows that the regulation freezes (sealed dataset versions, locked protocols) guard themselves in
+`save()`; everything else about what may happen lives in services.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from audit.immutability import ImmutableRecordError
+
+
+class OrganisationKind(models.TextChoices):
+    VENDOR = "vendor"
+    PARTNER = "partner"
+    VALIDATOR = "validator"
+
+
+class PackageStatus(models.TextChoices):
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SCORING = "scoring"
+    EXPLAINING = "explaining"
+    REPORTING = "reporting"
+    AWAITING_SIGNATURE = "awaiting-signature"
+    ISSUED = "issued"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Organisation(models.Model):
+    Kind = OrganisationKind
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=OrganisationKind.values), name="organisation_kind")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    VENDOR_MEMBER = "vendor_member"
+    PARTNER_STEWARD = "partner_steward"
+    REVIEWER = "reviewer"
+    QA_APPROVER = "qa_approver"
+    AUDITOR = "auditor"
+
+
+VALIDATION_TEAM_ROLES = {Role.REVIEWER, Role.QA_APPROVER}
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=32, choices=Role.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organisation", "role"], name="membership_once"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} @ {self.organisation}"
+
+
+class ModelPackage(models.Model):
+    """A vendor's packaged model, stored content-addressed. A new version is a new package."""
+
+    Status = PackageStatus
+
+    vendor = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="packages")
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, unique=True)
+    size_bytes = models.BigIntegerField()
+    manifest = models.JSONField()
+    model_format = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUBMITTED)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    submitted_at = models.DateTimeField(auto_now_add=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vendor", "name", "version"], name="package_version_once"
+            ),
+            models.CheckConstraint(condition=Q(status__in=PackageStatus.values), name="package_status"),
+            models.CheckConstraint(
+                condition=Q(status="submitted") | Q(reviewed_by__isnull=False, reviewed_at__isnull=False),
+                name="package_review_recorded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+class Dataset(models.Model):
+    partner = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="datasets")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "name"], name="dataset_name_once")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetVersion(models.Model):
+    """A set of cases, sealed with a Merkle root over (case id, file hash, label)."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        SEALED = "sealed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    merkle_root = models.CharField(max_length=64, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
+    sealed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset_id", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "version"], name="dataset_version_once"),
+            models.CheckConstraint(
+                condition=Q(status="draft") | (Q(sealed_at__isnull=False) & ~Q(merkle_root="")),
+                name="dataset_version_sealed_has_root",
+            ),
+        ]
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            stored = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            if stored == self.Status.SEALED:
+                raise ImmutableRecordError("A sealed dataset version cannot change.")
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.dataset} v{self.version}"
+
+
+class Case(models.Model):
+    """One case of a dataset version. `attributes` holds what DICOM and the manifest told us
+    (sex, age, manufacturer, ...); an unreadable file is kept with its reason, never dropped."""
+
+    dataset_version = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, related_name="cases"
+    )
+    case_id = models.CharField(max_length=128)
+    file_path = models.CharField(max_length=500)  # relative to SEQUESTERED_ROOT
+    file_sha256 = models.CharField(max_length=64)
+    label = models.PositiveSmallIntegerField()
+    roi = models.JSONField(null=True, blank=True)  # [x0, y0, x1, y1] in pixels
+    attributes = models.JSONField(default=dict)
+    read_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["dataset_version_id", "case_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset_version", "case_id"], name="case_once"),
+            models.CheckConstraint(condition=Q(label__in=[0, 1]), name="case_label_binary"),
+        ]
+
+    def __str__(self) -> str:
+        return self.case_id
+
+
+class DatasetGrant(models.Model):
+    """A partner's permission to use a dataset version, for one vendor (or any) and protocol."""
+
+    dataset_version = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, related_name="grants"
+    )
+    vendor = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    allow_exemplars = models.BooleanField(default=False)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    granted_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+
+class Protocol(models.Model):
+    """The pre-registered analysis plan. Locked (hashed) before its first run; then frozen."""
+
+    name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    document = models.JSONField()
+    sha256 = models.CharField(max_length=64, blank=True)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="protocol_version_once"),
+            models.CheckConstraint(
+                condition=(Q(locked_at__isnull=True) & Q(sha256=""))
+                | (Q(locked_at__isnull=False) & ~Q(sha256="")),
+                name="protocol_lock_has_hash",
+            ),
+        ]
+
+    @property
+    def is_locked(self) -> bool:
+        return self.locked_at is not None
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            stored = type(self).objects.filter(pk=self.pk).values_list("locked_at", flat=True)
+            if stored.first() is not None:
+                raise ImmutableRecordError("A locked protocol cannot change; create a new version.")
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class ValidationRun(models.Model):
+    """A package x a sealed dataset version x a locked protocol, and how far it has got."""
+
+    Status = RunStatus
+
+    TERMINAL = {Status.ISSUED, Status.FAILED, Status.CANCELLED}
+
+    package = models.ForeignKey(ModelPackage, on_delete=models.PROTECT, related_name="runs")
+    dataset_version = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, related_name="runs"
+    )
+    protocol = models.ForeignKey(Protocol, on_delete=models.PROTECT, related_name="runs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.QUEUED)
+    cases_total = models.PositiveIntegerField(default=0)
+    cases_done = models.PositiveIntegerField(default=0)
+    stage_seconds = models.JSONField(default=dict)
+    isolation = models.CharField(max_length=200, blank=True)
+    sandboxed = models.BooleanField(null=True)
+    device = models.CharField(max_length=32, blank=True)
+    error_public = models.CharField(max_length=500, blank=True)  # safe for vendors
+    error_detail = models.TextField(blank=True)  # reviewers only
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status"),
+            models.CheckConstraint(
+                condition=Q(cases_done__lte=models.F("cases_total")), name="run_progress_bounded"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="failed") | ~Q(error_public=""), name="run_failure_explained"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+
+class Prediction(models.Model):
+    """Case-level output. Never shown to vendors. Unique per (run, case): re-delivery is a no-op."""
+
+    run = models.ForeignKey(ValidationRun, on_delete=models.PROTECT, related_name="predictions")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
+    score = models.FloatField(null=True, blank=True)
+    error_category = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "case"], name="prediction_once"),
+            models.CheckConstraint(
+                condition=Q(score__isnull=False, error_category="")
+                | Q(score__isnull=True) & ~Q(error_category=""),
+                name="prediction_score_or_error",
+            ),
+        ]
+
+
+class Explanation(models.Model):
+    """A Grad-CAM map stored compactly (uint8 .npy) with its localisation agreement."""
+
+    run = models.ForeignKey(ValidationRun, on_delete=models.PROTECT, related_name="explanations")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
+    cam_npy = models.BinaryField()
+    pointing_hit = models.BooleanField(null=True)
+    energy_in_roi = models.FloatField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "case"], name="explanation_once"),
+        ]
+
+
+class MetricResult(models.Model):
+    """Aggregate results of a run, one row per section (primary, subgroups, fairness, ...)."""
+
+    run = models.ForeignKey(ValidationRun, on_delete=models.PROTECT, related_name="metric_results")
+    section = models.CharField(max_length=32)
+    value = models.JSONField()
+    computed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "section"], name="metric_section_once"),
+        ]

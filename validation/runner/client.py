@@ -1,0 +1,422 @@
+"""`ModelRunner`: the calling side of the sandboxed model worker.
+
+The web and Celery processes never load a vendor model: they start a worker process inside a
+sandbox (see `sandbox`), send it float32 image batches over a pipe (see `protocol`) and read back
+plain arrays. The worker stays warm across batches; one runner per (worker process, package).
+
+Failures surface as `RunnerError`, whose `category` is safe to show a vendor and whose `detail`
+(the worker's stderr tail or traceback, which can mention partner data) is for reviewers only.
+A worker that misses a deadline is killed: after that, or after a crash, the runner is closed and
+must be started again.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from validation.runner import protocol
+from validation.runner.sandbox import Sandbox, detect_sandbox
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STDERR_TAIL_BYTES = 16 * 1024
+DETAIL_CHARS = 4000
+
+PUBLIC_MESSAGES = {
+    "load-failed": "The model could not be loaded.",
+    "crash": "The model process failed while processing a batch.",
+    "timeout": "The model did not answer within the time limit.",
+    "oom": "The model ran out of memory.",
+    "bad-input": "The model rejected the input.",
+    "bad-output": "The model returned output of an unexpected form.",
+    "no-isolation": "No sandbox is available to run the model.",
+}
+
+
+class RunnerError(Exception):
+    """A runner failure. `category` is safe to show vendors; `detail` is for reviewers only."""
+
+    def __init__(self, category: str, detail: str = "") -> None:
+        super().__init__(category)
+        self.category = category
+        self.detail = detail
+
+    @property
+    def public_message(self) -> str:
+        return PUBLIC_MESSAGES.get(self.category, "The model runner failed.")
+
+    def __str__(self) -> str:
+        return f"{self.category}: {self.public_message}"
+
+
+class _Timeout(Exception):
+    pass
+
+
+class ModelRunner:
+    """A warm, sandboxed worker holding one model. Use as a context manager or start()/close().
+
+    `threads` sets the worker's torch and OpenMP threads. `batch_timeout_s` bounds each request
+    (write plus answer) and `start_timeout_s` the start-up (torch import plus model load).
+    `predict` and `gradcam` split large inputs into requests of at most `max_batch` images.
+    Without a working sandbox, `start` raises `RunnerError("no-isolation")` unless
+    `allow_unsandboxed=True`; `isolation` then says "none ..." for the report.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        threads: int = 1,
+        batch_timeout_s: float = 120.0,
+        start_timeout_s: float = 120.0,
+        python: str = sys.executable,
+        allow_unsandboxed: bool = False,
+        sandbox: Sandbox | None = None,
+        max_batch: int = 256,
+        max_reply_bytes: int = protocol.DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self.model_path = Path(model_path).resolve()
+        self.threads = max(1, int(threads))
+        self.batch_timeout_s = batch_timeout_s
+        self.start_timeout_s = start_timeout_s
+        self.python = python
+        self.allow_unsandboxed = allow_unsandboxed
+        self.max_batch = max_batch
+        self.max_reply_bytes = max_reply_bytes
+        self._sandbox = sandbox
+        self.isolation: str | None = None
+        self.load_seconds: float | None = None
+        self.info: dict[str, Any] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr_tail: collections.deque[bytes] = collections.deque()
+        self._stderr_thread: threading.Thread | None = None
+        self._next_id = 0
+        self._lock = threading.Lock()
+        self._finalizer: weakref.finalize | None = None
+        self._stopped: RunnerError | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> ModelRunner:
+        """Spawn the sandboxed worker and wait until it has loaded the model and answered ping."""
+        if self.running:
+            raise RuntimeError("runner already started")
+        self._proc = None
+        self._stopped = None
+        self._stderr_tail.clear()
+        if not self.model_path.is_file():
+            raise RunnerError("load-failed", f"no model file at {self.model_path}")
+        sandbox = self._sandbox or detect_sandbox(ro_binds=self._ro_binds())
+        if not sandbox.isolated and not self.allow_unsandboxed:
+            raise RunnerError("no-isolation", "no working sandbox (bwrap, unshare) on this host")
+        self.isolation = sandbox.description
+
+        command = [
+            *sandbox.command_prefix(),
+            self.python,
+            "-P",  # do not put the working directory on sys.path
+            "-s",  # no user site-packages
+            "-m",
+            "validation.runner.worker",
+            "--model",
+            str(self.model_path),
+            "--threads",
+            str(self.threads),
+        ]
+        started = time.monotonic()
+        try:
+            self._proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self._environment(),
+                cwd=REPO_ROOT,
+                start_new_session=True,  # its own process group, killed as one
+                bufsize=0,
+            )
+        except OSError as exc:
+            raise RunnerError("crash", f"could not start the worker: {exc}") from None
+        os.set_blocking(self._proc.stdin.fileno(), False)
+        self._finalizer = weakref.finalize(self, _kill_group, self._proc)
+        self._stderr_thread = threading.Thread(
+            target=_drain, args=(self._proc.stderr, self._stderr_tail), daemon=True
+        )
+        self._stderr_thread.start()
+
+        self.info = self._request("ping", timeout_s=self.start_timeout_s)[0]
+        self.load_seconds = time.monotonic() - started
+        return self
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Ask the worker to shut down; kill it if it does not exit within `timeout_s`."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                self._request("shutdown", timeout_s=timeout_s)
+                proc.wait(timeout=timeout_s)
+            except (RunnerError, subprocess.TimeoutExpired):
+                pass
+        self._kill()
+
+    @property
+    def pid(self) -> int | None:
+        """The host pid of the spawned process (the sandbox launcher where there is one)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> ModelRunner:
+        if self._proc is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def ping(self) -> dict[str, Any]:
+        return self._request("ping")[0]
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Raw model outputs, float32 (N, K), for float32 images (N, C, H, W)."""
+        outputs = []
+        for batch in self._batches(images):
+            (logits,) = self._request("predict", arrays=[batch], expect_arrays=1)[1]
+            outputs.append(self._checked_outputs(logits, len(batch)))
+        return np.concatenate(outputs)
+
+    def gradcam(
+        self, images: np.ndarray, target_layer: str, target_index: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(outputs float32 (N, K), CAMs float32 (N, H, W) in 0..1) for output `target_index`."""
+        outputs, cams = [], []
+        params = {"target_layer": target_layer, "target_index": target_index}
+        for batch in self._batches(images):
+            logits, maps = self._request("gradcam", params, arrays=[batch], expect_arrays=2)[1]
+            outputs.append(self._checked_outputs(logits, len(batch)))
+            if maps.dtype != np.float32 or maps.shape != (len(batch), *batch.shape[2:]):
+                raise self._stop("bad-output", f"Grad-CAM maps {maps.dtype} {maps.shape}")
+            cams.append(maps)
+        return np.concatenate(outputs), np.concatenate(cams)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _batches(self, images: np.ndarray) -> list[np.ndarray]:
+        images = np.asarray(images)
+        if images.ndim == 0 or len(images) <= self.max_batch:
+            return [np.ascontiguousarray(images)]
+        return [
+            np.ascontiguousarray(images[start : start + self.max_batch])
+            for start in range(0, len(images), self.max_batch)
+        ]
+
+    def _request(
+        self,
+        op: str,
+        params: dict[str, Any] | None = None,
+        *,
+        arrays: list[np.ndarray] | None = None,
+        expect_arrays: int = 0,
+        timeout_s: float | None = None,
+    ) -> tuple[dict[str, Any], list[np.ndarray]]:
+        with self._lock:
+            if self._proc is None:
+                raise RuntimeError("runner not started")
+            if self._stopped is not None:
+                raise RunnerError(self._stopped.category, "the runner stopped after this failure")
+            if self._proc.poll() is not None:
+                raise self._crash_error()
+            self._next_id += 1
+            request_id = self._next_id
+            chunks = protocol.encode_message(
+                {"id": request_id, "op": op, "params": params or {}}, arrays or []
+            )
+            deadline = time.monotonic() + (timeout_s or self.batch_timeout_s)
+            try:
+                self._write(chunks, deadline)
+                header, replies = protocol.read_message(
+                    lambda n: self._read_exact(n, deadline), max_payload_bytes=self.max_reply_bytes
+                )
+            except _Timeout:
+                limit = timeout_s or self.batch_timeout_s
+                self._kill()
+                raise self._stop(
+                    "timeout", f"no answer to {op} within {limit:.0f} s\n{self._stderr_text()}"
+                ) from None
+            except (BrokenPipeError, protocol.StreamClosed):
+                raise self._crash_error() from None
+            except protocol.ProtocolError as exc:
+                raise self._stop("bad-output", f"malformed reply: {exc}") from None
+
+        if header.get("id") != request_id:
+            raise self._stop("bad-output", "reply does not match the request")
+        if not header.get("ok"):
+            error = header.get("error")
+            error = error if isinstance(error, dict) else {}
+            category = error.get("category")
+            if category not in protocol.ERROR_CATEGORIES:
+                category = "crash"
+            detail = str(error.get("detail", ""))[-DETAIL_CHARS:]
+            if category == "load-failed":
+                raise self._stop(category, detail)
+            raise RunnerError(category, detail)
+        if len(replies) != expect_arrays:
+            raise self._stop("bad-output", f"expected {expect_arrays} arrays, got {len(replies)}")
+        result = header.get("result")
+        return (result if isinstance(result, dict) else {}), replies
+
+    def _stop(self, category: str, detail: str) -> RunnerError:
+        """Kill the worker after a failure that leaves it unusable; later requests re-raise."""
+        self._kill()
+        self._stopped = RunnerError(category, detail)
+        return self._stopped
+
+    def _checked_outputs(self, outputs: np.ndarray, batch: int) -> np.ndarray:
+        if outputs.dtype != np.float32 or outputs.ndim != 2 or outputs.shape[0] != batch:
+            raise self._stop("bad-output", f"outputs {outputs.dtype} {outputs.shape}")
+        return outputs
+
+    def _write(self, chunks: list[bytes], deadline: float) -> None:
+        fd = self._proc.stdin.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _Timeout
+                if not poller.poll(_millis(remaining)):
+                    continue
+                try:
+                    written = os.write(fd, view)
+                except BlockingIOError:
+                    continue
+                view = view[written:]
+
+    def _read_exact(self, n: int, deadline: float) -> bytes:
+        fd = self._proc.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        chunks = []
+        remaining = n
+        while remaining:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise _Timeout
+            if not poller.poll(_millis(timeout)):
+                continue
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                raise protocol.StreamClosed("worker closed its output")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _crash_error(self) -> RunnerError:
+        proc = self._proc
+        try:
+            code = proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        self._kill()
+        if code is None:
+            how = "the worker closed its pipes"
+        elif code == -signal.SIGKILL:
+            how = "the worker was killed by SIGKILL (from outside; possibly out of memory)"
+        elif code < 0:
+            how = f"the worker was killed by signal {-code}"
+        else:
+            how = f"the worker exited with status {code}"
+        self._stopped = RunnerError("crash", f"{how}\n{self._stderr_text()}")
+        return self._stopped
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        _kill_group(proc)
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=1.0)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self._finalizer is not None:
+            self._finalizer.detach()
+
+    def _stderr_text(self) -> str:
+        if self._stderr_thread is not None and self._proc.poll() is not None:
+            self._stderr_thread.join(timeout=1.0)
+        text = b"".join(self._stderr_tail).decode("utf-8", errors="replace")
+        return text[-DETAIL_CHARS:]
+
+    def _ro_binds(self) -> list[Path]:
+        binds = [self.model_path.parent, REPO_ROOT]
+        if os.path.isabs(self.python):
+            binds.append(Path(self.python).parent)
+        return binds
+
+    def _environment(self) -> dict[str, str]:
+        threads = str(self.threads)
+        return {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+        }
+
+
+def _millis(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _drain(stream: Any, tail: collections.deque[bytes]) -> None:
+    """Keep the last STDERR_TAIL_BYTES of the worker's stderr; never let the pipe fill up."""
+    size = 0
+    try:
+        while chunk := stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536):
+            tail.append(chunk)
+            size += len(chunk)
+            while size > STDERR_TAIL_BYTES and len(tail) > 1:
+                size -= len(tail.popleft())
+    except (OSError, ValueError):
+        pass
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            pass

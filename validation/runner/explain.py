@@ -1,0 +1,61 @@
+"""Grad-CAM over an unflattened exported program. Imported only by the sandboxed worker.
+
+`torch.export.unflatten` gives back a module tree on which forward hooks fire and gradients flow,
+so pytorch-grad-cam works on it unchanged and matches the eager model exactly. Only the target
+block's parameters require grad: the backward pass then stops at that block instead of running
+to the input, which halves the cost (docs/FIELD-NOTES: resnet18 9 -> 20-25 img/s) with the same
+CAM. A target without parameters (a ReLU, a pooling layer) falls back to an input that requires
+grad, because with nothing requiring grad the backward pass has nothing to differentiate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+
+class UnknownLayerError(LookupError):
+    pass
+
+
+class GradCamExplainer:
+    def __init__(self, module: nn.Module) -> None:
+        self._module = module
+        self._prepared_path: str | None = None
+        self._input_needs_grad = False
+
+    def __call__(
+        self, images: torch.Tensor, target_layer: str, target_index: int
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """Return (model output (N, K), CAMs (N, H, W) float32 scaled to 0..1 per image)."""
+        layer = self._prepare(target_layer)
+        cam = GradCAM(model=self._module, target_layers=[layer])
+        try:
+            with torch.enable_grad():
+                if self._input_needs_grad:
+                    images = images.clone().requires_grad_(True)
+                targets = [ClassifierOutputTarget(target_index)] * len(images)
+                maps = cam(input_tensor=images, targets=targets)
+            outputs = cam.outputs.detach()
+        finally:
+            cam.activations_and_grads.release()
+            self._module.zero_grad(set_to_none=True)
+        return outputs, np.asarray(maps, dtype=np.float32)
+
+    def _prepare(self, target_layer: str) -> nn.Module:
+        try:
+            layer = self._module.get_submodule(target_layer)
+        except AttributeError:
+            raise UnknownLayerError(f"the model has no layer {target_layer!r}") from None
+        if target_layer != self._prepared_path:
+            for parameter in self._module.parameters():
+                parameter.requires_grad_(False)
+            own = list(layer.parameters())
+            for parameter in own:
+                parameter.requires_grad_(True)
+            self._input_needs_grad = not own
+            self._prepared_path = target_layer
+        return layer

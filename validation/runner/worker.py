@@ -1,0 +1,256 @@
+"""The sandboxed model worker: `python -m validation.runner.worker --model PATH --threads N`.
+
+This is the only process that ever loads a vendor model. It is started by `ModelRunner` inside the
+sandbox, loads the `.pt2` once, and then answers requests framed by `protocol` on its original
+stdin/stdout until `shutdown` or end of input. Everything else it prints goes to stderr: fd 1 is
+pointed at stderr before any vendor code runs, so a stray `print` in a model cannot corrupt the
+reply stream.
+
+Ops: ``ping`` (returns load facts), ``predict`` (float32 (N, C, H, W) -> float32 (N, K) raw model
+outputs), ``gradcam`` (same input, ``target_layer``, ``target_index`` -> outputs and CAMs
+float32 (N, H, W) in 0..1), ``shutdown``. A request that fails gets an error reply with a
+category (see `protocol.ERROR_CATEGORIES`) and the worker keeps serving; if the model failed to
+load, the first request gets ``load-failed`` and the worker exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from validation.runner import protocol
+
+log = logging.getLogger("validation.runner.worker")
+
+MAX_DETAIL_CHARS = 8000
+EXIT_LOAD_FAILED = 3
+EXIT_PROTOCOL_ERROR = 4
+
+
+class RequestError(Exception):
+    def __init__(self, category: str, detail: str) -> None:
+        super().__init__(detail)
+        self.category = category
+        self.detail = detail
+
+
+class LoadedModel:
+    """An exported program, unflattened, with what the worker learnt about it while loading."""
+
+    def __init__(self, path: str, *, threads: int) -> None:
+        import torch
+
+        started = time.perf_counter()
+        torch.set_num_threads(threads)
+        program = torch.export.load(path)
+        if len(program.graph_signature.user_inputs) != 1:
+            raise ValueError("the model must take exactly one tensor input")
+        self.input_shape = _static_input_shape(program)
+        self.module = torch.export.unflatten(program)
+        self.output_columns: int | None = None
+        if self.input_shape is not None and all(d is not None for d in self.input_shape[1:]):
+            probe = torch.zeros((1, *self.input_shape[1:]), dtype=torch.float32)
+            with torch.no_grad():
+                self.output_columns = _as_outputs(self.module(probe), 1).shape[1]
+        self.load_seconds = time.perf_counter() - started
+        self._explainer: Any = None
+
+    def info(self) -> dict[str, Any]:
+        import torch
+
+        return {
+            "pid": os.getpid(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "load_seconds": round(self.load_seconds, 4),
+            "input_shape": self.input_shape,
+            "output_columns": self.output_columns,
+        }
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return _as_outputs(self.module(torch.from_numpy(images)), len(images))
+
+    def gradcam(
+        self, images: np.ndarray, target_layer: str, target_index: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        from validation.runner.explain import GradCamExplainer, UnknownLayerError
+
+        if self.output_columns is not None and target_index >= self.output_columns:
+            raise RequestError(
+                "bad-input", f"target_index {target_index} >= {self.output_columns} outputs"
+            )
+        if self._explainer is None:
+            self._explainer = GradCamExplainer(self.module)
+        try:
+            outputs, cams = self._explainer(torch.from_numpy(images), target_layer, target_index)
+        except UnknownLayerError as exc:
+            raise RequestError("bad-input", str(exc)) from None
+        logits = _as_outputs(outputs, len(images))
+        if cams.shape != (len(images), *images.shape[2:]):
+            raise RequestError("bad-output", f"Grad-CAM maps have shape {cams.shape}")
+        return logits, np.clip(cams, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _static_input_shape(program: Any) -> list[int | None] | None:
+    """The declared input shape with None for dynamic dimensions, if the program records it."""
+    name = program.graph_signature.user_inputs[0]
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name == name:
+            shape = getattr(node.meta.get("val"), "shape", None)
+            if shape is None:
+                return None
+            return [d if isinstance(d, int) else None for d in shape]
+    return None
+
+
+def _as_outputs(output: Any, batch: int) -> np.ndarray:
+    import torch
+
+    if isinstance(output, tuple | list) and len(output) == 1:
+        output = output[0]
+    if not isinstance(output, torch.Tensor):
+        raise RequestError("bad-output", f"the model returned {type(output).__name__}")
+    if output.ndim == 1:
+        output = output.reshape(-1, 1)
+    if output.ndim != 2 or output.shape[0] != batch or not output.is_floating_point():
+        raise RequestError(
+            "bad-output",
+            f"the model returned {output.dtype} {tuple(output.shape)}, expected float ({batch}, K)",
+        )
+    return output.detach().to(torch.float32).cpu().numpy()
+
+
+def _check_images(arrays: list[np.ndarray], input_shape: list[int | None] | None) -> np.ndarray:
+    if len(arrays) != 1:
+        raise RequestError("bad-input", f"expected one image array, got {len(arrays)}")
+    images = arrays[0]
+    if images.dtype != np.float32:
+        raise RequestError("bad-input", f"images must be float32, got {images.dtype}")
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise RequestError("bad-input", f"images must be (N, C, H, W), got {images.shape}")
+    if input_shape is not None and len(input_shape) == 4:
+        for got, want in zip(images.shape[1:], input_shape[1:], strict=True):
+            if want is not None and got != want:
+                raise RequestError(
+                    "bad-input", f"images have shape {images.shape}, the model takes {input_shape}"
+                )
+    if not np.isfinite(images).all():
+        raise RequestError("bad-input", "images contain NaN or infinite values")
+    return images
+
+
+def _handle(
+    model: LoadedModel, op: Any, params: dict[str, Any], arrays: list[np.ndarray]
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    if op == "ping" or op == "shutdown":
+        return model.info(), []
+    if op == "predict":
+        return {}, [model.predict(_check_images(arrays, model.input_shape))]
+    if op == "gradcam":
+        images = _check_images(arrays, model.input_shape)
+        layer = params.get("target_layer")
+        index = params.get("target_index", 0)
+        if not isinstance(layer, str) or not layer:
+            raise RequestError("bad-input", "target_layer must be a dotted module path")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise RequestError("bad-input", "target_index must be a non-negative integer")
+        return {}, list(model.gradcam(images, layer, index))
+    raise RequestError("bad-input", f"unknown op {op!r}")
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    detail = "".join(traceback.format_exception(exc))[-MAX_DETAIL_CHARS:]
+    if isinstance(exc, RequestError):
+        return exc.category, exc.detail[-MAX_DETAIL_CHARS:]
+    if isinstance(exc, MemoryError):
+        return "oom", detail
+    message = str(exc)
+    if "can't allocate memory" in message or "out of memory" in message.lower():
+        return "oom", detail
+    if message.startswith("Expected input at"):
+        # torch.export's own input guard, e.g. a batch above the exported maximum.
+        return "bad-input", message[:MAX_DETAIL_CHARS]
+    return "crash", detail
+
+
+def _claim_stdio() -> tuple[Any, Any]:
+    """Keep the real stdin/stdout for the protocol; point fd 0 at /dev/null and fd 1 at stderr."""
+    requests_fd = os.dup(0)
+    replies_fd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    return os.fdopen(requests_fd, "rb"), os.fdopen(replies_fd, "wb")
+
+
+def serve(model_path: str, *, threads: int) -> int:
+    requests, replies = _claim_stdio()
+    read_exact = protocol.blocking_reader(requests)
+
+    model: LoadedModel | None = None
+    load_error: tuple[str, str] | None = None
+    try:
+        model = LoadedModel(model_path, threads=threads)
+        log.info("loaded %s in %.2f s", model_path, model.load_seconds)
+    except Exception as exc:  # anything the vendor's file makes torch raise
+        category, detail = _classify(exc)
+        load_error = ("oom" if category == "oom" else "load-failed", detail)
+        log.error("load failed: %s", detail)
+
+    while True:
+        try:
+            header, arrays = protocol.read_message(read_exact)
+        except protocol.StreamClosed:
+            return 0
+        except protocol.ProtocolError as exc:
+            log.error("protocol error: %s", exc)
+            return EXIT_PROTOCOL_ERROR
+        request_id = header.get("id")
+        if model is None:
+            assert load_error is not None
+            reply = protocol.error_reply(request_id, *load_error)
+            protocol.write_chunks(replies, protocol.encode_message(reply))
+            return EXIT_LOAD_FAILED
+        op = header.get("op")
+        params = header.get("params") or {}
+        try:
+            if not isinstance(params, dict):
+                raise RequestError("bad-input", "params must be a JSON object")
+            result, out = _handle(model, op, params, arrays)
+            reply = protocol.ok_reply(request_id, result)
+        except Exception as exc:
+            category, detail = _classify(exc)
+            if category != "bad-input":
+                log.error("%s failed: %s", op, detail)
+            reply, out = protocol.error_reply(request_id, category, detail), []
+        protocol.write_chunks(replies, protocol.encode_message(reply, out))
+        if op == "shutdown":
+            return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="runner[%(process)d] %(message)s"
+    )
+    return serve(args.model, threads=max(1, args.threads))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

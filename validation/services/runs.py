@@ -1,0 +1,317 @@
+"""Validation runs: start, then the pipeline stages that the tasks drive.
+
+Each stage claims the run under a row lock (state check, so a re-delivered task returns early),
+does its heavy work outside any transaction, writes results under unique constraints (a repeat
+writes nothing twice), then advances the state and queues the next stage on commit.
+"""
+
+import io
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditAction
+from audit.services import audit_record
+from validation.errors import ApplicationError, PermissionDenied
+from validation.ml.localisation import cam_to_uint8, localisation_agreement
+from validation.ml.preprocess import InputSpec, batch_inputs
+from validation.ml.scores import positive_scores
+from validation.models import (
+    DatasetVersion,
+    Explanation,
+    ModelPackage,
+    Prediction,
+    Protocol,
+    ValidationRun,
+)
+from validation.runner.client import RunnerError
+from validation.runner_pool import runner_discard, runner_for, runner_is_sandboxed
+from validation.selectors import active_grant_for, cases_for_run, is_validation_team
+from validation.services.protocols import protocol_lock
+from validation.services.scoring import run_compute_metrics
+from validation.storage import sequestered_path
+
+Status = ValidationRun.Status
+
+# What a vendor may read when its model fails on partner data: the category, never stderr.
+PUBLIC_FAILURE = {
+    "load-failed": "The model could not be loaded.",
+    "timeout": "The model did not answer within the time limit.",
+    "oom": "The model exceeded the memory limit.",
+    "crash": "The model process crashed.",
+    "bad-output": "The model returned output that does not match its manifest.",
+    "bad-input": "The runner refused the prepared input.",
+    "no-isolation": "No sandbox is available on the worker; the run was not started.",
+}
+
+
+@transaction.atomic
+def run_start(*, actor, package: ModelPackage, dataset_version: DatasetVersion,
+              protocol: Protocol) -> ValidationRun:
+    """Queue a blind validation. Preconditions: the actor is on the validation team, the
+    package is approved, the dataset version is sealed and granted to the vendor, and the
+    vendor is under the protocol's run cap. Locks the protocol on first use. Emits RUN_QUEUED
+    and DATASET_USED (the partner's usage log)."""
+    if not is_validation_team(actor):
+        raise PermissionDenied("Only the validation team starts runs.")
+    if package.status != ModelPackage.Status.APPROVED:
+        raise ApplicationError("The package has not been approved for validation.")
+    if dataset_version.status != DatasetVersion.Status.SEALED:
+        raise ApplicationError("The dataset version is not sealed.")
+    if active_grant_for(dataset_version=dataset_version, vendor=package.vendor) is None:
+        raise ApplicationError("The partner has not granted this vendor use of this dataset.")
+    cap = protocol.document.get("max_runs_per_vendor")
+    used = ValidationRun.objects.filter(
+        dataset_version=dataset_version, package__vendor=package.vendor
+    ).exclude(status=Status.CANCELLED).count()
+    if cap is not None and used >= cap:
+        raise ApplicationError(
+            f"This vendor has used this dataset version {used} time(s); the protocol allows {cap}."
+        )
+    protocol = protocol_lock(actor=actor, protocol=protocol)
+    run = ValidationRun.objects.create(
+        package=package, dataset_version=dataset_version, protocol=protocol, requested_by=actor,
+        cases_total=dataset_version.cases.count(),
+    )
+    audit_record(actor=actor, action=AuditAction.RUN_QUEUED, target=run,
+                 payload={"package": package.sha256, "dataset_version": dataset_version.pk,
+                          "protocol": protocol.sha256})
+    audit_record(actor=actor, action=AuditAction.DATASET_USED, target=dataset_version,
+                 payload={"run": run.pk, "package": f"{package.name} {package.version}",
+                          "vendor": package.vendor.name, "protocol": str(protocol)})
+    from validation import tasks
+
+    transaction.on_commit(lambda: tasks.run_infer.delay(run_id=run.pk))
+    return run
+
+
+def _claim(run_id: int, expected: set[str], new_status: str | None = None, **fields):
+    """Lock the run; return it if its state is one of `expected` (moving it to `new_status`),
+    else None (missing, already past this stage, or cancelled)."""
+    with transaction.atomic():
+        run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status not in expected:
+            return None
+        if new_status and run.status != new_status:
+            run.status = new_status
+            for key, value in fields.items():
+                setattr(run, key, value)
+            run.save()
+        return run
+
+
+def _advance(run: ValidationRun, *, from_status: str, to_status: str, action: str,
+             stage: str, seconds: float, payload: dict, next_task: Callable | None) -> bool:
+    with transaction.atomic():
+        locked = ValidationRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != from_status:
+            return False
+        locked.status = to_status
+        locked.stage_seconds = {**locked.stage_seconds, stage: round(seconds, 3)}
+        locked.save()
+        audit_record(actor=None, action=action, target=locked, payload=payload)
+        if next_task is not None:
+            transaction.on_commit(lambda: next_task.delay(run_id=run.pk))
+    return True
+
+
+@transaction.atomic
+def run_fail(*, run_id: int, category: str, detail: str = "") -> None:
+    """Mark a run failed with a message safe for its vendor; details stay for reviewers."""
+    run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None or run.status in ValidationRun.TERMINAL:
+        return
+    run.status = Status.FAILED
+    run.error_public = PUBLIC_FAILURE.get(category, "The run failed.")
+    run.error_detail = detail[-8000:]
+    run.finished_at = timezone.now()
+    run.save()
+    audit_record(actor=None, action=AuditAction.RUN_FAILED, target=run,
+                 payload={"category": category})
+
+
+@transaction.atomic
+def run_cancel(*, actor, run: ValidationRun) -> ValidationRun:
+    """A reviewer stops a run; running stages stop at their next batch. Emits RUN_CANCELLED."""
+    if not is_validation_team(actor):
+        raise PermissionDenied("Only the validation team cancels runs.")
+    run = ValidationRun.objects.select_for_update().get(pk=run.pk)
+    if run.status in ValidationRun.TERMINAL or run.status == Status.AWAITING_SIGNATURE:
+        raise ApplicationError(f"A run that is {run.status} cannot be cancelled.", status_code=409)
+    run.status, run.finished_at = Status.CANCELLED, timezone.now()
+    run.save()
+    audit_record(actor=actor, action=AuditAction.RUN_CANCELLED, target=run)
+    return run
+
+
+def _still(run_id: int, status: str) -> bool:
+    return ValidationRun.objects.filter(pk=run_id, status=status).exists()
+
+
+def _batches(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def run_infer(*, run_id: int, batch_size: int = 32) -> None:
+    """Inference over every case not yet predicted (so a re-delivered task resumes where the
+    last one stopped). Unreadable files and model failures become predictions with an error
+    category, counted later. Moves queued/running -> scoring. Emits RUN_STARTED and
+    RUN_INFERENCE_DONE."""
+    from validation import tasks
+
+    run = _claim(run_id, {Status.QUEUED, Status.RUNNING}, Status.RUNNING,
+                 started_at=timezone.now())
+    if run is None:
+        return
+    if run.stage_seconds.get("inference") is None and not run.predictions.exists():
+        with transaction.atomic():
+            audit_record(actor=None, action=AuditAction.RUN_STARTED, target=run)
+    began = time.perf_counter()
+    package = run.package
+    manifest = package.manifest
+    spec = InputSpec.from_dict(manifest["input"])
+    output = manifest["output"]
+    try:
+        runner = runner_for(package)
+    except RunnerError as exc:
+        run_fail(run_id=run_id, category=exc.category if exc.category == "no-isolation"
+                 else "load-failed", detail=exc.detail)
+        return
+    ValidationRun.objects.filter(pk=run_id).update(
+        isolation=runner.isolation or "", sandboxed=runner_is_sandboxed(runner),
+        device=runner.info.get("device", "cpu"),
+    )
+    done = set(run.predictions.values_list("case_id", flat=True))
+    pending = [c for c in cases_for_run(run) if c.pk not in done]
+    for batch in _batches(pending, batch_size):
+        if not _still(run_id, Status.RUNNING):
+            return  # cancelled: stop at the batch boundary
+        rows = _infer_batch(runner, package, batch, spec, output)
+        for row in rows:
+            row.run_id = run_id
+        Prediction.objects.bulk_create(rows, ignore_conflicts=True)
+        ValidationRun.objects.filter(pk=run_id).update(cases_done=run.predictions.count())
+    counts = Counter(p.error_category or "scored" for p in run.predictions.all())
+    _advance(run, from_status=Status.RUNNING, to_status=Status.SCORING,
+             action=AuditAction.RUN_INFERENCE_DONE, stage="inference",
+             seconds=time.perf_counter() - began, payload=dict(counts), next_task=tasks.run_score)
+
+
+def _infer_batch(runner, package, cases, spec, output) -> list[Prediction]:
+    readable = [c for c in cases if not c.read_error]
+    rows = [Prediction(case=c, error_category="unreadable")
+            for c in cases if c.read_error]
+    if readable:
+        x, errors = batch_inputs([sequestered_path(c.file_path) for c in readable], spec)
+        ok = [i for i, e in enumerate(errors) if e is None]
+        rows += [Prediction(case=readable[i], error_category="unreadable")
+                 for i, e in enumerate(errors) if e is not None]
+        if ok:
+            rows += _predict_cases(runner, package, [readable[i] for i in ok], x[ok], output)
+    return rows
+
+
+def _predict_cases(runner, package, cases, x, output) -> list[Prediction]:
+    try:
+        logits = runner.predict(x)
+        scores = positive_scores(logits, activation=output["activation"],
+                                 positive_index=output["positive_index"])
+        if len(scores) != len(cases) or not np.isfinite(scores).all():
+            raise RunnerError(category="bad-output", detail="non-finite or misshapen scores")
+        return [Prediction(case=c, score=float(s)) for c, s in zip(cases, scores, strict=True)]
+    except (RunnerError, ValueError) as exc:
+        category = getattr(exc, "category", "bad-output")
+        if category in {"crash", "timeout", "oom"}:
+            runner_discard(package)
+        if len(cases) == 1:
+            return [Prediction(case=cases[0], error_category=category)]
+        # Find the case that broke the model: each one alone, so one bad case costs one case.
+        return [row for c, xi in zip(cases, x, strict=True)
+                for row in _predict_cases(runner_for(package), package, [c], xi[None], output)]
+
+
+def run_score(*, run_id: int) -> None:
+    """Compute and store the aggregate metrics. Moves scoring -> explaining. Emits RUN_SCORED."""
+    from validation import tasks
+
+    run = _claim(run_id, {Status.SCORING})
+    if run is None:
+        return
+    began = time.perf_counter()
+    summary = run_compute_metrics(run)
+    _advance(run, from_status=Status.SCORING, to_status=Status.EXPLAINING,
+             action=AuditAction.RUN_SCORED, stage="scoring",
+             seconds=time.perf_counter() - began, payload=summary, next_task=tasks.run_explain)
+
+
+def run_explain(*, run_id: int, batch_size: int = 32) -> None:
+    """Grad-CAM for the cases the protocol names (default: all readable positives), with
+    pointing-game and ROI energy agreement. Moves explaining -> reporting. Emits RUN_EXPLAINED."""
+    from validation import tasks
+
+    run = _claim(run_id, {Status.EXPLAINING})
+    if run is None:
+        return
+    began = time.perf_counter()
+    manifest = run.package.manifest
+    spec = InputSpec.from_dict(manifest["input"])
+    wanted = run.protocol.document.get("explain", {}).get("cases", "positives")
+    done = set(run.explanations.values_list("case_id", flat=True))
+    scored = set(run.predictions.filter(error_category="").values_list("case_id", flat=True))
+    cases = [c for c in cases_for_run(run)
+             if wanted == "positives" and c.label == 1 and c.pk in scored and c.pk not in done]
+    try:
+        for batch in _batches(cases, batch_size):
+            if not _still(run_id, Status.EXPLAINING):
+                return
+            x, errors = batch_inputs([sequestered_path(c.file_path) for c in batch], spec)
+            _logits, cams = runner_for(run.package).gradcam(
+                x, manifest["gradcam_target_layer"], manifest["output"]["positive_index"]
+            )
+            rows = []
+            for case, cam, error in zip(batch, cams, errors, strict=True):
+                if error is not None:
+                    continue
+                hit, energy = (None, None)
+                if case.roi:
+                    source = (case.attributes.get("rows"), case.attributes.get("columns"))
+                    hit, energy = localisation_agreement(cam, case.roi, source_shape=source)
+                buf = io.BytesIO()
+                np.save(buf, cam_to_uint8(cam), allow_pickle=False)
+                rows.append(Explanation(run=run, case=case, cam_npy=buf.getvalue(),
+                                        pointing_hit=hit, energy_in_roi=energy))
+            Explanation.objects.bulk_create(rows, ignore_conflicts=True)
+    except RunnerError as exc:
+        run_fail(run_id=run_id, category=exc.category, detail=exc.detail)
+        return
+    n_maps = run.explanations.count()
+    _advance(run, from_status=Status.EXPLAINING, to_status=Status.REPORTING,
+             action=AuditAction.RUN_EXPLAINED, stage="explaining",
+             seconds=time.perf_counter() - began,
+             payload={"maps": n_maps, "target_layer": manifest["gradcam_target_layer"]},
+             next_task=tasks.run_report)
+
+
+def run_report(*, run_id: int) -> None:
+    """Assemble the report document and draft PDF. Moves reporting -> awaiting-signature."""
+    from reports.services import report_draft
+
+    run = _claim(run_id, {Status.REPORTING})
+    if run is None:
+        return
+    began = time.perf_counter()
+    with transaction.atomic():
+        locked = ValidationRun.objects.select_for_update().get(pk=run_id)
+        if locked.status != Status.REPORTING:
+            return
+        locked.stage_seconds = {**locked.stage_seconds,
+                                "reporting": round(time.perf_counter() - began, 3)}
+        locked.status = Status.AWAITING_SIGNATURE
+        locked.finished_at = timezone.now()
+        locked.save()
+        report_draft(run=locked)

@@ -1,0 +1,63 @@
+"""Content-addressed file stores: packages and reports under MEDIA_ROOT (served by no URL;
+downloads go through permission-checked views), partner images under SEQUESTERED_ROOT."""
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+
+CHUNK = 1024 * 1024
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _place(root: Path, relative: str, source: Path | bytes) -> Path:
+    """Write atomically (temp file + rename) and read-only; an existing file with the same
+    content address is kept as it is."""
+    target = root / relative
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if isinstance(source, bytes):
+                out.write(source)
+            else:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, out, CHUNK)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def media_put(relative: str, source: Path | bytes) -> Path:
+    return _place(Path(settings.MEDIA_ROOT), relative, source)
+
+
+def media_path(relative: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / relative
+
+
+def sequestered_put(relative: str, source: Path | bytes) -> Path:
+    return _place(Path(settings.SEQUESTERED_ROOT), relative, source)
+
+
+def sequestered_path(relative: str) -> Path:
+    return Path(settings.SEQUESTERED_ROOT) / relative
+
+
+def package_relpath(sha256: str) -> str:
+    return f"packages/{sha256[:2]}/{sha256}.tar"

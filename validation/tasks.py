@@ -1,0 +1,24 @@
+"""Thin Celery entry points: ids in, a service call, nothing else."""
+
+from config.celery import cpu_task, gpu_task, report_task
+from validation.services import runs
+
+
+@gpu_task
+def run_infer(*, run_id: int) -> None:
+    runs.run_infer(run_id=run_id)
+
+
+@cpu_task
+def run_score(*, run_id: int) -> None:
+    runs.run_score(run_id=run_id)
+
+
+@gpu_task
+def run_explain(*, run_id: int) -> None:
+    runs.run_explain(run_id=run_id)
+
+
+@report_task
+def run_report(*, run_id: int) -> None:
+    runs.run_report(run_id=run_id)
