@@ -99,6 +99,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Concurrent readers while a worker writes: WAL and a busy timeout instead of "database locked".
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,

@@ -190,6 +190,9 @@ def clip(value: Any, limit: int) -> str:
 
 @register.filter
 def num3(value: Any) -> str:
+    """A number to 3 decimals; an interval record as ``ci`` writes it."""
+    if isinstance(value, Mapping):
+        return ci(value)
     if not _is_number(value):
         return _MISSING if _missing(value) else str(value)
     return f"{float(value):.3f}"
@@ -209,16 +212,22 @@ def seconds(value: Any) -> str:
     return f"{float(value):.2f} s"
 
 
+def _level_label(level: Any) -> str:
+    level = level if _is_number(level) and 0 < level < 1 else 0.95
+    return f"{float(level) * 100:g}% CI"
+
+
 @register.filter
 def ci(interval: Any) -> str:
-    """``{estimate, lower, upper}`` as ``0.842 (95% CI 0.781–0.903)``."""
+    """``{estimate, lower, upper[, level]}`` as ``0.842 (95% CI 0.781–0.903)``."""
     if not isinstance(interval, Mapping) or not _is_number(interval.get("estimate")):
         return _MISSING
     estimate = num3(interval["estimate"])
     lower, upper = interval.get("lower"), interval.get("upper")
     if not (_is_number(lower) and _is_number(upper)):
         return estimate
-    return f"{estimate} (95% CI {num3(lower)}\N{EN DASH}{num3(upper)})"
+    label = _level_label(interval.get("level"))
+    return f"{estimate} ({label} {num3(lower)}\N{EN DASH}{num3(upper)})"
 
 
 @register.filter
@@ -267,6 +276,16 @@ def image_uri(value: Any) -> str:
     ):
         return value
     return ""
+
+
+@register.filter
+def describe(value: Any) -> str:
+    """Free-form values (a policy string, a list, a small mapping) as one line of text."""
+    if isinstance(value, Mapping):
+        return "; ".join(f"{key}: {describe(item)}" for key, item in value.items()) or _MISSING
+    if isinstance(value, list | tuple):
+        return ", ".join(describe(item) for item in value) or "none"
+    return text(value)
 
 
 @register.filter
@@ -359,7 +378,36 @@ def _figures(document: Mapping) -> dict[str, str | None]:
     return figures
 
 
-def _context(document: Mapping) -> dict[str, Any]:
+def _integrity_check(document: Mapping) -> dict[str, Any]:
+    """Which part of this document the recorded hashes cover, and whether they match it.
+
+    Both conventions occur: a hash over everything but ``integrity`` (signatures included)
+    and a content hash that also leaves out ``signatures``.
+    """
+    integrity = _section(document, "integrity")
+    content = content_sha256(dict(document))
+    signed = document_sha256({k: v for k, v in document.items() if k != "integrity"})
+    claimed = integrity.get("document_sha256")
+    if not claimed:
+        status = "absent"
+    elif claimed == signed and "signatures" in document:
+        status = "signed"
+    elif claimed == content:
+        status = "content"
+    else:
+        status = "mismatch"
+    recorded_content = integrity.get("content_sha256")
+    return {
+        "document_hash": claimed or content,
+        "status": status,
+        "content_hash": content,
+        "content_status": None
+        if not recorded_content
+        else ("match" if recorded_content == content else "mismatch"),
+    }
+
+
+def _context(document: Mapping, check: Mapping[str, Any]) -> dict[str, Any]:
     identity = _section(document, "identity")
     report = _section(document, "report")
     integrity = _section(document, "integrity")
@@ -377,13 +425,16 @@ def _context(document: Mapping) -> dict[str, Any]:
         except TypeError:  # naive vs aware timestamps
             lock_before_run = None
     signatures = document.get("signatures") if isinstance(document.get("signatures"), list) else []
-    document_hash = integrity.get("document_sha256") or content_sha256(dict(document))
+    document_hash = check["document_hash"]
+    confidence = _section(document, "protocol").get("confidence_level")
     return {
         "doc": document,
         "figures": _figures(document),
         "unsandboxed": sandbox.get("enabled") is not True,
         "lock_before_run": lock_before_run,
         "document_hash": document_hash,
+        "integrity_check": check,
+        "ci_label": _level_label(confidence),
         "metric_labels": [
             ("sensitivity", "Sensitivity"),
             ("specificity", "Specificity"),
@@ -434,9 +485,8 @@ def render_html(document: dict) -> str:
     # Render from the canonical form (sorted keys, rounded floats), so two documents with the
     # same hash give the same PDF even after a JSONB round trip has reordered their keys.
     canonical = json.loads(canonical_json(document))
-    safe = _sanitise(canonical)
-    template = _engine().get_template(TEMPLATE_NAME)
-    return template.render(Context(_context(safe), autoescape=True))
+    context = _context(_sanitise(canonical), _integrity_check(canonical))
+    return _engine().get_template(TEMPLATE_NAME).render(Context(context, autoescape=True))
 
 
 _EPOCH_LOCK = threading.Lock()

@@ -68,7 +68,8 @@ class InputSpec:
         """Validate a vendor-supplied dict; every problem raises ValueError naming the key."""
         if not isinstance(d, Mapping):
             raise ValueError("input spec must be a mapping")
-        known = {"channels", "height", "width", "scaling", "resize", "mean", "std"}
+        # `modalities` belongs to the manifest's input spec but is checked at run start, not here.
+        known = {"modalities", "channels", "height", "width", "scaling", "resize", "mean", "std"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"input spec has unknown keys: {', '.join(unknown)}")
