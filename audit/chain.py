@@ -24,7 +24,15 @@ def event_digest(
     target_id: str,
     payload_sha256: str,
 ) -> str:
-    fields = [prev_hash, at.isoformat(), actor_label, action, target_type, target_id, payload_sha256]
+    fields = [
+        prev_hash,
+        at.isoformat(),
+        actor_label,
+        action,
+        target_type,
+        target_id,
+        payload_sha256,
+    ]
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
@@ -45,7 +53,9 @@ def verify_events(events) -> ChainReport:
     for event in events:
         checked += 1
         if event.prev_hash != expected_prev:
-            return ChainReport(checked, False, event.pk, "prev_hash does not match the previous event")
+            return ChainReport(
+                checked, False, event.pk, "prev_hash does not match the previous event"
+            )
         if payload_digest(event.payload) != event.payload_sha256:
             return ChainReport(checked, False, event.pk, "payload does not match payload_sha256")
         recomputed = event_digest(

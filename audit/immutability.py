@@ -38,7 +38,9 @@ class AppendOnlyModel(models.Model):
         raise ImmutableRecordError(f"{type(self).__name__} rows are append-only.")
 
 
-def append_only_trigger_sql(table: str, *, vendor: str, frozen_when: str | None = None) -> list[str]:
+def append_only_trigger_sql(
+    table: str, *, vendor: str, frozen_when: str | None = None
+) -> list[str]:
     """SQL that refuses UPDATE and DELETE on `table` (optionally only where `frozen_when` holds
     for the OLD row, e.g. "OLD.issued_at IS NOT NULL"). Returns statements for `vendor`."""
     name = f"{table}_append_only"

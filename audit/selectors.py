@@ -7,6 +7,4 @@ def audit_chain_verify() -> ChainReport:
 
 
 def audit_events_for(target) -> list[AuditEvent]:
-    return list(
-        AuditEvent.objects.filter(target_type=target._meta.label, target_id=str(target.pk))
-    )
+    return list(AuditEvent.objects.filter(target_type=target._meta.label, target_id=str(target.pk)))

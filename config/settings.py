@@ -210,7 +210,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("BLINDSPOT_LOG_LEVEL", "INFO")},
     # WeasyPrint and fontTools narrate every render step at INFO.
-    "loggers": {name: {"level": "WARNING"} for name in ("weasyprint", "fontTools")},
+    "loggers": {name: {"level": "WARNING"} for name in ("weasyprint", "fontTools", "celery")},
 }
 
 # Where the runner finds extracted model files (read-only bound into the sandbox).

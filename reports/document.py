@@ -10,7 +10,7 @@ import numpy as np
 
 from audit.models import AuditEvent
 from reports.plots import cam_overlay_png
-from validation.ml.preprocess import InputSpec, read_dicom, scale_unit, resize
+from validation.ml.preprocess import InputSpec, read_dicom, resize, scale_unit
 from validation.models import Case, MetricResult, ValidationRun
 from validation.protocol_document import METRICS
 from validation.selectors import active_grant_for

@@ -195,7 +195,7 @@ def num3(value: Any) -> str:
         return ci(value)
     if not _is_number(value):
         return _MISSING if _missing(value) else str(value)
-    return f"{float(value):.3f}"
+    return f"{float(value):.3f}".replace("-", "\N{MINUS SIGN}")
 
 
 @register.filter
@@ -227,18 +227,31 @@ def ci(interval: Any) -> str:
     if not (_is_number(lower) and _is_number(upper)):
         return estimate
     label = _level_label(interval.get("level"))
-    return f"{estimate} ({label} {num3(lower)}\N{EN DASH}{num3(upper)})"
+    return f"{estimate} ({label} {_range(lower, upper)})"
+
+
+def _range(lower: float, upper: float) -> str:
+    # An en dash after a negative bound reads as a second minus sign.
+    separator = " to " if lower < 0 else "\N{EN DASH}"
+    return f"{num3(lower)}{separator}{num3(upper)}"
 
 
 @register.filter
 def ci_range(interval: Any) -> str:
-    """``{lower, upper}`` as ``(0.781–0.903)``, for tables whose header says 95% CI."""
+    """``{lower, upper}`` as ``(0.781–0.903)``, for tables whose header names the CI."""
     if not isinstance(interval, Mapping):
         return ""
     lower, upper = interval.get("lower"), interval.get("upper")
     if not (_is_number(lower) and _is_number(upper)):
         return ""
-    return f"({num3(lower)}\N{EN DASH}{num3(upper)})"
+    return f"({_range(lower, upper)})"
+
+
+@register.filter
+def percent(value: Any) -> str:
+    if not _is_number(value):
+        return _MISSING if _missing(value) else str(value)
+    return f"{float(value) * 100:g}%"
 
 
 _COMPARATORS = {">=": "\N{GREATER-THAN OR EQUAL TO}", "<=": "\N{LESS-THAN OR EQUAL TO}"}
@@ -389,18 +402,21 @@ def _integrity_check(document: Mapping) -> dict[str, Any]:
     signed = document_sha256({k: v for k, v in document.items() if k != "integrity"})
     claimed = integrity.get("document_sha256")
     if not claimed:
-        status = "absent"
+        ok, message = False, "No hash recorded; computed over the content at rendering (draft)."
     elif claimed == signed and "signatures" in document:
-        status = "signed"
+        ok, message = (
+            True,
+            "Covers this document, signatures included, without its integrity block.",
+        )
     elif claimed == content:
-        status = "content"
+        ok, message = True, "Covers this document without its integrity and signatures blocks."
     else:
-        status = "mismatch"
+        ok, message = False, "Does NOT match this document's content."
     recorded_content = integrity.get("content_sha256")
     return {
         "document_hash": claimed or content,
-        "status": status,
-        "content_hash": content,
+        "ok": ok,
+        "message": message,
         "content_status": None
         if not recorded_content
         else ("match" if recorded_content == content else "mismatch"),
@@ -410,7 +426,6 @@ def _integrity_check(document: Mapping) -> dict[str, Any]:
 def _context(document: Mapping, check: Mapping[str, Any]) -> dict[str, Any]:
     identity = _section(document, "identity")
     report = _section(document, "report")
-    integrity = _section(document, "integrity")
     sandbox = identity.get("sandbox") if isinstance(identity.get("sandbox"), Mapping) else {}
     protocol_id = identity.get("protocol") if isinstance(identity.get("protocol"), Mapping) else {}
     run = identity.get("run") if isinstance(identity.get("run"), Mapping) else {}

@@ -36,11 +36,38 @@ def _wilson(successes: int, n: int) -> dict:
         "lower": round(centre - half, 6),
         "upper": round(centre + half, 6),
         "method": "Wilson score",
+        "level": 0.95,
     }
 
 
 def _auc(estimate: float, lower: float, upper: float) -> dict:
-    return {"estimate": estimate, "lower": lower, "upper": upper, "method": "DeLong"}
+    return {
+        "estimate": estimate,
+        "lower": lower,
+        "upper": upper,
+        "method": "DeLong (Sun & Xu 2014)",
+        "level": 0.95,
+    }
+
+
+def _likelihood_ratio(ratio: float, log_se: float) -> dict:
+    return {
+        "estimate": round(ratio, 6),
+        "lower": round(ratio * math.exp(-_Z95 * log_se), 6),
+        "upper": round(ratio * math.exp(_Z95 * log_se), 6),
+        "method": "log method (Simel et al. 1991)",
+        "level": 0.95,
+    }
+
+
+def _difference(estimate: float, lower: float, upper: float) -> dict:
+    return {
+        "estimate": estimate,
+        "lower": lower,
+        "upper": upper,
+        "method": "Newcombe hybrid score (method 10)",
+        "level": 0.95,
+    }
 
 
 def _binormal_roc(a: float, b: float, points: int = 41) -> dict:
@@ -54,7 +81,7 @@ def _binormal_roc(a: float, b: float, points: int = 41) -> dict:
 def _subgroup(attribute, group, *, tp, fn, tn, fp, auc, min_cell_size=10) -> dict:
     n_pos, n_neg = tp + fn, tn + fp
     n = n_pos + n_neg
-    suppressed = n < min_cell_size or n_pos < 1 or n_neg < 1
+    suppressed = n < min_cell_size
     return {
         "attribute": attribute,
         "group": group,
@@ -62,10 +89,12 @@ def _subgroup(attribute, group, *, tp, fn, tn, fp, auc, min_cell_size=10) -> dic
         "n_pos": n_pos,
         "n_neg": n_neg,
         "prevalence": round(n_pos / n, 6),
+        "selection_rate": round((tp + fp) / n, 6),
         "sensitivity": None if suppressed else _wilson(tp, n_pos),
         "specificity": None if suppressed else _wilson(tn, n_neg),
         "auc": None if suppressed else _auc(*auc),
         "suppressed": suppressed,
+        "notes": [],
     }
 
 
@@ -115,6 +144,7 @@ def _sample() -> dict:
                 "queued_at": "2026-11-22T08:00:01Z",
                 "started_at": "2026-11-22T08:00:04Z",
                 "finished_at": "2026-11-22T08:03:41Z",
+                "device": "cpu",
                 "stage_seconds": {
                     "integrity_check": 3.42,
                     "decode": 11.87,
@@ -146,6 +176,7 @@ def _sample() -> dict:
                     "value": 0.70,
                     "observed": _wilson(tp, tp + fn)["lower"],
                     "passed": True,
+                    "method": "Wilson score",
                 },
                 {
                     "name": "Primary: specificity",
@@ -155,6 +186,7 @@ def _sample() -> dict:
                     "value": 0.75,
                     "observed": _wilson(tn, tn + fp)["lower"],
                     "passed": True,
+                    "method": "Wilson score",
                 },
                 {
                     "name": "Secondary: AUC",
@@ -164,6 +196,7 @@ def _sample() -> dict:
                     "value": 0.85,
                     "observed": 0.912,
                     "passed": True,
+                    "method": "DeLong (Sun & Xu 2014)",
                 },
             ],
         },
@@ -193,6 +226,8 @@ def _sample() -> dict:
             "operating_point": {"source": "vendor-declared", "threshold": 0.5},
             "min_cell_size": 10,
             "subgroup_attributes": ["sex", "manufacturer"],
+            "confidence_level": 0.95,
+            "failure_policy": "exclude-and-report",
         },
         "test_data": {
             "n_cases": 200,
@@ -212,6 +247,11 @@ def _sample() -> dict:
             "demographics": {
                 "sex": [{"group": "F", "n": 100}, {"group": "M", "n": 100}],
                 "age": {"median": 58, "min": 19, "max": 91},
+            },
+            "independence": {
+                "declared_training_sites": ["Northwind reference hospital", "Public CXR corpus"],
+                "overlapping_sites": [],
+                "independent": True,
             },
             "exclusions": [
                 {"reason": "Unreadable DICOM (truncated pixel data)", "n": 3},
@@ -248,6 +288,16 @@ def _sample() -> dict:
             },
             # Passes through the operating point (0.15, 0.85) with AUC 0.912.
             "roc": _binormal_roc(1.464, 0.413),
+            "likelihood_ratios": {
+                "positive": _likelihood_ratio(
+                    (tp / (tp + fn)) / (fp / (tn + fp)),
+                    math.sqrt(1 / tp - 1 / (tp + fn) + 1 / fp - 1 / (tn + fp)),
+                ),
+                "negative": _likelihood_ratio(
+                    (fn / (tp + fn)) / (tn / (tn + fp)),
+                    math.sqrt(1 / fn - 1 / (tp + fn) + 1 / tn - 1 / (tn + fp)),
+                ),
+            },
         },
         "subgroups": [
             _subgroup("sex", "F", tp=28, fn=4, tn=57, fp=11, auc=(0.921, 0.866, 0.976)),
@@ -270,24 +320,38 @@ def _sample() -> dict:
         "fairness": [
             {
                 "attribute": "sex",
+                "groups_compared": ["F", "M"],
+                "groups_excluded": [],
                 "equalized_odds_difference": 0.054,
                 "demographic_parity_difference": 0.04,
-                "tpr_difference": 0.054,
-                "fpr_difference": 0.023,
+                "tpr_difference": _difference(0.054, -0.139, 0.251),
+                "tpr_max_group": "F",
+                "tpr_min_group": "M",
+                "fpr_difference": _difference(0.023, -0.098, 0.146),
+                "fpr_max_group": "F",
+                "fpr_min_group": "M",
+                "notes": [],
             },
             {
                 "attribute": "manufacturer",
+                "groups_compared": ["GE Healthcare", "Philips", "Siemens Healthineers"],
+                "groups_excluded": [{"group": "Agfa", "reason": "n < 10"}],
                 "equalized_odds_difference": 0.124,
                 "demographic_parity_difference": 0.095,
-                "tpr_difference": 0.024,
-                "fpr_difference": 0.124,
+                "tpr_difference": _difference(0.024, -0.196, 0.233),
+                "tpr_max_group": "Siemens Healthineers",
+                "tpr_min_group": "GE Healthcare",
+                "fpr_difference": _difference(0.124, -0.011, 0.266),
+                "fpr_max_group": "Philips",
+                "fpr_min_group": "Siemens Healthineers",
+                "notes": [],
             },
         ],
         "explainability": {
             "method": "Grad-CAM",
             "target_layer": "layer4.1",
             "n_maps": tp + fn,
-            "localisation": {"pointing_game": 0.783, "energy_in_roi": 0.412},
+            "localisation": {"n_with_roi": 46, "pointing_game": 0.783, "energy_in_roi": 0.412},
             "exemplars_allowed": True,
             "exemplars": [
                 {
@@ -342,12 +406,14 @@ def _sample() -> dict:
             "signed_at": "2026-11-23T15:02:51Z",
         },
     ]
-    content_hash = document_sha256({k: v for k, v in doc.items() if k not in UNHASHED_KEYS})
+    # As reports.services issues it: the signed hash covers everything but the integrity block.
+    digest = document_sha256(doc)
     key = Ed25519PrivateKey.from_private_bytes(_SAMPLE_KEY_SEED)
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     doc["integrity"] = {
-        "document_sha256": content_hash,
-        "service_signature": base64.b64encode(key.sign(content_hash.encode("ascii"))).decode(),
+        "document_sha256": digest,
+        "content_sha256": document_sha256({k: v for k, v in doc.items() if k not in UNHASHED_KEYS}),
+        "service_signature": base64.b64encode(key.sign(digest.encode("ascii"))).decode(),
         "public_key_fingerprint": "SHA256:" + hashlib.sha256(public).hexdigest(),
     }
     return doc

@@ -11,7 +11,7 @@ from reports.rendering import canonical_json, content_sha256, document_sha256, r
 from reports.signing import public_key_fingerprint, sign_digest
 from validation.errors import ApplicationError, PermissionDenied
 from validation.models import Membership, Organisation, Role, ValidationRun
-from validation.storage import media_put, media_path
+from validation.storage import media_path, media_put
 
 # Which role may give which signature meaning.
 MEANING_ROLES = {

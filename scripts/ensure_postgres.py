@@ -24,8 +24,11 @@ def main() -> int:
     versions = glob.glob("/etc/postgresql/*")
     if shutil.which("pg_ctlcluster") and versions:
         version = versions[0].rsplit("/", 1)[-1]
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
-                       check=False, capture_output=True)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+            check=False,
+            capture_output=True,
+        )
         for _ in range(20):
             if reachable(url):
                 return 0

@@ -32,15 +32,20 @@ def world(db):
     partner_b = OrganisationFactory(name="Partner B", kind=Organisation.Kind.PARTNER)
     validator = OrganisationFactory(name="Validator", kind=Organisation.Kind.VALIDATOR)
     return SimpleNamespace(
-        vendor_a=vendor_a, vendor_b=vendor_b, partner_a=partner_a, partner_b=partner_b,
+        vendor_a=vendor_a,
+        vendor_b=vendor_b,
+        partner_a=partner_a,
+        partner_b=partner_b,
         validator=validator,
         vendor_user=member(vendor_a, Role.VENDOR_MEMBER, username="vendor_a_user"),
         other_vendor_user=member(vendor_b, Role.VENDOR_MEMBER, username="vendor_b_user"),
         steward=member(partner_a, Role.PARTNER_STEWARD, username="steward_a"),
         other_steward=member(partner_b, Role.PARTNER_STEWARD, username="steward_b"),
-        reviewer=member(validator, Role.REVIEWER, username="reviewer", first_name="Rita",
-                        last_name="Reviewer"),
-        qa=member(validator, Role.QA_APPROVER, username="qa", first_name="Quinn",
-                  last_name="Approver"),
+        reviewer=member(
+            validator, Role.REVIEWER, username="reviewer", first_name="Rita", last_name="Reviewer"
+        ),
+        qa=member(
+            validator, Role.QA_APPROVER, username="qa", first_name="Quinn", last_name="Approver"
+        ),
         auditor=member(validator, Role.AUDITOR, username="auditor"),
     )

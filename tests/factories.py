@@ -121,8 +121,13 @@ class ReportFactory(factory.django.DjangoModelFactory):
 def issued_report(run: ValidationRun) -> Report:
     """A report row in its issued state (as _report_issue leaves it), for access tests."""
     return Report.objects.create(
-        run=run, document={"x": 1}, content_sha256=_sha("c"), status=Report.Status.ISSUED,
-        issued_at=timezone.now(), pdf_sha256=_sha(f"pdf{run.pk}"), service_signature="sig",
+        run=run,
+        document={"x": 1},
+        content_sha256=_sha("c"),
+        status=Report.Status.ISSUED,
+        issued_at=timezone.now(),
+        pdf_sha256=_sha(f"pdf{run.pk}"),
+        service_signature="sig",
         pdf_path=f"reports/test-{run.pk}.pdf",
     )
 

@@ -19,11 +19,21 @@ pytestmark = pytest.mark.slow
 
 
 def _manage(var_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BLINDSPOT_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE":
-           "config.settings"}
+    env = {
+        **os.environ,
+        "BLINDSPOT_VAR_DIR": str(var_dir),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
     env.pop("DATABASE_URL", None)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, check=check, timeout=900)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        check=check,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,9 @@ class ApplicationError(Exception):
 
     status_code = 400
 
-    def __init__(self, message: str, *, errors: list[str] | None = None, status_code: int | None = None):
+    def __init__(
+        self, message: str, *, errors: list[str] | None = None, status_code: int | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.errors = errors or []

@@ -44,7 +44,9 @@ class Organisation(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=OrganisationKind.values), name="organisation_kind")
+            models.CheckConstraint(
+                condition=Q(kind__in=OrganisationKind.values), name="organisation_kind"
+            )
         ]
 
     def __str__(self) -> str:
@@ -73,7 +75,9 @@ class Membership(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "organisation", "role"], name="membership_once"),
+            models.UniqueConstraint(
+                fields=["user", "organisation", "role"], name="membership_once"
+            ),
             models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role"),
         ]
 
@@ -110,9 +114,12 @@ class ModelPackage(models.Model):
             models.UniqueConstraint(
                 fields=["vendor", "name", "version"], name="package_version_once"
             ),
-            models.CheckConstraint(condition=Q(status__in=PackageStatus.values), name="package_status"),
             models.CheckConstraint(
-                condition=Q(status="submitted") | Q(reviewed_by__isnull=False, reviewed_at__isnull=False),
+                condition=Q(status__in=PackageStatus.values), name="package_status"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="submitted")
+                | Q(reviewed_by__isnull=False, reviewed_at__isnull=False),
                 name="package_review_recorded",
             ),
         ]
@@ -216,6 +223,9 @@ class DatasetGrant(models.Model):
     )
     granted_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.dataset_version} for {self.vendor or 'any vendor'}"
 
 
 class Protocol(models.Model):
@@ -321,6 +331,9 @@ class Prediction(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"run {self.run_id} case {self.case_id}"
+
 
 class Explanation(models.Model):
     """A Grad-CAM map stored compactly (uint8 .npy) with its localisation agreement."""
@@ -336,6 +349,9 @@ class Explanation(models.Model):
             models.UniqueConstraint(fields=["run", "case"], name="explanation_once"),
         ]
 
+    def __str__(self) -> str:
+        return f"Grad-CAM run {self.run_id} case {self.case_id}"
+
 
 class MetricResult(models.Model):
     """Aggregate results of a run, one row per section (primary, subgroups, fairness, ...)."""
@@ -349,3 +365,6 @@ class MetricResult(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "section"], name="metric_section_once"),
         ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.section}"

@@ -12,23 +12,34 @@ PROTOCOL_SCHEMA = {
     "title": "Blindspot protocol document",
     "type": "object",
     "additionalProperties": False,
-    "required": ["schema_version", "task", "primary_endpoint", "operating_point",
-                 "acceptance_criteria", "subgroups", "min_cell_size"],
+    "required": [
+        "schema_version",
+        "task",
+        "primary_endpoint",
+        "operating_point",
+        "acceptance_criteria",
+        "subgroups",
+        "min_cell_size",
+    ],
     "properties": {
         "schema_version": {"const": "1.0"},
         "task": {"const": "binary-classification"},
         "primary_endpoint": {"enum": METRICS},
         "secondary_endpoints": {"type": "array", "items": {"enum": METRICS}},
         "operating_point": {
-            "type": "object", "additionalProperties": False, "required": ["source"],
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["source"],
             # Never tuned on test data: the vendor's declared threshold is the only source.
             "properties": {"source": {"const": "vendor-declared"}},
         },
         "confidence_level": {"type": "number", "exclusiveMinimum": 0.5, "exclusiveMaximum": 1},
         "acceptance_criteria": {
-            "type": "array", "minItems": 1,
+            "type": "array",
+            "minItems": 1,
             "items": {
-                "type": "object", "additionalProperties": False,
+                "type": "object",
+                "additionalProperties": False,
                 "required": ["metric", "bound", "comparator", "value"],
                 "properties": {
                     "metric": {"enum": METRICS},
@@ -41,7 +52,9 @@ PROTOCOL_SCHEMA = {
         "subgroups": {
             "type": "array",
             "items": {
-                "type": "object", "additionalProperties": False, "required": ["attribute"],
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["attribute"],
                 "properties": {
                     "attribute": {"type": "string", "minLength": 1, "maxLength": 64},
                     "bins": {"type": "array", "items": {"type": "number"}, "minItems": 2},
@@ -51,11 +64,14 @@ PROTOCOL_SCHEMA = {
         "min_cell_size": {"type": "integer", "minimum": 1},
         "failure_policy": {"enum": ["exclude-and-report"]},
         "explain": {
-            "type": "object", "additionalProperties": False,
+            "type": "object",
+            "additionalProperties": False,
             "properties": {"cases": {"enum": ["positives", "none"]}},
         },
         "required_signatures": {
-            "type": "array", "minItems": 1, "uniqueItems": True,
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
             "items": {"enum": ["reviewed", "approved"]},
         },
         "max_runs_per_vendor": {"type": "integer", "minimum": 1},

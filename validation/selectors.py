@@ -110,7 +110,9 @@ def cases_for_run(run: ValidationRun) -> QuerySet[Case]:
     return Case.objects.filter(dataset_version_id=run.dataset_version_id).order_by("case_id")
 
 
-def active_grant_for(*, dataset_version: DatasetVersion, vendor: Organisation) -> DatasetGrant | None:
+def active_grant_for(
+    *, dataset_version: DatasetVersion, vendor: Organisation
+) -> DatasetGrant | None:
     return (
         DatasetGrant.objects.filter(dataset_version=dataset_version, revoked_at__isnull=True)
         .filter(Q(vendor=vendor) | Q(vendor__isnull=True))

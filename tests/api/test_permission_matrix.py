@@ -10,8 +10,15 @@ from validation.models import Dataset, MetricResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
-ROLES = ["vendor_user", "other_vendor_user", "steward", "other_steward", "reviewer", "qa",
-         "auditor"]
+ROLES = [
+    "vendor_user",
+    "other_vendor_user",
+    "steward",
+    "other_steward",
+    "reviewer",
+    "qa",
+    "auditor",
+]
 # Who sees the objects that belong to vendor A, run on partner A's data.
 SEES_PACKAGE = {"vendor_user", "reviewer", "qa", "auditor"}
 SEES_RUN = {"vendor_user", "steward", "reviewer", "qa", "auditor"}
@@ -30,12 +37,26 @@ def objects(world, tmp_path, settings):
     report = issued_report(run)
     (settings.MEDIA_ROOT / "reports").mkdir(parents=True)
     (settings.MEDIA_ROOT / report.pdf_path).write_bytes(b"%PDF-1.7 test")
-    MetricResult.objects.create(run=run, section="subgroups", value=[
-        {"attribute": "sex", "group": "F", "n": 40, "sensitivity": {"estimate": 0.8},
-         "suppressed": False},
-        {"attribute": "sex", "group": "X", "n": 3, "sensitivity": {"estimate": 1.0},
-         "suppressed": True},
-    ])
+    MetricResult.objects.create(
+        run=run,
+        section="subgroups",
+        value=[
+            {
+                "attribute": "sex",
+                "group": "F",
+                "n": 40,
+                "sensitivity": {"estimate": 0.8},
+                "suppressed": False,
+            },
+            {
+                "attribute": "sex",
+                "group": "X",
+                "n": 3,
+                "sensitivity": {"estimate": 1.0},
+                "suppressed": True,
+            },
+        ],
+    )
     MetricResult.objects.create(run=run, section="primary", value={"auc": {"estimate": 0.9}})
     return {"packages": package, "runs": run, "reports": report}
 
@@ -74,8 +95,9 @@ def test_report_download_is_scoped_and_audited(world, objects, role):
 
     report = objects["reports"]
     response = client_for(getattr(world, role)).get(f"/api/v1/reports/{report.pk}/pdf/")
-    downloads = AuditEvent.objects.filter(action=AuditAction.REPORT_DOWNLOADED,
-                                          target_id=str(report.pk))
+    downloads = AuditEvent.objects.filter(
+        action=AuditAction.REPORT_DOWNLOADED, target_id=str(report.pk)
+    )
     if role in SEES_REPORT:
         assert response.status_code == 200
         assert b"".join(response.streaming_content).startswith(b"%PDF")
@@ -106,7 +128,8 @@ def test_results_suppress_small_cells_for_vendors_only(world, objects):
 def test_vendor_never_reads_failure_details(world, objects):
     run = objects["runs"]
     type(run).objects.filter(pk=run.pk).update(
-        status="failed", error_public="The model process crashed.",
+        status="failed",
+        error_public="The model process crashed.",
         error_detail="Traceback: secret partner path /data/C00001.dcm",
     )
     vendor_view = client_for(world.vendor_user).get(f"/api/v1/runs/{run.pk}/").json()
@@ -123,9 +146,11 @@ def test_anonymous_is_refused_everywhere(objects):
 
 
 def test_only_the_validation_team_starts_runs(world, objects):
-    body = {"package": objects["packages"].pk,
-            "dataset_version": objects["runs"].dataset_version_id,
-            "protocol": objects["runs"].protocol_id}
+    body = {
+        "package": objects["packages"].pk,
+        "dataset_version": objects["runs"].dataset_version_id,
+        "protocol": objects["runs"].protocol_id,
+    }
     for role in ("vendor_user", "steward", "auditor"):
         response = client_for(getattr(world, role)).post("/api/v1/runs/", body, format="json")
         assert response.status_code in {403, 404}, role

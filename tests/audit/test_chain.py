@@ -24,8 +24,9 @@ def _events(n, actor=None):
     events = []
     for i in range(n):
         with transaction.atomic():
-            events.append(audit_record(actor=actor, action=AuditAction.PROTOCOL_CREATED,
-                                       payload={"i": i}))
+            events.append(
+                audit_record(actor=actor, action=AuditAction.PROTOCOL_CREATED, payload={"i": i})
+            )
     return events
 
 
@@ -110,8 +111,13 @@ def test_a_fork_of_the_chain_is_refused_by_the_database(db):
     event = _events(1)[0]
     with pytest.raises(Exception), transaction.atomic():  # noqa: B017 (IntegrityError per vendor)
         AuditEvent.objects.create(
-            at=event.at, actor_label="x", action="x", payload={}, payload_sha256="0",
-            prev_hash=event.prev_hash, hash="f" * 64,
+            at=event.at,
+            actor_label="x",
+            action="x",
+            payload={},
+            payload_sha256="0",
+            prev_hash=event.prev_hash,
+            hash="f" * 64,
         )
 
 

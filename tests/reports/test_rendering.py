@@ -123,8 +123,20 @@ def test_pdf_metadata_carries_id_hash_and_signatures(sample, sample_pdf):
     assert str(reader.trailer["/ID"][0]) == content_sha256(sample)[:32]
 
 
-def test_sample_integrity_hash_is_the_content_hash(sample):
-    assert sample["integrity"]["document_sha256"] == content_sha256(sample)
+def test_sample_integrity_hashes(sample, sample_pdf):
+    without_integrity = {k: v for k, v in sample.items() if k != "integrity"}
+    assert sample["integrity"]["document_sha256"] == document_sha256(without_integrity)
+    assert sample["integrity"]["content_sha256"] == content_sha256(sample)
+    text = "\n".join(_text(sample_pdf))
+    assert "Covers this document, signatures included, without its integrity block." in text
+    assert "Does NOT match" not in text
+
+
+def test_tampered_document_is_flagged_in_the_pdf():
+    document = sample_document()
+    document["primary"]["auc"]["estimate"] = 0.99
+    text = "\n".join(_text(render_pdf(document)))
+    assert "Does NOT match this document's content." in text
 
 
 def test_unsandboxed_warning_on_page_one():
@@ -146,6 +158,37 @@ def test_missing_optional_sections_still_render():
     for heading in SECTION_HEADINGS:
         assert heading in text, heading
     assert "Not signed" in text
+
+
+def test_undefined_statistics_and_alternative_shapes_render():
+    # Shapes reports.document produces for small or one-class data: undefined intervals are
+    # None, exclusions come as failure categories, fairness may be undefined with notes.
+    document = sample_document()
+    document["primary"]["metrics"]["ppv"] = {
+        "estimate": None,
+        "lower": None,
+        "upper": None,
+        "method": "Wilson score",
+    }
+    document["subgroups"][0].update(sensitivity=None, auc=None, notes=["no positives"])
+    document["fairness"][0].update(
+        equalized_odds_difference=None,
+        tpr_difference=None,
+        notes=["disparities undefined: 1 group(s) with n >= 10 and both classes"],
+    )
+    document["test_data"]["exclusions"] = [{"category": "decode_error", "n": 2}]
+    document["test_data"]["demographics"]["race"] = [{"group": "unknown", "n": 200}]
+    document["test_data"]["demographics"]["age"] = None
+    document["explainability"].update(localisation=None, exemplars_allowed=False, exemplars=[])
+    document["protocol"]["failure_policy"] = {"on_decode_error": "exclude", "report": True}
+    text = " ".join("\n".join(_text(render_pdf(document))).split())
+    assert "PPV \N{EM DASH}" in text
+    assert "sex F: no positives." in text
+    assert "disparities undefined" in text
+    assert "decode_error 2" in text
+    assert "Race" in text
+    assert "Not assessed" in text
+    assert "on_decode_error: exclude; report: yes" in text
 
 
 def test_exemplars_withheld_without_grant(sample):

@@ -26,11 +26,14 @@ from validation.services.runs import run_start
 pytestmark = pytest.mark.django_db
 
 PROTOCOL = {
-    "schema_version": "1.0", "task": "binary-classification", "primary_endpoint": "auc",
+    "schema_version": "1.0",
+    "task": "binary-classification",
+    "primary_endpoint": "auc",
     "operating_point": {"source": "vendor-declared"},
-    "acceptance_criteria": [{"metric": "auc", "bound": "lower", "comparator": ">=",
-                             "value": 0.7}],
-    "subgroups": [{"attribute": "sex"}], "min_cell_size": 5, "max_runs_per_vendor": 1,
+    "acceptance_criteria": [{"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.7}],
+    "subgroups": [{"attribute": "sex"}],
+    "min_cell_size": 5,
+    "max_runs_per_vendor": 1,
 }
 
 
@@ -39,7 +42,8 @@ def package_file(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("pkg") / "model.tar.gz"
     return build_package(
-        model=TinyLesionNet(), example_input=torch.randn(2, 1, 64, 64),
+        model=TinyLesionNet(),
+        example_input=torch.randn(2, 1, 64, 64),
         manifest=default_manifest(name="Finder", version="1.0", gradcam_target_layer="block3"),
         out_path=out,
     )
@@ -131,20 +135,23 @@ def test_package_review(world):
 # --- datasets ----------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_dataset_import_seals_with_merkle_root(world, cohort, settings):
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
     version = dataset_version_import(actor=world.steward, dataset=dataset, manifest_path=cohort)
     assert version.status == DatasetVersion.Status.SEALED and version.version == 1
     cases = list(Case.objects.filter(dataset_version=version))
     assert len(cases) == 16
-    assert version.merkle_root == merkle_root([(c.case_id, c.file_sha256, c.label)
-                                               for c in cases])
+    assert version.merkle_root == merkle_root([(c.case_id, c.file_sha256, c.label) for c in cases])
     first = cases[0]
     assert {"sex", "age", "manufacturer", "model", "institution", "race"} <= set(first.attributes)
     stored = Path(settings.SEQUESTERED_ROOT) / first.file_path
     assert stored.is_file()
-    assert not Path(settings.SEQUESTERED_ROOT).resolve().is_relative_to(
-        Path(settings.MEDIA_ROOT).resolve())
+    assert (
+        not Path(settings.SEQUESTERED_ROOT)
+        .resolve()
+        .is_relative_to(Path(settings.MEDIA_ROOT).resolve())
+    )
     actions = [e.action for e in audit_events_for(version)]
     assert actions == [AuditAction.DATASET_VERSION_IMPORTED, AuditAction.DATASET_VERSION_SEALED]
     version.modality = "CT"
@@ -152,16 +159,21 @@ def test_dataset_import_seals_with_merkle_root(world, cohort, settings):
         version.save()
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("UPDATE validation_datasetversion SET merkle_root = 'x' WHERE id = %s",
-                           [version.pk])
+            cursor.execute(
+                "UPDATE validation_datasetversion SET merkle_root = 'x' WHERE id = %s", [version.pk]
+            )
 
 
 def test_dataset_import_reports_every_csv_problem_by_line(world, cohort, tmp_path, settings):
     bad = tmp_path / "manifest.csv"
     lines = cohort.read_text().splitlines()
     header, rows = lines[0], lines[1:4]
-    broken = [rows[0], rows[0], rows[1].replace(",0,", ",7,").replace(",1,", ",7,"),
-              rows[2].replace("dicom/", "missing/")]
+    broken = [
+        rows[0],
+        rows[0],
+        rows[1].replace(",0,", ",7,").replace(",1,", ",7,"),
+        rows[2].replace("dicom/", "missing/"),
+    ]
     bad.write_text("\n".join([header, *broken]) + "\n")
     (tmp_path / "dicom").symlink_to(cohort.parent / "dicom")
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
@@ -190,8 +202,9 @@ def test_unreadable_files_are_kept_with_their_reason(world, cohort, tmp_path):
     (folder / "broken.dcm").write_bytes(b"DICM but not really" * 10)
     (folder / "manifest.csv").write_text("case_id,file,label\nX1,broken.dcm,1\n")
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Broken")
-    version = dataset_version_import(actor=world.steward, dataset=dataset,
-                                     manifest_path=folder / "manifest.csv")
+    version = dataset_version_import(
+        actor=world.steward, dataset=dataset, manifest_path=folder / "manifest.csv"
+    )
     case = version.cases.get()
     assert case.read_error and "DICOM" in case.read_error
 
@@ -207,13 +220,20 @@ def test_other_partners_cannot_import(world, cohort):
 
 def test_protocol_lists_every_schema_violation(world):
     with pytest.raises(ApplicationError) as exc:
-        protocol_create(actor=world.reviewer, name="P", document={
-            **PROTOCOL, "min_cell_size": 0, "operating_point": {"source": "youden-on-test"},
-        })
+        protocol_create(
+            actor=world.reviewer,
+            name="P",
+            document={
+                **PROTOCOL,
+                "min_cell_size": 0,
+                "operating_point": {"source": "youden-on-test"},
+            },
+        )
     errors = "\n".join(exc.value.errors)
     assert "min_cell_size" in errors and "operating_point/source" in errors
 
 
+@pytest.mark.integration
 def test_protocol_lock_freezes_it(world):
     protocol = protocol_create(actor=world.reviewer, name="P", document=PROTOCOL)
     assert protocol.document["required_signatures"] == ["reviewed", "approved"]
@@ -225,8 +245,9 @@ def test_protocol_lock_freezes_it(world):
         protocol.save()
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("UPDATE validation_protocol SET document = '{}' WHERE id = %s",
-                           [protocol.pk])
+            cursor.execute(
+                "UPDATE validation_protocol SET document = '{}' WHERE id = %s", [protocol.pk]
+            )
     second = protocol_create(actor=world.reviewer, name="P", document=PROTOCOL)
     assert second.version == 2 and Protocol.objects.get(pk=protocol.pk).is_locked
 

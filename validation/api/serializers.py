@@ -11,8 +11,20 @@ class PackageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelPackage
-        fields = ["id", "vendor", "name", "version", "sha256", "size_bytes", "model_format",
-                  "status", "review_note", "submitted_at", "reviewed_at", "manifest"]
+        fields = [
+            "id",
+            "vendor",
+            "name",
+            "version",
+            "sha256",
+            "size_bytes",
+            "model_format",
+            "status",
+            "review_note",
+            "submitted_at",
+            "reviewed_at",
+            "manifest",
+        ]
 
 
 class PackageUploadSerializer(serializers.Serializer):
@@ -39,21 +51,45 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ValidationRun
-        fields = ["id", "status", "progress", "package", "dataset", "protocol", "stage_seconds",
-                  "sandboxed", "error", "queued_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "status",
+            "progress",
+            "package",
+            "dataset",
+            "protocol",
+            "stage_seconds",
+            "sandboxed",
+            "error",
+            "queued_at",
+            "started_at",
+            "finished_at",
+        ]
 
     def get_package(self, run):
-        return {"id": run.package_id, "name": run.package.name, "version": run.package.version,
-                "sha256": run.package.sha256}
+        return {
+            "id": run.package_id,
+            "name": run.package.name,
+            "version": run.package.version,
+            "sha256": run.package.sha256,
+        }
 
     def get_dataset(self, run):
         version = run.dataset_version
-        return {"name": version.dataset.name, "version": version.version,
-                "merkle_root": version.merkle_root, "partner": version.dataset.partner.name}
+        return {
+            "name": version.dataset.name,
+            "version": version.version,
+            "merkle_root": version.merkle_root,
+            "partner": version.dataset.partner.name,
+        }
 
     def get_protocol(self, run):
-        return {"id": run.protocol_id, "name": run.protocol.name,
-                "version": run.protocol.version, "sha256": run.protocol.sha256}
+        return {
+            "id": run.protocol_id,
+            "name": run.protocol.name,
+            "version": run.protocol.version,
+            "sha256": run.protocol.sha256,
+        }
 
     def get_progress(self, run):
         return {"cases_done": run.cases_done, "cases_total": run.cases_total}
@@ -74,8 +110,9 @@ def aggregate_results(sections: dict, *, audience: str) -> dict:
     subgroups = []
     for row in sections.get("subgroups", []):
         if row["suppressed"] and audience != "team":
-            subgroups.append({"attribute": row["attribute"], "group": row["group"],
-                              "suppressed": True})
+            subgroups.append(
+                {"attribute": row["attribute"], "group": row["group"], "suppressed": True}
+            )
         else:
             subgroups.append(row)
     primary = dict(sections.get("primary", {}))

@@ -32,8 +32,9 @@ class PackageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_object(self):
         return selectors.package_get_visible(user=self.request.user, pk=self.kwargs["pk"])
 
-    @extend_schema(request={"multipart/form-data": PackageUploadSerializer},
-                   responses=PackageSerializer)
+    @extend_schema(
+        request={"multipart/form-data": PackageUploadSerializer}, responses=PackageSerializer
+    )
     def create(self, request):
         self.parser_classes = [MultiPartParser]
         upload = PackageUploadSerializer(data=request.data)
@@ -46,8 +47,9 @@ class PackageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def review(self, request, pk=None):
         body = PackageReviewSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        package = package_review(actor=request.user, package=self.get_object(),
-                                 **body.validated_data)
+        package = package_review(
+            actor=request.user, package=self.get_object(), **body.validated_data
+        )
         return Response(PackageSerializer(package).data)
 
 
@@ -56,7 +58,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return selectors.runs_visible_to(self.request.user)
 
     def get_serializer_class(self):
-        return RunTeamSerializer if selectors.is_validation_team(self.request.user) else RunSerializer
+        return (
+            RunTeamSerializer if selectors.is_validation_team(self.request.user) else RunSerializer
+        )
 
     def get_object(self):
         return selectors.run_get_visible(user=self.request.user, pk=self.kwargs["pk"])
@@ -74,8 +78,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         run = run_start(
             actor=user,
             package=selectors.package_get_visible(user=user, pk=ids["package"]),
-            dataset_version=selectors.dataset_version_get_visible(user=user,
-                                                                  pk=ids["dataset_version"]),
+            dataset_version=selectors.dataset_version_get_visible(
+                user=user, pk=ids["dataset_version"]
+            ),
             protocol=protocol,
         )
         run.refresh_from_db()

@@ -15,11 +15,23 @@ def evaluate_criteria(criteria: list[dict], intervals: dict[str, dict]) -> list[
         passed = observed is not None and COMPARATORS[criterion["comparator"]](
             observed, criterion["value"]
         )
-        bound = {"lower": "lower 95% bound of", "upper": "upper 95% bound of",
-                 "estimate": "point estimate of"}[criterion["bound"]]
-        name = f"{bound} {criterion['metric'].upper() if criterion['metric'] in {'auc', 'ppv', 'npv'} else criterion['metric']} {criterion['comparator']} {criterion['value']:g}"
-        results.append({**criterion, "name": name[0].upper() + name[1:], "observed": observed,
-                        "passed": bool(passed), "method": interval.get("method", "")})
+        bound = {
+            "lower": "lower 95% bound of",
+            "upper": "upper 95% bound of",
+            "estimate": "point estimate of",
+        }[criterion["bound"]]
+        metric = criterion["metric"]
+        shown = metric.upper() if metric in {"auc", "ppv", "npv"} else metric
+        name = f"{bound} {shown} {criterion['comparator']} {criterion['value']:g}"
+        results.append(
+            {
+                **criterion,
+                "name": name[0].upper() + name[1:],
+                "observed": observed,
+                "passed": bool(passed),
+                "method": interval.get("method", ""),
+            }
+        )
     return results
 
 

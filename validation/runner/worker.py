@@ -179,7 +179,7 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     message = str(exc)
     if "can't allocate memory" in message or "out of memory" in message.lower():
         return "oom", detail
-    if message.startswith("Expected input at"):
+    if message.startswith(("Expected input at", "Guard failed")):
         # torch.export's own input guard, e.g. a batch above the exported maximum.
         return "bad-input", message[:MAX_DETAIL_CHARS]
     return "crash", detail

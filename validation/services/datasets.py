@@ -38,8 +38,9 @@ def dataset_create(*, actor, partner: Organisation, name: str, description: str 
     if Dataset.objects.filter(partner=partner, name=name).exists():
         raise ApplicationError(f"The dataset {name!r} already exists.", status_code=409)
     dataset = Dataset.objects.create(partner=partner, name=name, description=description)
-    audit_record(actor=actor, action=AuditAction.DATASET_CREATED, target=dataset,
-                 payload={"name": name})
+    audit_record(
+        actor=actor, action=AuditAction.DATASET_CREATED, target=dataset, payload={"name": name}
+    )
     return dataset
 
 
@@ -63,8 +64,9 @@ def parse_manifest(manifest_path: Path) -> list[dict]:
         for line, raw in enumerate(reader, start=2):
             row, problems = _parse_row(raw, root)
             if row and row["case_id"] in seen:
-                problems.append(f"duplicate case_id {row['case_id']!r} (first on line "
-                                f"{seen[row['case_id']]})")
+                problems.append(
+                    f"duplicate case_id {row['case_id']!r} (first on line {seen[row['case_id']]})"
+                )
             if row:
                 seen.setdefault(row["case_id"], line)
             errors += [f"line {line}: {p}" for p in problems]
@@ -99,8 +101,13 @@ def _parse_row(raw: dict, root: Path) -> tuple[dict | None, list[str]]:
     if problems:
         return ({"case_id": case_id} if case_id else None), problems
     extra = {k: (raw.get(k) or "").strip() or None for k in ("race", "ethnicity", "site")}
-    return {"case_id": case_id, "path": path, "label": int(label_text), "roi": roi,
-            "extra": extra}, []
+    return {
+        "case_id": case_id,
+        "path": path,
+        "label": int(label_text),
+        "roi": roi,
+        "extra": extra,
+    }, []
 
 
 def _parse_roi(raw: dict, problems: list[str]) -> list[float] | None:
@@ -135,47 +142,77 @@ def dataset_version_import(*, actor, dataset: Dataset, manifest_path: Path) -> D
         attributes.update({k: v for k, v in row["extra"].items() if v is not None})
         relative = f"dicom/{file_sha[:2]}/{file_sha}.dcm"
         sequestered_put(relative, row["path"])
-        cases.append(Case(case_id=row["case_id"], file_path=relative, file_sha256=file_sha,
-                          label=row["label"], roi=row["roi"], attributes=attributes,
-                          read_error=read_error))
+        cases.append(
+            Case(
+                case_id=row["case_id"],
+                file_path=relative,
+                file_sha256=file_sha,
+                label=row["label"],
+                roi=row["roi"],
+                attributes=attributes,
+                read_error=read_error,
+            )
+        )
     return _version_store(actor=actor, dataset=dataset, cases=cases)
 
 
 @transaction.atomic
 def _version_store(*, actor, dataset: Dataset, cases: list[Case]) -> DatasetVersion:
     Dataset.objects.select_for_update().get(pk=dataset.pk)
-    number = (dataset.versions.order_by("-version").values_list("version", flat=True).first()
-              or 0) + 1
+    number = (
+        dataset.versions.order_by("-version").values_list("version", flat=True).first() or 0
+    ) + 1
     modalities = sorted({c.attributes.get("modality") for c in cases} - {None})
-    version = DatasetVersion.objects.create(dataset=dataset, version=number, created_by=actor,
-                                            modality="/".join(modalities))
+    version = DatasetVersion.objects.create(
+        dataset=dataset, version=number, created_by=actor, modality="/".join(modalities)
+    )
     for case in cases:
         case.dataset_version = version
     Case.objects.bulk_create(cases, batch_size=500)
     unreadable = sum(1 for c in cases if c.read_error)
-    audit_record(actor=actor, action=AuditAction.DATASET_VERSION_IMPORTED, target=version,
-                 payload={"cases": len(cases), "unreadable": unreadable})
+    audit_record(
+        actor=actor,
+        action=AuditAction.DATASET_VERSION_IMPORTED,
+        target=version,
+        payload={"cases": len(cases), "unreadable": unreadable},
+    )
     root = merkle_root([(c.case_id, c.file_sha256, c.label) for c in cases])
     DatasetVersion.objects.filter(pk=version.pk).update(
         status=DatasetVersion.Status.SEALED, merkle_root=root, sealed_at=timezone.now()
     )
     version.refresh_from_db()
-    audit_record(actor=actor, action=AuditAction.DATASET_VERSION_SEALED, target=version,
-                 payload={"merkle_root": root, "cases": len(cases)})
+    audit_record(
+        actor=actor,
+        action=AuditAction.DATASET_VERSION_SEALED,
+        target=version,
+        payload={"merkle_root": root, "cases": len(cases)},
+    )
     return version
 
 
 @transaction.atomic
-def dataset_grant(*, actor, dataset_version: DatasetVersion, vendor: Organisation | None,
-                  allow_exemplars: bool = False) -> DatasetGrant:
+def dataset_grant(
+    *,
+    actor,
+    dataset_version: DatasetVersion,
+    vendor: Organisation | None,
+    allow_exemplars: bool = False,
+) -> DatasetGrant:
     """The partner allows a vendor (None: any vendor) to be validated on this version.
     Emits DATASET_GRANTED."""
     _require_steward(actor, dataset_version.dataset.partner)
     if vendor is not None and vendor.kind != Organisation.Kind.VENDOR:
         raise ApplicationError("Grants are given to vendor organisations.")
-    grant = DatasetGrant.objects.create(dataset_version=dataset_version, vendor=vendor,
-                                        allow_exemplars=allow_exemplars, granted_by=actor)
-    audit_record(actor=actor, action=AuditAction.DATASET_GRANTED, target=grant,
-                 payload={"vendor": vendor.name if vendor else "any",
-                          "allow_exemplars": allow_exemplars})
+    grant = DatasetGrant.objects.create(
+        dataset_version=dataset_version,
+        vendor=vendor,
+        allow_exemplars=allow_exemplars,
+        granted_by=actor,
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.DATASET_GRANTED,
+        target=grant,
+        payload={"vendor": vendor.name if vendor else "any", "allow_exemplars": allow_exemplars},
+    )
     return grant

@@ -24,8 +24,12 @@ def organisation_create(*, actor, name: str, kind: str) -> Organisation:
     if Organisation.objects.filter(name=name).exists():
         raise ApplicationError(f"An organisation named {name!r} already exists.")
     org = Organisation.objects.create(name=name, kind=kind)
-    audit_record(actor=actor, action=AuditAction.ORGANISATION_CREATED, target=org,
-                 payload={"name": name, "kind": kind})
+    audit_record(
+        actor=actor,
+        action=AuditAction.ORGANISATION_CREATED,
+        target=org,
+        payload={"name": name, "kind": kind},
+    )
     return org
 
 
@@ -41,6 +45,10 @@ def user_create_with_role(
         username=username, password=password, first_name=first, last_name=last
     )
     membership = Membership.objects.create(user=user, organisation=organisation, role=role)
-    audit_record(actor=actor, action=AuditAction.MEMBERSHIP_GRANTED, target=membership,
-                 payload={"user": username, "organisation": organisation.name, "role": role})
+    audit_record(
+        actor=actor,
+        action=AuditAction.MEMBERSHIP_GRANTED,
+        target=membership,
+        payload={"user": username, "organisation": organisation.name, "role": role},
+    )
     return user

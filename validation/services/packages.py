@@ -21,7 +21,9 @@ def _vendor_of(actor, vendor: Organisation | None) -> Organisation:
     vendor_ids = org_ids_of(actor, Role.VENDOR_MEMBER)
     if vendor is None:
         if len(vendor_ids) != 1:
-            raise PermissionDenied("Only a member of exactly one vendor may submit without naming it.")
+            raise PermissionDenied(
+                "Only a member of exactly one vendor may submit without naming it."
+            )
         return Organisation.objects.get(pk=next(iter(vendor_ids)))
     if vendor.pk not in vendor_ids:
         raise PermissionDenied("You are not a member of that vendor.")
@@ -47,33 +49,47 @@ def package_submit(*, actor, upload, vendor: Organisation | None = None) -> Mode
         sha256 = digest.hexdigest()
         try:
             manifest, _model_bytes = read_package(
-                staged, max_archive_bytes=limit,
+                staged,
+                max_archive_bytes=limit,
                 max_total_bytes=settings.PACKAGE_MAX_UNPACKED_BYTES,
             )
         except PackageError as exc:
             _reject(actor, vendor, exc.reason)
         errors = manifest_errors(manifest)
         if errors:
-            _reject(actor, vendor, f"the manifest is invalid ({len(errors)} problem(s))",
-                    errors=errors)
+            _reject(
+                actor, vendor, f"the manifest is invalid ({len(errors)} problem(s))", errors=errors
+            )
         model_format = "pt2"
-        return _package_store(actor=actor, vendor=vendor, staged=staged, sha256=sha256,
-                              size=size, manifest=manifest, model_format=model_format)
+        return _package_store(
+            actor=actor,
+            vendor=vendor,
+            staged=staged,
+            sha256=sha256,
+            size=size,
+            manifest=manifest,
+            model_format=model_format,
+        )
 
 
 def _reject(actor, vendor, message: str, errors=None):
     """Audit the refusal in its own transaction (it must outlive the error) and raise."""
     with transaction.atomic():
-        audit_record(actor=actor, action=AuditAction.PACKAGE_REJECTED_AT_INTAKE, target=vendor,
-                     payload={"reason": message[:500], "errors": (errors or [])[:50]})
+        audit_record(
+            actor=actor,
+            action=AuditAction.PACKAGE_REJECTED_AT_INTAKE,
+            target=vendor,
+            payload={"reason": message[:500], "errors": (errors or [])[:50]},
+        )
     raise ApplicationError(f"Package rejected: {message}", errors=errors)
 
 
 @transaction.atomic
 def _package_store(*, actor, vendor, staged, sha256, size, manifest, model_format) -> ModelPackage:
     if ModelPackage.objects.filter(sha256=sha256).exists():
-        raise ApplicationError("This exact package (same SHA-256) has already been submitted.",
-                               status_code=409)
+        raise ApplicationError(
+            "This exact package (same SHA-256) has already been submitted.", status_code=409
+        )
     name, version = manifest["name"], manifest["version"]
     if ModelPackage.objects.filter(vendor=vendor, name=name, version=version).exists():
         raise ApplicationError(
@@ -81,14 +97,24 @@ def _package_store(*, actor, vendor, staged, sha256, size, manifest, model_forma
             status_code=409,
         )
     package = ModelPackage.objects.create(
-        vendor=vendor, name=name, version=version, sha256=sha256, size_bytes=size,
-        manifest=manifest, model_format=model_format, submitted_by=actor,
+        vendor=vendor,
+        name=name,
+        version=version,
+        sha256=sha256,
+        size_bytes=size,
+        manifest=manifest,
+        model_format=model_format,
+        submitted_by=actor,
     )
     # Written last and named by content: a rollback leaves at worst an orphan with the same
     # bytes a retry would write, never a half-written or mislabelled file.
     media_put(package_relpath(sha256), staged)
-    audit_record(actor=actor, action=AuditAction.PACKAGE_SUBMITTED, target=package,
-                 payload={"sha256": sha256, "name": name, "version": version})
+    audit_record(
+        actor=actor,
+        action=AuditAction.PACKAGE_SUBMITTED,
+        target=package,
+        payload={"sha256": sha256, "name": name, "version": version},
+    )
     return package
 
 

@@ -20,11 +20,17 @@ def protocol_create(*, actor, name: str, document: dict) -> Protocol:
         raise ApplicationError("The protocol document is invalid.", errors=errors)
     latest = Protocol.objects.filter(name=name).order_by("-version").first()
     protocol = Protocol.objects.create(
-        name=name, version=(latest.version + 1) if latest else 1,
-        document=with_defaults(document), created_by=actor,
+        name=name,
+        version=(latest.version + 1) if latest else 1,
+        document=with_defaults(document),
+        created_by=actor,
     )
-    audit_record(actor=actor, action=AuditAction.PROTOCOL_CREATED, target=protocol,
-                 payload={"name": name, "version": protocol.version})
+    audit_record(
+        actor=actor,
+        action=AuditAction.PROTOCOL_CREATED,
+        target=protocol,
+        payload={"name": name, "version": protocol.version},
+    )
     return protocol
 
 
@@ -41,6 +47,10 @@ def protocol_lock(*, actor, protocol: Protocol) -> Protocol:
     protocol.locked_at = timezone.now()
     protocol.locked_by = actor
     protocol.save()
-    audit_record(actor=actor, action=AuditAction.PROTOCOL_LOCKED, target=protocol,
-                 payload={"sha256": protocol.sha256})
+    audit_record(
+        actor=actor,
+        action=AuditAction.PROTOCOL_LOCKED,
+        target=protocol,
+        payload={"sha256": protocol.sha256},
+    )
     return protocol

@@ -50,8 +50,9 @@ PUBLIC_FAILURE = {
 
 
 @transaction.atomic
-def run_start(*, actor, package: ModelPackage, dataset_version: DatasetVersion,
-              protocol: Protocol) -> ValidationRun:
+def run_start(
+    *, actor, package: ModelPackage, dataset_version: DatasetVersion, protocol: Protocol
+) -> ValidationRun:
     """Queue a blind validation. Preconditions: the actor is on the validation team, the
     package is approved, the dataset version is sealed and granted to the vendor, and the
     vendor is under the protocol's run cap. Locks the protocol on first use. Emits RUN_QUEUED
@@ -65,24 +66,46 @@ def run_start(*, actor, package: ModelPackage, dataset_version: DatasetVersion,
     if active_grant_for(dataset_version=dataset_version, vendor=package.vendor) is None:
         raise ApplicationError("The partner has not granted this vendor use of this dataset.")
     cap = protocol.document.get("max_runs_per_vendor")
-    used = ValidationRun.objects.filter(
-        dataset_version=dataset_version, package__vendor=package.vendor
-    ).exclude(status=Status.CANCELLED).count()
+    used = (
+        ValidationRun.objects.filter(
+            dataset_version=dataset_version, package__vendor=package.vendor
+        )
+        .exclude(status=Status.CANCELLED)
+        .count()
+    )
     if cap is not None and used >= cap:
         raise ApplicationError(
             f"This vendor has used this dataset version {used} time(s); the protocol allows {cap}."
         )
     protocol = protocol_lock(actor=actor, protocol=protocol)
     run = ValidationRun.objects.create(
-        package=package, dataset_version=dataset_version, protocol=protocol, requested_by=actor,
+        package=package,
+        dataset_version=dataset_version,
+        protocol=protocol,
+        requested_by=actor,
         cases_total=dataset_version.cases.count(),
     )
-    audit_record(actor=actor, action=AuditAction.RUN_QUEUED, target=run,
-                 payload={"package": package.sha256, "dataset_version": dataset_version.pk,
-                          "protocol": protocol.sha256})
-    audit_record(actor=actor, action=AuditAction.DATASET_USED, target=dataset_version,
-                 payload={"run": run.pk, "package": f"{package.name} {package.version}",
-                          "vendor": package.vendor.name, "protocol": str(protocol)})
+    audit_record(
+        actor=actor,
+        action=AuditAction.RUN_QUEUED,
+        target=run,
+        payload={
+            "package": package.sha256,
+            "dataset_version": dataset_version.pk,
+            "protocol": protocol.sha256,
+        },
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.DATASET_USED,
+        target=dataset_version,
+        payload={
+            "run": run.pk,
+            "package": f"{package.name} {package.version}",
+            "vendor": package.vendor.name,
+            "protocol": str(protocol),
+        },
+    )
     from validation import tasks
 
     transaction.on_commit(lambda: tasks.run_infer.delay(run_id=run.pk))
@@ -104,8 +127,17 @@ def _claim(run_id: int, expected: set[str], new_status: str | None = None, **fie
         return run
 
 
-def _advance(run: ValidationRun, *, from_status: str, to_status: str, action: str,
-             stage: str, seconds: float, payload: dict, next_task: Callable | None) -> bool:
+def _advance(
+    run: ValidationRun,
+    *,
+    from_status: str,
+    to_status: str,
+    action: str,
+    stage: str,
+    seconds: float,
+    payload: dict,
+    next_task: Callable | None,
+) -> bool:
     with transaction.atomic():
         locked = ValidationRun.objects.select_for_update().get(pk=run.pk)
         if locked.status != from_status:
@@ -130,8 +162,9 @@ def run_fail(*, run_id: int, category: str, detail: str = "") -> None:
     run.error_detail = detail[-8000:]
     run.finished_at = timezone.now()
     run.save()
-    audit_record(actor=None, action=AuditAction.RUN_FAILED, target=run,
-                 payload={"category": category})
+    audit_record(
+        actor=None, action=AuditAction.RUN_FAILED, target=run, payload={"category": category}
+    )
 
 
 @transaction.atomic
@@ -164,8 +197,7 @@ def run_infer(*, run_id: int, batch_size: int = 32) -> None:
     RUN_INFERENCE_DONE."""
     from validation import tasks
 
-    run = _claim(run_id, {Status.QUEUED, Status.RUNNING}, Status.RUNNING,
-                 started_at=timezone.now())
+    run = _claim(run_id, {Status.QUEUED, Status.RUNNING}, Status.RUNNING, started_at=timezone.now())
     if run is None:
         return
     if run.stage_seconds.get("inference") is None and not run.predictions.exists():
@@ -179,11 +211,15 @@ def run_infer(*, run_id: int, batch_size: int = 32) -> None:
     try:
         runner = runner_for(package)
     except RunnerError as exc:
-        run_fail(run_id=run_id, category=exc.category if exc.category == "no-isolation"
-                 else "load-failed", detail=exc.detail)
+        run_fail(
+            run_id=run_id,
+            category=exc.category if exc.category == "no-isolation" else "load-failed",
+            detail=exc.detail,
+        )
         return
     ValidationRun.objects.filter(pk=run_id).update(
-        isolation=runner.isolation or "", sandboxed=runner_is_sandboxed(runner),
+        isolation=runner.isolation or "",
+        sandboxed=runner_is_sandboxed(runner),
         device=runner.info.get("device", "cpu"),
     )
     done = set(run.predictions.values_list("case_id", flat=True))
@@ -197,20 +233,29 @@ def run_infer(*, run_id: int, batch_size: int = 32) -> None:
         Prediction.objects.bulk_create(rows, ignore_conflicts=True)
         ValidationRun.objects.filter(pk=run_id).update(cases_done=run.predictions.count())
     counts = Counter(p.error_category or "scored" for p in run.predictions.all())
-    _advance(run, from_status=Status.RUNNING, to_status=Status.SCORING,
-             action=AuditAction.RUN_INFERENCE_DONE, stage="inference",
-             seconds=time.perf_counter() - began, payload=dict(counts), next_task=tasks.run_score)
+    _advance(
+        run,
+        from_status=Status.RUNNING,
+        to_status=Status.SCORING,
+        action=AuditAction.RUN_INFERENCE_DONE,
+        stage="inference",
+        seconds=time.perf_counter() - began,
+        payload=dict(counts),
+        next_task=tasks.run_score,
+    )
 
 
 def _infer_batch(runner, package, cases, spec, output) -> list[Prediction]:
     readable = [c for c in cases if not c.read_error]
-    rows = [Prediction(case=c, error_category="unreadable")
-            for c in cases if c.read_error]
+    rows = [Prediction(case=c, error_category="unreadable") for c in cases if c.read_error]
     if readable:
         x, errors = batch_inputs([sequestered_path(c.file_path) for c in readable], spec)
         ok = [i for i, e in enumerate(errors) if e is None]
-        rows += [Prediction(case=readable[i], error_category="unreadable")
-                 for i, e in enumerate(errors) if e is not None]
+        rows += [
+            Prediction(case=readable[i], error_category="unreadable")
+            for i, e in enumerate(errors)
+            if e is not None
+        ]
         if ok:
             rows += _predict_cases(runner, package, [readable[i] for i in ok], x[ok], output)
     return rows
@@ -219,8 +264,9 @@ def _infer_batch(runner, package, cases, spec, output) -> list[Prediction]:
 def _predict_cases(runner, package, cases, x, output) -> list[Prediction]:
     try:
         logits = runner.predict(x)
-        scores = positive_scores(logits, activation=output["activation"],
-                                 positive_index=output["positive_index"])
+        scores = positive_scores(
+            logits, activation=output["activation"], positive_index=output["positive_index"]
+        )
         if len(scores) != len(cases) or not np.isfinite(scores).all():
             raise RunnerError(category="bad-output", detail="non-finite or misshapen scores")
         return [Prediction(case=c, score=float(s)) for c, s in zip(cases, scores, strict=True)]
@@ -231,8 +277,11 @@ def _predict_cases(runner, package, cases, x, output) -> list[Prediction]:
         if len(cases) == 1:
             return [Prediction(case=cases[0], error_category=category)]
         # Find the case that broke the model: each one alone, so one bad case costs one case.
-        return [row for c, xi in zip(cases, x, strict=True)
-                for row in _predict_cases(runner_for(package), package, [c], xi[None], output)]
+        return [
+            row
+            for c, xi in zip(cases, x, strict=True)
+            for row in _predict_cases(runner_for(package), package, [c], xi[None], output)
+        ]
 
 
 def run_score(*, run_id: int) -> None:
@@ -244,9 +293,16 @@ def run_score(*, run_id: int) -> None:
         return
     began = time.perf_counter()
     summary = run_compute_metrics(run)
-    _advance(run, from_status=Status.SCORING, to_status=Status.EXPLAINING,
-             action=AuditAction.RUN_SCORED, stage="scoring",
-             seconds=time.perf_counter() - began, payload=summary, next_task=tasks.run_explain)
+    _advance(
+        run,
+        from_status=Status.SCORING,
+        to_status=Status.EXPLAINING,
+        action=AuditAction.RUN_SCORED,
+        stage="scoring",
+        seconds=time.perf_counter() - began,
+        payload=summary,
+        next_task=tasks.run_explain,
+    )
 
 
 def run_explain(*, run_id: int, batch_size: int = 32) -> None:
@@ -263,8 +319,11 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
     wanted = run.protocol.document.get("explain", {}).get("cases", "positives")
     done = set(run.explanations.values_list("case_id", flat=True))
     scored = set(run.predictions.filter(error_category="").values_list("case_id", flat=True))
-    cases = [c for c in cases_for_run(run)
-             if wanted == "positives" and c.label == 1 and c.pk in scored and c.pk not in done]
+    cases = [
+        c
+        for c in cases_for_run(run)
+        if wanted == "positives" and c.label == 1 and c.pk in scored and c.pk not in done
+    ]
     try:
         for batch in _batches(cases, batch_size):
             if not _still(run_id, Status.EXPLAINING):
@@ -283,18 +342,30 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
                     hit, energy = localisation_agreement(cam, case.roi, source_shape=source)
                 buf = io.BytesIO()
                 np.save(buf, cam_to_uint8(cam), allow_pickle=False)
-                rows.append(Explanation(run=run, case=case, cam_npy=buf.getvalue(),
-                                        pointing_hit=hit, energy_in_roi=energy))
+                rows.append(
+                    Explanation(
+                        run=run,
+                        case=case,
+                        cam_npy=buf.getvalue(),
+                        pointing_hit=hit,
+                        energy_in_roi=energy,
+                    )
+                )
             Explanation.objects.bulk_create(rows, ignore_conflicts=True)
     except RunnerError as exc:
         run_fail(run_id=run_id, category=exc.category, detail=exc.detail)
         return
     n_maps = run.explanations.count()
-    _advance(run, from_status=Status.EXPLAINING, to_status=Status.REPORTING,
-             action=AuditAction.RUN_EXPLAINED, stage="explaining",
-             seconds=time.perf_counter() - began,
-             payload={"maps": n_maps, "target_layer": manifest["gradcam_target_layer"]},
-             next_task=tasks.run_report)
+    _advance(
+        run,
+        from_status=Status.EXPLAINING,
+        to_status=Status.REPORTING,
+        action=AuditAction.RUN_EXPLAINED,
+        stage="explaining",
+        seconds=time.perf_counter() - began,
+        payload={"maps": n_maps, "target_layer": manifest["gradcam_target_layer"]},
+        next_task=tasks.run_report,
+    )
 
 
 def run_report(*, run_id: int) -> None:
@@ -309,8 +380,10 @@ def run_report(*, run_id: int) -> None:
         locked = ValidationRun.objects.select_for_update().get(pk=run_id)
         if locked.status != Status.REPORTING:
             return
-        locked.stage_seconds = {**locked.stage_seconds,
-                                "reporting": round(time.perf_counter() - began, 3)}
+        locked.stage_seconds = {
+            **locked.stage_seconds,
+            "reporting": round(time.perf_counter() - began, 3),
+        }
         locked.status = Status.AWAITING_SIGNATURE
         locked.finished_at = timezone.now()
         locked.save()

@@ -22,8 +22,7 @@ def _attribute_values(cases, spec: dict) -> list:
     name = spec["attribute"]
     values = [case.attributes.get(name) for case in cases]
     if spec.get("bins"):
-        return [bin_label(v, spec["bins"]) if isinstance(v, int | float) else None
-                for v in values]
+        return [bin_label(v, spec["bins"]) if isinstance(v, int | float) else None for v in values]
     return values
 
 
@@ -55,8 +54,9 @@ def run_compute_metrics(run: ValidationRun) -> dict:
     primary["roc"] = _thin_roc(fpr, tpr)
     groups = {spec["attribute"]: _attribute_values(cases, spec) for spec in protocol["subgroups"]}
     subgroups = to_jsonable(subgroup_table(y, s, threshold, groups, min_cell=min_cell, level=level))
-    fairness = to_jsonable(fairness_summary(y, s, threshold, groups, min_cell=min_cell,
-                                            level=level))
+    fairness = to_jsonable(
+        fairness_summary(y, s, threshold, groups, min_cell=min_cell, level=level)
+    )
     intervals = {k: v for k, v in primary.items() if isinstance(v, dict) and "estimate" in v}
     acceptance = evaluate_criteria(protocol["acceptance_criteria"], intervals)
     sections = {
@@ -65,11 +65,14 @@ def run_compute_metrics(run: ValidationRun) -> dict:
         "fairness": fairness,
         "failures": {
             "policy": protocol.get("failure_policy", "exclude-and-report"),
-            "n_cases": len(predictions), "n_scored": len(scored),
+            "n_cases": len(predictions),
+            "n_scored": len(scored),
             "by_category": [{"category": k, "n": v} for k, v in sorted(failures.items())],
         },
-        "acceptance": {"criteria": acceptance,
-                       "verdict": "pass" if all(c["passed"] for c in acceptance) else "fail"},
+        "acceptance": {
+            "criteria": acceptance,
+            "verdict": "pass" if all(c["passed"] for c in acceptance) else "fail",
+        },
     }
     for section, value in sections.items():
         try:
@@ -77,5 +80,8 @@ def run_compute_metrics(run: ValidationRun) -> dict:
                 MetricResult.objects.create(run=run, section=section, value=value)
         except IntegrityError:
             pass  # already stored by an earlier delivery of this task
-    return {"scored": len(scored), "failed": sum(failures.values()),
-            "verdict": sections["acceptance"]["verdict"]}
+    return {
+        "scored": len(scored),
+        "failed": sum(failures.values()),
+        "verdict": sections["acceptance"]["verdict"],
+    }

@@ -78,5 +78,5 @@ def test_export_round_trips_with_a_dynamic_batch(trained: torch.nn.Module, tmp_p
             expected = trained(images[:batch])
             assert torch.equal(program.module()(images[:batch]), expected)
             assert torch.equal(loaded(images[:batch]), expected)
-    with pytest.raises(RuntimeError, match="1024"):
+    with pytest.raises((RuntimeError, AssertionError), match="1024"):
         loaded(torch.zeros(1025, 1, 64, 64))

@@ -51,8 +51,12 @@ PROTOCOL = {
         {"metric": "sensitivity", "bound": "lower", "comparator": ">=", "value": 0.60},
         {"metric": "specificity", "bound": "lower", "comparator": ">=", "value": 0.60},
     ],
-    "subgroups": [{"attribute": "sex"}, {"attribute": "manufacturer"},
-                  {"attribute": "age", "bins": [18, 40, 65, 120]}, {"attribute": "race"}],
+    "subgroups": [
+        {"attribute": "sex"},
+        {"attribute": "manufacturer"},
+        {"attribute": "age", "bins": [18, 40, 65, 120]},
+        {"attribute": "race"},
+    ],
     "min_cell_size": 10,
     "max_runs_per_vendor": 1000,
 }
@@ -85,32 +89,43 @@ class Command(BaseCommand):
         self._step("Vendor trains, exports and packages its model")
         package = self._package(people, orgs, seed=seed, training_cases=training_cases)
         self._step("Validation team locks the protocol and starts the blind run")
-        protocol = protocol_create(actor=people["rita"], name="Chest lesion triage, binary",
-                                   document=PROTOCOL)
-        run = run_start(actor=people["rita"], package=package, dataset_version=version,
-                        protocol=protocol)
+        protocol = protocol_create(
+            actor=people["rita"], name="Chest lesion triage, binary", document=PROTOCOL
+        )
+        run = run_start(
+            actor=people["rita"], package=package, dataset_version=version, protocol=protocol
+        )
         run.refresh_from_db()
         if run.status == ValidationRun.Status.FAILED:
             raise CommandError(f"The run failed: {run.error_public}\n{run.error_detail}")
-        self.stdout.write(f"  run {run.pk}: {run.status}, {run.cases_done}/{run.cases_total} "
-                          f"cases, stages {run.stage_seconds}")
+        self.stdout.write(
+            f"  run {run.pk}: {run.status}, {run.cases_done}/{run.cases_total} "
+            f"cases, stages {run.stage_seconds}"
+        )
         self._step("Reviewer and QA approver sign (Part 11)")
         report = Report.objects.get(run=run, version=1)
-        report_sign(actor=people["rita"], report=report, password=demo_password("rita"),
-                    meaning="reviewed")
-        report_sign(actor=people["quinn"], report=report, password=demo_password("quinn"),
-                    meaning="approved")
+        report_sign(
+            actor=people["rita"], report=report, password=demo_password("rita"), meaning="reviewed"
+        )
+        report_sign(
+            actor=people["quinn"],
+            report=report,
+            password=demo_password("quinn"),
+            meaning="approved",
+        )
         report.refresh_from_db()
         pdf = media_path(report.pdf_path)
         if sha256_file(pdf) != report.pdf_sha256:
             raise CommandError("The stored PDF does not match its recorded hash.")
         verdict = report.document["summary"]["verdict"]
         auc = report.document["primary"]["auc"]
-        self.stdout.write(self.style.SUCCESS(
-            f"\nIssued report {report.reference} v{report.version} in "
-            f"{time.perf_counter() - started:.1f} s: verdict {verdict.upper()}, "
-            f"AUC {auc['estimate']:.3f} (95% CI {auc['lower']:.3f}-{auc['upper']:.3f})"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nIssued report {report.reference} v{report.version} in "
+                f"{time.perf_counter() - started:.1f} s: verdict {verdict.upper()}, "
+                f"AUC {auc['estimate']:.3f} (95% CI {auc['lower']:.3f}-{auc['upper']:.3f})"
+            )
+        )
         self.stdout.write(f"PDF: {pdf}")
         self.stdout.write(f"PDF SHA-256: {report.pdf_sha256}")
         self.stdout.write(f"Document SHA-256 (Ed25519-signed): {report.issued_document_sha256}")
@@ -121,17 +136,23 @@ class Command(BaseCommand):
     def _organisations(self) -> dict:
         orgs = {}
         for key, (name, kind) in ORGANISATIONS.items():
-            orgs[key] = (Organisation.objects.filter(name=name).first()
-                         or organisation_create(actor=None, name=name, kind=kind))
+            orgs[key] = Organisation.objects.filter(name=name).first() or organisation_create(
+                actor=None, name=name, kind=kind
+            )
         return orgs
 
     def _people(self, orgs: dict) -> dict:
         users, model = {}, get_user_model()
         for username, full_name, org_key, role in PEOPLE:
             users[username] = model.objects.filter(username=username).first() or (
-                user_create_with_role(actor=None, username=username,
-                                      password=demo_password(username), full_name=full_name,
-                                      organisation=orgs[org_key], role=role)
+                user_create_with_role(
+                    actor=None,
+                    username=username,
+                    password=demo_password(username),
+                    full_name=full_name,
+                    organisation=orgs[org_key],
+                    role=role,
+                )
             )
         return users
 
@@ -147,12 +168,16 @@ class Command(BaseCommand):
     def _dataset(self, steward, orgs, manifest: Path):
         dataset = Dataset.objects.filter(partner=orgs["partner"], name="Chest DX/CR 2026").first()
         if dataset is None:
-            dataset = dataset_create(actor=steward, partner=orgs["partner"],
-                                     name="Chest DX/CR 2026",
-                                     description="Frontal chest radiographs, three sites.")
+            dataset = dataset_create(
+                actor=steward,
+                partner=orgs["partner"],
+                name="Chest DX/CR 2026",
+                description="Frontal chest radiographs, three sites.",
+            )
         version = dataset_version_import(actor=steward, dataset=dataset, manifest_path=manifest)
-        dataset_grant(actor=steward, dataset_version=version, vendor=orgs["vendor"],
-                      allow_exemplars=True)
+        dataset_grant(
+            actor=steward, dataset_version=version, vendor=orgs["vendor"], allow_exemplars=True
+        )
         return version
 
     def _package(self, people, orgs, *, seed: int, training_cases: int) -> ModelPackage:
@@ -166,20 +191,29 @@ class Command(BaseCommand):
         model = train_reference_model(x, y, seed=seed)
         assert isinstance(model, TinyLesionNet)
         manifest = default_manifest(
-            name="LesionFinder", version="1.0.0", gradcam_target_layer="block3",
-            training_data={"sites": ["Vendor Internal Archive"],
-                           "scanners": ["Acme DR-500", "Aurora CR-2"],
-                           "date_range": ["2021-01-01", "2023-12-31"]},
+            name="LesionFinder",
+            version="1.0.0",
+            gradcam_target_layer="block3",
+            training_data={
+                "sites": ["Vendor Internal Archive"],
+                "scanners": ["Acme DR-500", "Aurora CR-2"],
+                "date_range": ["2021-01-01", "2023-12-31"],
+            },
         )
         out = Path(settings.VAR_DIR) / "demo" / "lesionfinder-1.0.0.tar.gz"
-        build_package(model=model, example_input=torch.from_numpy(x[:2]), manifest=manifest,
-                      out_path=out)
+        build_package(
+            model=model, example_input=torch.from_numpy(x[:2]), manifest=manifest, out_path=out
+        )
         sha = hashlib.sha256(out.read_bytes()).hexdigest()
         package = ModelPackage.objects.filter(sha256=sha).first()
         if package is None:
             with open(out, "rb") as upload:
                 package = package_submit(actor=people["vera"], upload=upload)
         if package.status == ModelPackage.Status.SUBMITTED:
-            package = package_review(actor=people["rita"], package=package, approve=True,
-                                     note="Manifest and intake checks reviewed.")
+            package = package_review(
+                actor=people["rita"],
+                package=package,
+                approve=True,
+                note="Manifest and intake checks reviewed.",
+            )
         return package
