@@ -403,6 +403,7 @@ def _refuse_non_tar(magic: bytes) -> None:
 
 def _read_members(stream: Any, max_total_bytes: int, max_members: int) -> dict[str, bytes]:
     contents: dict[str, bytes] = {}
+    unknown: list[str] = []
     total = 0
     count = 0
     with tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -414,6 +415,9 @@ def _read_members(stream: Any, max_total_bytes: int, max_members: int) -> dict[s
             total += member.size
             if total > max_total_bytes:
                 raise PackageError("the archive's decompressed size exceeds the limit")
+            if name not in (MANIFEST_NAME, MODEL_NAME):
+                unknown.append(name)  # refused below, once every header has passed the checks
+                continue
             if name in contents:
                 raise PackageError(f"the archive holds {name} twice")
             limit = MAX_MANIFEST_BYTES if name == MANIFEST_NAME else max_total_bytes
@@ -424,6 +428,8 @@ def _read_members(stream: Any, max_total_bytes: int, max_members: int) -> dict[s
             if len(data) != member.size:
                 raise PackageError(f"{name} is truncated")
             contents[name] = data
+    if unknown:
+        _refuse_unknown(unknown[0])
     return contents
 
 
@@ -442,13 +448,15 @@ def _check_member(member: tarfile.TarInfo) -> str:
         raise PackageError(f"member {member.name!r} is a device or FIFO")
     if not member.isfile():
         raise PackageError(f"member {member.name!r} is not a regular file")
+    return name
+
+
+def _refuse_unknown(name: str) -> None:
     if name == "model.onnx":
         raise PackageError("ONNX models are not supported yet; package a model.pt2")
-    if name not in (MANIFEST_NAME, MODEL_NAME):
-        raise PackageError(
-            f"unexpected member {member.name!r}; a package holds only manifest.json and model.pt2"
-        )
-    return name
+    raise PackageError(
+        f"unexpected member {name!r}; a package holds only manifest.json and model.pt2"
+    )
 
 
 def _parse_manifest(data: bytes) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 `torch.export.unflatten` gives back a module tree on which forward hooks fire and gradients flow,
 so pytorch-grad-cam works on it unchanged and matches the eager model exactly. Only the target
 block's parameters require grad: the backward pass then stops at that block instead of running
-to the input, which halves the cost (docs/FIELD-NOTES: resnet18 9 -> 20-25 img/s) with the same
+to the input, which halves the cost (field notes: resnet18 went from 9 to 20-25 img/s) with the same
 CAM. A target without parameters (a ReLU, a pooling layer) falls back to an input that requires
 grad, because with nothing requiring grad the backward pass has nothing to differentiate.
 """

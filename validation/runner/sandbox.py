@@ -38,7 +38,8 @@ class Sandbox:
     def description(self) -> str:
         raise NotImplementedError
 
-    def command_prefix(self) -> list[str]:
+    def command_prefix(self, ro_binds: Sequence[Path] = ()) -> list[str]:
+        """Arguments to put before the worker command; `ro_binds` must be readable inside."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -49,9 +50,8 @@ class BwrapSandbox(Sandbox):
     mode = "bwrap"
     isolated = True
 
-    def __init__(self, executable: str = "bwrap", *, ro_binds: Sequence[Path] = ()) -> None:
+    def __init__(self, executable: str = "bwrap") -> None:
         self.executable = executable
-        self.ro_binds = _dedupe(ro_binds)
 
     @property
     def description(self) -> str:
@@ -60,10 +60,10 @@ class BwrapSandbox(Sandbox):
             "minimal /dev, dies with its parent"
         )
 
-    def command_prefix(self) -> list[str]:
+    def command_prefix(self, ro_binds: Sequence[Path] = ()) -> list[str]:
         prefix = [self.executable, *_BWRAP_BASE]
         # --tmpfs /tmp comes first in _BWRAP_BASE: a bind under /tmp placed before it is hidden.
-        for path in self.ro_binds:
+        for path in _dedupe(ro_binds):
             prefix += ["--ro-bind", str(path), str(path)]
         return [*prefix, "--chdir", "/", "--"]
 
@@ -79,7 +79,7 @@ class UnshareSandbox(Sandbox):
     def description(self) -> str:
         return "unshare: private network namespace only (no network access)"
 
-    def command_prefix(self) -> list[str]:
+    def command_prefix(self, ro_binds: Sequence[Path] = ()) -> list[str]:
         if os.geteuid() == 0:
             return [self.executable, "--net", "--"]
         return [self.executable, "--net", "--map-root-user", "--"]
@@ -90,7 +90,7 @@ class NoSandbox(Sandbox):
     def description(self) -> str:
         return "none: the model runs without isolation (sandbox disabled by the operator)"
 
-    def command_prefix(self) -> list[str]:
+    def command_prefix(self, ro_binds: Sequence[Path] = ()) -> list[str]:
         return []
 
 
@@ -110,15 +110,13 @@ _BWRAP_BASE = (
 )
 
 
-def detect_sandbox(
-    *, ro_binds: Sequence[Path] = (), modes: Sequence[str] = ("bwrap", "unshare")
-) -> Sandbox:
+def detect_sandbox(*, modes: Sequence[str] = ("bwrap", "unshare")) -> Sandbox:
     """The strongest working sandbox among `modes`, or `NoSandbox` when none works here."""
     for mode in modes:
         if mode == "bwrap":
             executable = shutil.which("bwrap")
             if executable and _probe(tuple(BwrapSandbox(executable).command_prefix())):
-                return BwrapSandbox(executable, ro_binds=ro_binds)
+                return BwrapSandbox(executable)
         elif mode == "unshare":
             executable = shutil.which("unshare")
             if executable and _probe(tuple(UnshareSandbox(executable).command_prefix())):

@@ -67,6 +67,7 @@ class LoadedModel:
 
         return {
             "pid": os.getpid(),
+            "device": "cpu",
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "load_seconds": round(self.load_seconds, 4),
