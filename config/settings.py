@@ -189,6 +189,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Independent blind validation of medical-imaging AI.",
     "VERSION": "1.0.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "ENUM_NAME_OVERRIDES": {
+        "PackageStatusEnum": "validation.models.PackageStatus",
+        "RunStatusEnum": "validation.models.RunStatus",
+        "ReportStatusEnum": "reports.models.Report.Status",
+    },
 }
 
 LOGIN_URL = "/admin/login/"

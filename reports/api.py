@@ -1,6 +1,7 @@
 """Report downloads, the public key, and report status."""
 
 from django.http import FileResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.permissions import AllowAny
@@ -33,10 +34,10 @@ class ReportSerializer(serializers.ModelSerializer):
             "signatures",
         ]
 
-    def get_current(self, report):
+    def get_current(self, report) -> bool:
         return report.issued_at is not None and report_is_current(report)
 
-    def get_signatures(self, report):
+    def get_signatures(self, report) -> list[dict]:
         return [
             {"name": s.printed_name, "role": s.role, "meaning": s.meaning, "signed_at": s.signed_at}
             for s in report.signatures.all()
@@ -78,6 +79,13 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return Response(ReportSerializer(report).data)
 
 
+class SigningKeySerializer(serializers.Serializer):
+    algorithm = serializers.CharField()
+    public_key_pem = serializers.CharField()
+    fingerprint = serializers.CharField()
+
+
+@extend_schema(responses=SigningKeySerializer)
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def signing_key(request):

@@ -1,6 +1,7 @@
 """Role fixtures: a small world with two of each organisation, so every test can ask both
 'may I see mine?' and 'can I see theirs?'."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -49,3 +50,29 @@ def world(db):
         ),
         auditor=member(validator, Role.AUDITOR, username="auditor"),
     )
+
+
+@pytest.fixture(scope="session")
+def package_file(tmp_path_factory) -> Path:
+    """A real package (untrained TinyLesionNet, torch.export) built by the vendor-side builder."""
+    import torch
+
+    from validation.ml.reference_model import TinyLesionNet
+    from validation.packaging import build_package, default_manifest
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("pkg") / "model.tar.gz"
+    return build_package(
+        model=TinyLesionNet(),
+        example_input=torch.randn(2, 1, 64, 64),
+        manifest=default_manifest(name="Finder", version="1.0", gradcam_target_layer="block3"),
+        out_path=out,
+    )
+
+
+@pytest.fixture(scope="session")
+def cohort(tmp_path_factory) -> Path:
+    """16 real synthetic DICOM cases (8 positive) with their manifest."""
+    from validation.ml.cohort import generate_cohort
+
+    return generate_cohort(tmp_path_factory.mktemp("cohort"), cases=16, seed=3, prevalence=0.5)

@@ -5,7 +5,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import torch
 from django.db import DatabaseError, connection, transaction
 
 from audit.immutability import ImmutableRecordError
@@ -14,10 +13,7 @@ from audit.selectors import audit_events_for
 from tests.factories import PackageFactory
 from validation.errors import ApplicationError, PermissionDenied
 from validation.merkle import merkle_root
-from validation.ml.cohort import generate_cohort
-from validation.ml.reference_model import TinyLesionNet
 from validation.models import Case, DatasetVersion, ModelPackage, Protocol
-from validation.packaging import build_package, default_manifest
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.packages import package_review, package_submit
 from validation.services.protocols import protocol_create, protocol_lock
@@ -35,23 +31,6 @@ PROTOCOL = {
     "min_cell_size": 5,
     "max_runs_per_vendor": 1,
 }
-
-
-@pytest.fixture(scope="session")
-def package_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("pkg") / "model.tar.gz"
-    return build_package(
-        model=TinyLesionNet(),
-        example_input=torch.randn(2, 1, 64, 64),
-        manifest=default_manifest(name="Finder", version="1.0", gradcam_target_layer="block3"),
-        out_path=out,
-    )
-
-
-@pytest.fixture(scope="session")
-def cohort(tmp_path_factory) -> Path:
-    return generate_cohort(tmp_path_factory.mktemp("cohort"), cases=16, seed=3, prevalence=0.5)
 
 
 def _stored_files(root: Path) -> list[Path]:

@@ -66,7 +66,7 @@ class RunSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
 
-    def get_package(self, run):
+    def get_package(self, run) -> dict:
         return {
             "id": run.package_id,
             "name": run.package.name,
@@ -74,7 +74,7 @@ class RunSerializer(serializers.ModelSerializer):
             "sha256": run.package.sha256,
         }
 
-    def get_dataset(self, run):
+    def get_dataset(self, run) -> dict:
         version = run.dataset_version
         return {
             "name": version.dataset.name,
@@ -83,7 +83,7 @@ class RunSerializer(serializers.ModelSerializer):
             "partner": version.dataset.partner.name,
         }
 
-    def get_protocol(self, run):
+    def get_protocol(self, run) -> dict:
         return {
             "id": run.protocol_id,
             "name": run.protocol.name,
@@ -91,7 +91,7 @@ class RunSerializer(serializers.ModelSerializer):
             "sha256": run.protocol.sha256,
         }
 
-    def get_progress(self, run):
+    def get_progress(self, run) -> dict:
         return {"cases_done": run.cases_done, "cases_total": run.cases_total}
 
 

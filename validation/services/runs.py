@@ -5,8 +5,10 @@ does its heavy work outside any transaction, writes results under unique constra
 writes nothing twice), then advances the state and queues the next stage on commit.
 """
 
+import functools
 import io
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 
@@ -46,7 +48,23 @@ PUBLIC_FAILURE = {
     "bad-output": "The model returned output that does not match its manifest.",
     "bad-input": "The runner refused the prepared input.",
     "no-isolation": "No sandbox is available on the worker; the run was not started.",
+    "internal-error": "The validation service hit an internal error; the team has been notified.",
 }
+
+
+def _stage(func):
+    """A pipeline stage that fails its run, rather than leaving it in limbo, on any error it did
+    not expect. The traceback goes to reviewers; the error is re-raised for the task's log."""
+
+    @functools.wraps(func)
+    def wrapper(*, run_id: int, **kwargs):
+        try:
+            return func(run_id=run_id, **kwargs)
+        except Exception:
+            run_fail(run_id=run_id, category="internal-error", detail=traceback.format_exc())
+            raise
+
+    return wrapper
 
 
 @transaction.atomic
@@ -190,6 +208,7 @@ def _batches(items: list, size: int):
         yield items[i : i + size]
 
 
+@_stage
 def run_infer(*, run_id: int, batch_size: int = 32) -> None:
     """Inference over every case not yet predicted (so a re-delivered task resumes where the
     last one stopped). Unreadable files and model failures become predictions with an error
@@ -284,6 +303,7 @@ def _predict_cases(runner, package, cases, x, output) -> list[Prediction]:
         ]
 
 
+@_stage
 def run_score(*, run_id: int) -> None:
     """Compute and store the aggregate metrics. Moves scoring -> explaining. Emits RUN_SCORED."""
     from validation import tasks
@@ -305,6 +325,7 @@ def run_score(*, run_id: int) -> None:
     )
 
 
+@_stage
 def run_explain(*, run_id: int, batch_size: int = 32) -> None:
     """Grad-CAM for the cases the protocol names (default: all readable positives), with
     pointing-game and ROI energy agreement. Moves explaining -> reporting. Emits RUN_EXPLAINED."""
@@ -368,23 +389,22 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
     )
 
 
+@_stage
 def run_report(*, run_id: int) -> None:
-    """Assemble the report document and draft PDF. Moves reporting -> awaiting-signature."""
+    """Assemble the report document. Moves reporting -> awaiting-signature; the document and
+    the state change commit together. Emits REPORT_DRAFTED."""
     from reports.services import report_draft
 
-    run = _claim(run_id, {Status.REPORTING})
-    if run is None:
-        return
     began = time.perf_counter()
     with transaction.atomic():
-        locked = ValidationRun.objects.select_for_update().get(pk=run_id)
-        if locked.status != Status.REPORTING:
+        run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != Status.REPORTING:
             return
-        locked.stage_seconds = {
-            **locked.stage_seconds,
+        run.finished_at = timezone.now()
+        report_draft(run=run)
+        run.stage_seconds = {
+            **run.stage_seconds,
             "reporting": round(time.perf_counter() - began, 3),
         }
-        locked.status = Status.AWAITING_SIGNATURE
-        locked.finished_at = timezone.now()
-        locked.save()
-        report_draft(run=locked)
+        run.status = Status.AWAITING_SIGNATURE
+        run.save()

@@ -1,0 +1,121 @@
+"""The run pipeline on the real runner: every stage run twice (idempotent), failures counted,
+cancellation honoured, unexpected errors fail the run with a vendor-safe message."""
+
+import shutil
+
+import pytest
+
+from audit.models import AuditAction
+from audit.selectors import audit_events_for
+from reports.models import Report
+from validation.models import Explanation, MetricResult, Prediction, ValidationRun
+from validation.services import runs
+from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
+from validation.services.packages import package_review, package_submit
+from validation.services.protocols import protocol_create
+
+pytestmark = pytest.mark.django_db
+Status = ValidationRun.Status
+
+PROTOCOL = {
+    "schema_version": "1.0", "task": "binary-classification", "primary_endpoint": "auc",
+    "operating_point": {"source": "vendor-declared"},
+    "acceptance_criteria": [{"metric": "auc", "bound": "lower", "comparator": ">=",
+                             "value": 0.5}],
+    "subgroups": [{"attribute": "sex"}, {"attribute": "manufacturer"}], "min_cell_size": 3,
+}
+
+
+@pytest.fixture
+def cohort_with_broken_file(cohort, tmp_path):
+    folder = tmp_path / "cohort"
+    shutil.copytree(cohort.parent, folder)
+    (folder / "dicom" / "broken.dcm").write_bytes(b"\x00" * 300)
+    with open(folder / "manifest.csv", "a") as fh:
+        fh.write("BROKEN,dicom/broken.dcm,1,,,,,White,NORTHFIELD\n")
+    return folder / "manifest.csv"
+
+
+@pytest.fixture
+def queued_run(world, package_file, cohort_with_broken_file, django_capture_on_commit_callbacks):
+    with open(package_file, "rb") as fh:
+        package = package_submit(actor=world.vendor_user, upload=fh)
+    package = package_review(actor=world.reviewer, package=package, approve=True)
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
+    version = dataset_version_import(actor=world.steward, dataset=dataset,
+                                     manifest_path=cohort_with_broken_file)
+    dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
+    protocol = protocol_create(actor=world.reviewer, name="P", document=PROTOCOL)
+    with django_capture_on_commit_callbacks(execute=False):
+        return runs.run_start(actor=world.reviewer, package=package, dataset_version=version,
+                              protocol=protocol)
+
+
+def _status(run):
+    return ValidationRun.objects.get(pk=run.pk).status
+
+
+def test_every_stage_is_idempotent_and_nothing_is_dropped(queued_run,
+                                                          django_capture_on_commit_callbacks):
+    run = queued_run
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        runs.run_infer(run_id=run.pk)
+        runs.run_infer(run_id=run.pk)  # re-delivery
+    assert len(queued) == 1 and _status(run) == Status.SCORING
+    predictions = Prediction.objects.filter(run=run)
+    assert predictions.count() == 17  # one per case, the unreadable one included
+    broken = predictions.get(case__case_id="BROKEN")
+    assert broken.score is None and broken.error_category == "unreadable"
+    refreshed = ValidationRun.objects.get(pk=run.pk)
+    assert refreshed.cases_done == refreshed.cases_total == 17
+    assert refreshed.sandboxed and refreshed.isolation.startswith("bwrap")
+
+    with django_capture_on_commit_callbacks(execute=False):
+        runs.run_score(run_id=run.pk)
+        runs.run_score(run_id=run.pk)
+    sections = {m.section: m.value for m in MetricResult.objects.filter(run=run)}
+    assert set(sections) == {"primary", "subgroups", "fairness", "failures", "acceptance"}
+    assert sections["failures"]["by_category"] == [{"category": "unreadable", "n": 1}]
+    assert sections["primary"]["counts"]["n"] == 16
+    assert {row["attribute"] for row in sections["subgroups"]} == {"sex", "manufacturer"}
+
+    with django_capture_on_commit_callbacks(execute=False):
+        runs.run_explain(run_id=run.pk)
+        runs.run_explain(run_id=run.pk)
+    assert Explanation.objects.filter(run=run).count() == 8  # readable positives
+    assert Explanation.objects.filter(run=run, pointing_hit__isnull=False).count() == 8
+
+    runs.run_report(run_id=run.pk)
+    runs.run_report(run_id=run.pk)
+    assert Report.objects.filter(run=run).count() == 1
+    assert _status(run) == Status.AWAITING_SIGNATURE
+    actions = [e.action for e in audit_events_for(run)]
+    assert actions == [AuditAction.RUN_QUEUED, AuditAction.RUN_STARTED,
+                       AuditAction.RUN_INFERENCE_DONE, AuditAction.RUN_SCORED,
+                       AuditAction.RUN_EXPLAINED]
+
+
+def test_a_cancelled_run_stops_before_the_next_batch(world, queued_run):
+    runs.run_cancel(actor=world.reviewer, run=queued_run)
+    runs.run_infer(run_id=queued_run.pk)
+    assert not Prediction.objects.filter(run=queued_run).exists()
+    assert _status(queued_run) == Status.CANCELLED
+
+
+def test_a_missing_run_is_a_no_op(db):
+    runs.run_infer(run_id=424242)
+    runs.run_score(run_id=424242)
+
+
+def test_an_unexpected_error_fails_the_run_with_a_safe_message(world, queued_run):
+    package = queued_run.package
+    type(package).objects.filter(pk=package.pk).update(
+        manifest={**package.manifest, "input": {"channels": "many"}}
+    )
+    with pytest.raises(ValueError):
+        runs.run_infer(run_id=queued_run.pk)
+    run = ValidationRun.objects.get(pk=queued_run.pk)
+    assert run.status == Status.FAILED
+    assert run.error_public == runs.PUBLIC_FAILURE["internal-error"]
+    assert "Traceback" in run.error_detail and "input spec is missing" in run.error_detail
+    assert audit_events_for(run)[-1].action == AuditAction.RUN_FAILED
