@@ -24,8 +24,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from scipy.ndimage import gaussian_filter
 
 from validation.ml.preprocess import DicomImage, InputSpec, resize, to_model_input
-import os
-NOISE=eval(os.environ.get('NZ','(0.035,0.045,0.04)'))
+
+# Quantum-noise std per site (fraction of full range, at noise_scale 1): Acme, Borealis, Cobalt.
+NOISE = (0.035, 0.045, 0.04)
 
 DX_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
 CR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1"  # Computed Radiography Image Storage
@@ -122,11 +123,12 @@ Roi = tuple[int, int, int, int]
 # Anatomy layout in patient coordinates ([-1, 1] across the image before jitter).
 LUNG_U, LUNG_V = 0.42, -0.05
 HEART_U, HEART_V = 0.1, 0.32
-import os
-NOISE_CORRELATION_PX=float(os.environ.get('NC','1.0'))
-NOISE=eval(os.environ.get('NZ','(0.035,0.045,0.04)'))
-LESION_SIGMA=eval(os.environ.get('LS','(0.05,0.09)'))
-LESION_AMP=eval(os.environ.get('LA','(0.06,0.14)'))
+# Noise grain (px), lesion radius (fraction of the image) and peak contrast (fraction of range).
+# Tuned so that a small CNN trained on 2,000 images reaches AUC ~0.9-0.95 on clean scanners, and
+# a 2.5x noisier scanner measurably less: hard enough to rank, easy enough to learn.
+NOISE_CORRELATION_PX = 1.0
+LESION_SIGMA = (0.05, 0.09)
+LESION_AMP = (0.15, 0.30)
 
 
 def site_by(key: str) -> SiteProfile:

@@ -188,7 +188,7 @@ class Command(BaseCommand):
         from validation.packaging import build_package, default_manifest
 
         x, y = training_arrays(training_cases, seed + 1000, size=64, site_weights=TRAINING_SITES)
-        model = train_reference_model(x, y, seed=seed)
+        model = train_reference_model(x, y, seed=seed, epochs=10)
         assert isinstance(model, TinyLesionNet)
         manifest = default_manifest(
             name="LesionFinder",
