@@ -13,7 +13,10 @@ def _check_deploy(tmp_path, **env) -> subprocess.CompletedProcess:
     base.pop("DATABASE_URL", None)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**base, "BLINDSPOT_ENV": "production", "BLINDSPOT_VAR_DIR": str(tmp_path), **env},
     )
 

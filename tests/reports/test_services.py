@@ -26,7 +26,9 @@ def report(world):
     run = RunFactory(status=ValidationRun.Status.AWAITING_SIGNATURE)
     document = {k: v for k, v in sample_document().items() if k not in UNHASHED_KEYS}
     return Report.objects.create(
-        run=run, document=document, content_sha256=content_sha256(document),
+        run=run,
+        document=document,
+        content_sha256=content_sha256(document),
         required_signatures=["reviewed", "approved"],
     )
 
@@ -55,8 +57,7 @@ def test_signature_needs_the_matching_role(world, report):
     with pytest.raises(PermissionDenied, match="qa_approver"):
         report_sign(actor=world.reviewer, report=report, password=PASSWORD, meaning="approved")
     with pytest.raises(PermissionDenied):
-        report_sign(actor=world.vendor_user, report=report, password=PASSWORD,
-                    meaning="reviewed")
+        report_sign(actor=world.vendor_user, report=report, password=PASSWORD, meaning="reviewed")
 
 
 def test_two_signatures_issue_a_signed_frozen_pdf(world, report):
@@ -66,8 +67,7 @@ def test_two_signatures_issue_a_signed_frozen_pdf(world, report):
     assert report.status == Report.Status.ISSUED and report.issued_at
     pdf = media_path(report.pdf_path).read_bytes()
     assert hashlib.sha256(pdf).hexdigest() == report.pdf_sha256
-    assert verify_digest(report.issued_document_sha256, report.service_signature,
-                         public_key_pem())
+    assert verify_digest(report.issued_document_sha256, report.service_signature, public_key_pem())
     issued_json = media_path(report.pdf_path.removesuffix(".pdf") + ".json").read_bytes()
     import json
 
@@ -77,11 +77,16 @@ def test_two_signatures_issue_a_signed_frozen_pdf(world, report):
     text = "".join(p.extract_text() for p in pypdf.PdfReader(media_path(report.pdf_path)).pages)
     assert "Rita Reviewer" in text and "Quinn Approver" in text
     assert ValidationRun.objects.get(pk=report.run_id).status == ValidationRun.Status.ISSUED
-    actions = list(AuditEvent.objects.filter(target_id=str(report.pk),
-                                             target_type="reports.Report")
-                   .values_list("action", flat=True))
-    assert actions == [AuditAction.REPORT_SIGNED, AuditAction.REPORT_SIGNED,
-                       AuditAction.REPORT_ISSUED]
+    actions = list(
+        AuditEvent.objects.filter(
+            target_id=str(report.pk), target_type="reports.Report"
+        ).values_list("action", flat=True)
+    )
+    assert actions == [
+        AuditAction.REPORT_SIGNED,
+        AuditAction.REPORT_SIGNED,
+        AuditAction.REPORT_ISSUED,
+    ]
 
     # Frozen: model, queryset, raw SQL.
     report.document = {"tampered": True}
@@ -91,9 +96,11 @@ def test_two_signatures_issue_a_signed_frozen_pdf(world, report):
         report.delete()
     with pytest.raises(ImmutableRecordError):
         Report.objects.filter(pk=report.pk).update(pdf_sha256="0" * 64)
-    for sql in ("UPDATE reports_report SET pdf_sha256 = 'x' WHERE id = %s",
-                "DELETE FROM reports_report WHERE id = %s",
-                "UPDATE reports_signature SET printed_name = 'x' WHERE report_id = %s"):
+    for sql in (
+        "UPDATE reports_report SET pdf_sha256 = 'x' WHERE id = %s",
+        "DELETE FROM reports_report WHERE id = %s",
+        "UPDATE reports_signature SET printed_name = 'x' WHERE report_id = %s",
+    ):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(sql, [report.pk])

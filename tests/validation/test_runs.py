@@ -18,11 +18,13 @@ pytestmark = pytest.mark.django_db
 Status = ValidationRun.Status
 
 PROTOCOL = {
-    "schema_version": "1.0", "task": "binary-classification", "primary_endpoint": "auc",
+    "schema_version": "1.0",
+    "task": "binary-classification",
+    "primary_endpoint": "auc",
     "operating_point": {"source": "vendor-declared"},
-    "acceptance_criteria": [{"metric": "auc", "bound": "lower", "comparator": ">=",
-                             "value": 0.5}],
-    "subgroups": [{"attribute": "sex"}, {"attribute": "manufacturer"}], "min_cell_size": 3,
+    "acceptance_criteria": [{"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.5}],
+    "subgroups": [{"attribute": "sex"}, {"attribute": "manufacturer"}],
+    "min_cell_size": 3,
 }
 
 
@@ -42,21 +44,24 @@ def queued_run(world, package_file, cohort_with_broken_file, django_capture_on_c
         package = package_submit(actor=world.vendor_user, upload=fh)
     package = package_review(actor=world.reviewer, package=package, approve=True)
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
-    version = dataset_version_import(actor=world.steward, dataset=dataset,
-                                     manifest_path=cohort_with_broken_file)
+    version = dataset_version_import(
+        actor=world.steward, dataset=dataset, manifest_path=cohort_with_broken_file
+    )
     dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
     protocol = protocol_create(actor=world.reviewer, name="P", document=PROTOCOL)
     with django_capture_on_commit_callbacks(execute=False):
-        return runs.run_start(actor=world.reviewer, package=package, dataset_version=version,
-                              protocol=protocol)
+        return runs.run_start(
+            actor=world.reviewer, package=package, dataset_version=version, protocol=protocol
+        )
 
 
 def _status(run):
     return ValidationRun.objects.get(pk=run.pk).status
 
 
-def test_every_stage_is_idempotent_and_nothing_is_dropped(queued_run,
-                                                          django_capture_on_commit_callbacks):
+def test_every_stage_is_idempotent_and_nothing_is_dropped(
+    queued_run, django_capture_on_commit_callbacks
+):
     run = queued_run
     with django_capture_on_commit_callbacks(execute=False) as queued:
         runs.run_infer(run_id=run.pk)
@@ -90,9 +95,13 @@ def test_every_stage_is_idempotent_and_nothing_is_dropped(queued_run,
     assert Report.objects.filter(run=run).count() == 1
     assert _status(run) == Status.AWAITING_SIGNATURE
     actions = [e.action for e in audit_events_for(run)]
-    assert actions == [AuditAction.RUN_QUEUED, AuditAction.RUN_STARTED,
-                       AuditAction.RUN_INFERENCE_DONE, AuditAction.RUN_SCORED,
-                       AuditAction.RUN_EXPLAINED]
+    assert actions == [
+        AuditAction.RUN_QUEUED,
+        AuditAction.RUN_STARTED,
+        AuditAction.RUN_INFERENCE_DONE,
+        AuditAction.RUN_SCORED,
+        AuditAction.RUN_EXPLAINED,
+    ]
 
 
 def test_a_cancelled_run_stops_before_the_next_batch(world, queued_run):

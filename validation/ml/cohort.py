@@ -30,7 +30,17 @@ NOISE = (0.035, 0.045, 0.04)
 
 DX_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
 CR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1"  # Computed Radiography Image Storage
-MANIFEST_COLUMNS = ["case_id", "file", "label", "roi_x0", "roi_y0", "roi_x1", "roi_y1", "race", "site"]
+MANIFEST_COLUMNS = [
+    "case_id",
+    "file",
+    "label",
+    "roi_x0",
+    "roi_y0",
+    "roi_x1",
+    "roi_y1",
+    "race",
+    "site",
+]
 RACES = ("White", "Black", "Asian", "Other")
 
 # Per-case generator streams, so a training set and a cohort made with the same seed differ.

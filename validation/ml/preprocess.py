@@ -265,7 +265,7 @@ def _short(exc: Exception) -> str:
 
 
 def scale_unit(image: DicomImage, scaling: ScalingSpec) -> np.ndarray:
-    """Map modality values to [0, 1] with bright = dense, whatever the photometric interpretation."""
+    """Map modality values to [0, 1], bright = dense whatever the photometric interpretation."""
     px = image.pixels.astype(np.float64, copy=False)
     if scaling.method == "window":
         center, width = scaling.center, scaling.width
