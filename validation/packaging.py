@@ -47,10 +47,11 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is the vendor-side builder's dependency; intake never imports it.
+    import torch
+    from torch import nn
 
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.pt2"
@@ -253,6 +254,8 @@ def export_model(
     model: nn.Module, example_input: torch.Tensor, *, max_batch: int = MAX_BATCH
 ) -> torch.export.ExportedProgram:
     """`torch.export` the model in eval mode with a dynamic batch dimension (1..max_batch)."""
+    import torch
+
     model.eval()
     batch = torch.export.Dim("batch", min=1, max=max_batch)
     return torch.export.export(model, (example_input,), dynamic_shapes=({0: batch},))
@@ -272,6 +275,8 @@ def build_package(
     manifest names. The archive is reproducible at the tar level (sorted members, mtime 0, uid and
     gid 0, no owner names, gzip mtime 0). Raises `ValueError` on any of those problems.
     """
+    import torch
+
     errors = manifest_errors(manifest)
     if errors:
         raise ValueError("invalid manifest: " + "; ".join(errors))

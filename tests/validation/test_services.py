@@ -265,3 +265,17 @@ def test_run_start_refusals(world, sealed, django_capture_on_commit_callbacks):
     assert audit_events_for(sealed)[-1].action == AuditAction.DATASET_USED
     with pytest.raises(ApplicationError, match="allows 1"):
         run_start(actor=world.reviewer, **kwargs)
+
+
+def test_package_intake_never_imports_torch():
+    """The web process validates uploads without torch: loading model code is the runner's job."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, validation.packaging, validation.ml.preprocess; "
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2]).returncode == 0
+    )
