@@ -18,12 +18,17 @@ app.conf.task_queues = (Queue("default"), Queue("gpu"), Queue("reports"))
 app.autodiscover_tasks()
 
 _COMMON = {"acks_late": True, "reject_on_worker_lost": True, "serializer": "json"}
+# Filled by the decorators below: task name -> {"queue": ...} (Celery's task_routes).
+TASK_ROUTES: dict[str, dict[str, str]] = {}
+app.conf.task_routes = TASK_ROUTES
 
 
 def _task_decorator(queue: str):
     def decorator(func=None, **options):
         def wrap(f):
-            return app.task(**{**_COMMON, "queue": queue, **options})(f)
+            task = app.task(**{**_COMMON, **options})(f)
+            TASK_ROUTES[task.name] = {"queue": queue}
+            return task
 
         return wrap(func) if func is not None else wrap
 
