@@ -344,7 +344,14 @@ def _run_in(sandbox, code: str) -> str:
     import subprocess
 
     completed = subprocess.run(
-        [*sandbox.command_prefix(), sys.executable, "-c", code],
+        # The runner's own binds: a checkout (and its .venv) under /tmp is hidden by the
+        # private /tmp unless bound back read-only.
+        [
+            *sandbox.command_prefix(ro_binds=[REPO_ROOT, Path(sys.executable).parent]),
+            sys.executable,
+            "-c",
+            code,
+        ],
         capture_output=True,
         text=True,
         timeout=30,
