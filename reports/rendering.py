@@ -1,4 +1,4 @@
-"""Canonical JSON and reproducible PDF rendering of a report document.
+"""Reproducible PDF rendering of a report document (canonical JSON: reports.canonical).
 
 No database and no Django settings are needed: the template runs on a standalone Django
 ``Engine`` with autoescaping on, and every number reaches the template through one of the
@@ -21,13 +21,9 @@ import base64
 import binascii
 import contextlib
 import functools
-import hashlib
 import json
-import math
-import numbers
 import os
 import threading
-import unicodedata
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -35,23 +31,23 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import weasyprint
-from django.template import Context, Engine, Library
+from django.template import Context, Engine
 from weasyprint.urls import FatalURLFetchingError, URLFetcherResponse
 
 from reports import plots
+from reports.canonical import (  # noqa: F401 (re-exported: the rendering API)
+    UNHASHED_KEYS,
+    canonical_json,
+    content_sha256,
+    document_sha256,
+)
+from reports.template_filters import _is_number, _level_label, _sanitise, register, text
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_NAME = "reports/report.html"
 STYLESHEET_PATH = TEMPLATE_DIR / "reports" / "report.css"
 
-#: Top-level keys left out of the content hash: they are added after the hash is taken.
-UNHASHED_KEYS = frozenset({"integrity", "signatures"})
-
-_SIGNIFICANT_DIGITS = 10
 _MAX_DATA_URL_BYTES = 32 * 1024 * 1024
-_MISSING = "\N{EM DASH}"
-
-register = Library()
 
 
 class ReportRenderError(RuntimeError):
@@ -60,54 +56,6 @@ class ReportRenderError(RuntimeError):
 
 class URLRefused(ValueError):
     """Raised by ``DataOnlyURLFetcher`` for any URL that is not a ``data:`` URL."""
-
-
-# --------------------------------------------------------------------------- canonical JSON
-
-
-def _canonical_value(value: Any, path: str) -> Any:
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError(f"Non-finite number at {path}: {number!r}")
-        number = float(f"{number:.{_SIGNIFICANT_DIGITS}g}")
-        return 0.0 if number == 0 else number  # one spelling for -0.0 and 0.0
-    if isinstance(value, Mapping):
-        result = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"Non-string key at {path}: {key!r}")
-            result[key] = _canonical_value(item, f"{path}.{key}")
-        return result
-    if isinstance(value, list | tuple):
-        return [_canonical_value(item, f"{path}[{index}]") for index, item in enumerate(value)]
-    raise ValueError(f"Unsupported type at {path}: {type(value).__name__}")
-
-
-def canonical_json(document: dict) -> bytes:
-    """UTF-8 canonical JSON: sorted keys, no whitespace, floats rounded to 10 significant digits.
-
-    Raises ``ValueError`` for NaN or infinite numbers, non-string keys and non-JSON types.
-    """
-    canonical = _canonical_value(document, "$")
-    text = json.dumps(
-        canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return text.encode("utf-8")
-
-
-def document_sha256(document: dict) -> str:
-    """Hex SHA-256 of ``canonical_json(document)``."""
-    return hashlib.sha256(canonical_json(document)).hexdigest()
-
-
-def content_sha256(document: dict) -> str:
-    """Hex SHA-256 of the document without its ``UNHASHED_KEYS`` (integrity and signatures)."""
-    return document_sha256({k: v for k, v in document.items() if k not in UNHASHED_KEYS})
 
 
 # --------------------------------------------------------------------------- URL fetching
@@ -152,190 +100,6 @@ def _fetch_data_url(url: str) -> URLFetcherResponse:
         raise URLRefused("data: URL too large.")
     content_type = ";".join([media_type, *parameters[1:]])
     return URLFetcherResponse(url, body, headers={"Content-Type": content_type})
-
-
-# --------------------------------------------------------------------------- display filters
-
-
-def _missing(value: Any) -> bool:
-    return value is None or value == ""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-@register.filter
-def text(value: Any) -> str:
-    """Any scalar as display text: numbers stay unlocalised, missing values become a dash."""
-    if _missing(value):
-        return _MISSING
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if _is_number(value):
-        return f"{float(value):.10g}"
-    return str(value)
-
-
-@register.filter
-def clip(value: Any, limit: int) -> str:
-    """Shorten display text to ``limit`` characters with an ellipsis (for titles and headers)."""
-    value = str(value)
-    return (
-        value if len(value) <= int(limit) else value[: int(limit) - 1] + "\N{HORIZONTAL ELLIPSIS}"
-    )
-
-
-@register.filter
-def num3(value: Any) -> str:
-    """A number to 3 decimals; an interval record as ``ci`` writes it."""
-    if isinstance(value, Mapping):
-        return ci(value)
-    if not _is_number(value):
-        return _MISSING if _missing(value) else str(value)
-    return f"{float(value):.3f}".replace("-", "\N{MINUS SIGN}")
-
-
-@register.filter
-def count(value: Any) -> str:
-    if not _is_number(value):
-        return _MISSING if _missing(value) else str(value)
-    return str(int(value))
-
-
-@register.filter
-def seconds(value: Any) -> str:
-    if not _is_number(value):
-        return _MISSING if _missing(value) else str(value)
-    return f"{float(value):.2f} s"
-
-
-def _level_label(level: Any) -> str:
-    level = level if _is_number(level) and 0 < level < 1 else 0.95
-    return f"{float(level) * 100:g}% CI"
-
-
-@register.filter
-def ci(interval: Any) -> str:
-    """``{estimate, lower, upper[, level]}`` as ``0.842 (95% CI 0.781–0.903)``."""
-    if not isinstance(interval, Mapping) or not _is_number(interval.get("estimate")):
-        return _MISSING
-    estimate = num3(interval["estimate"])
-    lower, upper = interval.get("lower"), interval.get("upper")
-    if not (_is_number(lower) and _is_number(upper)):
-        return estimate
-    label = _level_label(interval.get("level"))
-    return f"{estimate} ({label} {_range(lower, upper)})"
-
-
-def _range(lower: float, upper: float) -> str:
-    # An en dash after a negative bound reads as a second minus sign.
-    separator = " to " if lower < 0 else "\N{EN DASH}"
-    return f"{num3(lower)}{separator}{num3(upper)}"
-
-
-@register.filter
-def ci_range(interval: Any) -> str:
-    """``{lower, upper}`` as ``(0.781–0.903)``, for tables whose header names the CI."""
-    if not isinstance(interval, Mapping):
-        return ""
-    lower, upper = interval.get("lower"), interval.get("upper")
-    if not (_is_number(lower) and _is_number(upper)):
-        return ""
-    return f"({_range(lower, upper)})"
-
-
-@register.filter
-def percent(value: Any) -> str:
-    if not _is_number(value):
-        return _MISSING if _missing(value) else str(value)
-    return f"{float(value) * 100:g}%"
-
-
-_COMPARATORS = {">=": "\N{GREATER-THAN OR EQUAL TO}", "<=": "\N{LESS-THAN OR EQUAL TO}"}
-
-
-@register.filter
-def requirement(criterion: Any) -> str:
-    """A criterion as ``sensitivity (lower 95% CI bound) ≥ 0.800``."""
-    if not isinstance(criterion, Mapping):
-        return _MISSING
-    subject = text(criterion.get("metric"))
-    bound = criterion.get("bound")
-    if bound in ("lower", "upper"):
-        subject = f"{subject} ({bound} 95% CI bound)"
-    elif not _missing(bound) and bound not in ("estimate", "point"):
-        subject = f"{subject} ({text(bound)})"
-    comparator = text(criterion.get("comparator"))
-    return f"{subject} {_COMPARATORS.get(comparator, comparator)} {num3(criterion.get('value'))}"
-
-
-@register.filter
-def verdict(value: Any) -> str:
-    if value is True:
-        return "PASS"
-    if value is False:
-        return "FAIL"
-    return text(value).upper()
-
-
-@register.filter
-def image_uri(value: Any) -> str:
-    """The value if it is a base64 PNG or SVG ``data:`` URI, else an empty string."""
-    if isinstance(value, str) and value.startswith(
-        ("data:image/png;base64,", "data:image/svg+xml;base64,")
-    ):
-        return value
-    return ""
-
-
-@register.filter
-def describe(value: Any) -> str:
-    """Free-form values (a policy string, a list, a small mapping) as one line of text."""
-    if isinstance(value, Mapping):
-        return "; ".join(f"{key}: {describe(item)}" for key, item in value.items()) or _MISSING
-    if isinstance(value, list | tuple):
-        return ", ".join(describe(item) for item in value) or "none"
-    return text(value)
-
-
-@register.filter
-def get(mapping: Any, key: str) -> Any:
-    return mapping.get(key) if isinstance(mapping, Mapping) else None
-
-
-# --------------------------------------------------------------------------- sanitising
-
-# Bidi controls would let a hostile name display reversed (U+202E "RLO" turns "fdp.exe" into
-# "exe.pdf"); other control characters have no business in a report. Both are shown as
-# visible code points instead of being applied.
-_BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
-
-
-def _visible_text(value: str) -> str:
-    if value.isascii() and value.isprintable():
-        return value
-    out = []
-    for char in value:
-        if char in _BIDI_CONTROLS or (unicodedata.category(char) == "Cc" and char not in "\n\t"):
-            out.append(f"[U+{ord(char):04X}]")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def _sanitise(value: Any) -> Any:
-    if isinstance(value, str):
-        return _visible_text(value)
-    if isinstance(value, Mapping):
-        return {key: _sanitise(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_sanitise(item) for item in value]
-    return value
 
 
 # --------------------------------------------------------------------------- rendering

@@ -5,9 +5,10 @@ from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record
+from reports.canonical import canonical_json, content_sha256, document_sha256
 from reports.document import report_document_build
 from reports.models import Report, Signature
-from reports.rendering import canonical_json, content_sha256, document_sha256, render_pdf
+from reports.rendering import render_pdf
 from reports.signing import public_key_fingerprint, sign_digest
 from validation.errors import ApplicationError, PermissionDenied
 from validation.models import Membership, Organisation, Role, ValidationRun

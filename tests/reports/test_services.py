@@ -8,8 +8,8 @@ from django.db import DatabaseError, connection, transaction
 
 from audit.immutability import ImmutableRecordError
 from audit.models import AuditAction, AuditEvent
+from reports.canonical import UNHASHED_KEYS, content_sha256, document_sha256
 from reports.models import Report, Signature
-from reports.rendering import UNHASHED_KEYS, content_sha256, document_sha256
 from reports.sample_document import sample_document
 from reports.services import report_sign
 from reports.signing import public_key_pem, verify_digest

@@ -1,0 +1,99 @@
+"""The vendor-side builder: export a PyTorch module and write a package archive."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from validation.packaging.manifest import MANIFEST_NAME, MODEL_NAME, manifest_errors
+
+if TYPE_CHECKING:  # torch is imported when a package is built, never by intake.
+    import torch
+    from torch import nn
+
+MAX_BATCH = 1024
+
+
+def export_model(
+    model: nn.Module, example_input: torch.Tensor, *, max_batch: int = MAX_BATCH
+) -> torch.export.ExportedProgram:
+    """`torch.export` the model in eval mode with a dynamic batch dimension (1..max_batch)."""
+    import torch
+
+    model.eval()
+    batch = torch.export.Dim("batch", min=1, max=max_batch)
+    return torch.export.export(model, (example_input,), dynamic_shapes=({0: batch},))
+
+
+def build_package(
+    *,
+    model: nn.Module,
+    example_input: torch.Tensor,
+    manifest: dict[str, Any],
+    out_path: Path,
+) -> Path:
+    """Export `model` and write a package (`manifest.json` + `model.pt2`) to `out_path`.
+
+    Checks what the vendor can check locally before uploading: the manifest is valid, the example
+    input has the declared shape, the Grad-CAM layer exists, and the output has the column the
+    manifest names. The archive is reproducible at the tar level (sorted members, mtime 0, uid and
+    gid 0, no owner names, gzip mtime 0). Raises `ValueError` on any of those problems.
+    """
+    import torch
+
+    errors = manifest_errors(manifest)
+    if errors:
+        raise ValueError("invalid manifest: " + "; ".join(errors))
+    spec = manifest["input"]
+    expected = (spec["channels"], spec["height"], spec["width"])
+    if example_input.ndim != 4 or tuple(example_input.shape[1:]) != expected:
+        raise ValueError(f"example_input must have shape (N, {', '.join(map(str, expected))})")
+    if example_input.shape[0] < 2:
+        # A batch of one would let torch.export specialise the batch dimension to 1.
+        raise ValueError("example_input needs a batch of at least 2")
+    try:
+        model.get_submodule(manifest["gradcam_target_layer"])
+    except AttributeError as exc:
+        raise ValueError(f"gradcam_target_layer: {exc}") from None
+
+    program = export_model(model, example_input)
+    with torch.no_grad():
+        output = program.module()(example_input)
+    if not isinstance(output, torch.Tensor) or output.ndim != 2:
+        raise ValueError("the model must return one tensor of shape (N, K)")
+    if manifest["output"]["positive_index"] >= output.shape[1]:
+        raise ValueError("output/positive_index is outside the model's output columns")
+
+    pt2 = io.BytesIO()
+    torch.export.save(program, pt2)
+    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    members = sorted({MANIFEST_NAME: manifest_bytes, MODEL_NAME: pt2.getvalue()}.items())
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".package-", dir=out_path.parent)
+    try:
+        with (
+            os.fdopen(fd, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+        ):
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mode = 0o644
+                info.mtime = 0
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(data))
+        os.replace(tmp_name, out_path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return out_path
