@@ -157,8 +157,9 @@ RUNNER_ALLOW_UNSANDBOXED = _env_bool("BLINDSPOT_RUNNER_ALLOW_UNSANDBOXED", False
 RUN_SHARD_SIZE = int(os.environ.get("BLINDSPOT_RUN_SHARD_SIZE", "256"))
 
 # Celery: eager when no broker is configured (embedded default).
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
+# Eager mode never talks to a broker; kombu's in-memory transport keeps it from guessing one.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_SERIALIZER = "json"

@@ -29,5 +29,5 @@ def test_worker_settings():
 
 
 def test_eager_without_a_broker(settings):
-    assert not settings.CELERY_BROKER_URL
+    assert settings.CELERY_BROKER_URL == "memory://"
     assert app.conf.task_always_eager is True

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from reports.models import Report
 from reports.services import report_sign
+from validation.errors import ApplicationError
 from validation.models import Dataset, ModelPackage, Organisation, Role, ValidationRun
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.organisations import organisation_create, user_create_with_role
@@ -74,7 +75,17 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--training-cases", type=int, default=2000)
 
-    def handle(self, *args, cases, seed, training_cases, **options):
+    def handle(self, *args, **options):
+        try:
+            self._demo(
+                cases=options["cases"],
+                seed=options["seed"],
+                training_cases=options["training_cases"],
+            )
+        except ApplicationError as exc:
+            raise CommandError("\n  ".join([exc.message, *exc.errors])) from exc
+
+    def _demo(self, *, cases: int, seed: int, training_cases: int) -> None:
         if settings.PRODUCTION:
             raise CommandError("The demo creates known passwords; it refuses to run in production.")
         if cases < 20:
@@ -181,34 +192,17 @@ class Command(BaseCommand):
         return version
 
     def _package(self, people, orgs, *, seed: int, training_cases: int) -> ModelPackage:
-        import torch
-
         from validation.ml.cohort import training_arrays
-        from validation.ml.reference_model import TinyLesionNet, train_reference_model
-        from validation.packaging import build_package, default_manifest
+        from validation.ml.reference_model import train_reference_model
 
         x, y = training_arrays(training_cases, seed + 1000, size=64, site_weights=TRAINING_SITES)
         model = train_reference_model(x, y, seed=seed, epochs=10)
-        assert isinstance(model, TinyLesionNet)
-        manifest = default_manifest(
-            name="LesionFinder",
-            version="1.0.0",
-            gradcam_target_layer="block3",
-            training_data={
-                "sites": ["Vendor Internal Archive"],
-                "scanners": ["Acme DR-500", "Aurora CR-2"],
-                "date_range": ["2021-01-01", "2023-12-31"],
-            },
-        )
-        out = Path(settings.VAR_DIR) / "demo" / "lesionfinder-1.0.0.tar.gz"
-        build_package(
-            model=model, example_input=torch.from_numpy(x[:2]), manifest=manifest, out_path=out
-        )
-        sha = hashlib.sha256(out.read_bytes()).hexdigest()
-        package = ModelPackage.objects.filter(sha256=sha).first()
+        # Identical training reproduces the identical package (reused); a changed model is a
+        # new version, as intake requires.
+        package = self._build_and_submit(people, model, x, version="1.0.0")
         if package is None:
-            with open(out, "rb") as upload:
-                package = package_submit(actor=people["vera"], upload=upload)
+            taken = ModelPackage.objects.filter(vendor=orgs["vendor"], name="LesionFinder")
+            package = self._build_and_submit(people, model, x, version=f"1.0.{taken.count()}")
         if package.status == ModelPackage.Status.SUBMITTED:
             package = package_review(
                 actor=people["rita"],
@@ -217,3 +211,33 @@ class Command(BaseCommand):
                 note="Manifest and intake checks reviewed.",
             )
         return package
+
+    def _build_and_submit(self, people, model, x, *, version: str) -> ModelPackage | None:
+        """Build and submit this version; the existing package if the bytes are known; None if
+        the version is taken by a different model."""
+        import torch
+
+        from validation.packaging import build_package, default_manifest
+
+        manifest = default_manifest(
+            name="LesionFinder",
+            version=version,
+            gradcam_target_layer="block3",
+            training_data={
+                "sites": ["Vendor Internal Archive"],
+                "scanners": ["Acme DR-500", "Aurora CR-2"],
+                "date_range": ["2021-01-01", "2023-12-31"],
+            },
+        )
+        out = Path(settings.VAR_DIR) / "demo" / f"lesionfinder-{version}.tar.gz"
+        build_package(
+            model=model, example_input=torch.from_numpy(x[:2]), manifest=manifest, out_path=out
+        )
+        sha = hashlib.sha256(out.read_bytes()).hexdigest()
+        existing = ModelPackage.objects.filter(sha256=sha).first()
+        if existing is not None:
+            return existing
+        if ModelPackage.objects.filter(name="LesionFinder", version=version).exists():
+            return None
+        with open(out, "rb") as upload:
+            return package_submit(actor=people["vera"], upload=upload)
