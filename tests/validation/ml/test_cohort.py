@@ -104,3 +104,34 @@ def test_training_arrays_are_balanced_and_normalised():
     assert x.shape == (40, 1, 32, 32) and x.dtype == np.float32
     assert y.sum() == 20
     assert -3 < float(x.mean()) < 3 and np.isfinite(x).all()
+
+
+def test_lesion_is_the_only_difference_and_sits_in_the_roi():
+    # Every draw happens whatever the label, so one seed gives the same patient with and without.
+    site = site_by("Acme Medical")
+    with_lesion, roi = synth_image(np.random.default_rng(3), label=1, site=site)
+    without, _ = synth_image(np.random.default_rng(3), label=0, site=site)
+    diff = with_lesion.astype(float) - without.astype(float)
+    x0, y0, x1, y1 = roi
+    peak_y, peak_x = np.unravel_index(np.argmax(diff), diff.shape)
+    assert x0 <= peak_x < x1 and y0 <= peak_y < y1
+    assert np.abs(diff[y0:y1, x0:x1]).sum() > 0.8 * np.abs(diff).sum()
+
+
+def test_files_read_back_pixel_exact(tmp_path):
+    from validation.ml.cohort import _dicom_dataset, as_stored
+    from validation.ml.preprocess import read_dicom
+
+    demographics = {"sex": "F", "age": 54, "study_date": "20240102", "study_time": "101500"}
+    for site in SITES:
+        image, _ = synth_image(np.random.default_rng(8), label=1, site=site)
+        stored = as_stored(image, site)
+        path = tmp_path / f"{site.code}.dcm"
+        ds = _dicom_dataset(
+            stored=stored, site=site, case_id="C1", seed=8, demographics=demographics
+        )
+        ds.save_as(path, enforce_file_format=True)
+        np.testing.assert_array_equal(pydicom.dcmread(path).pixel_array, stored)
+        read = read_dicom(path)
+        np.testing.assert_array_equal(read.pixels, stored.astype(np.float32))
+        assert read.attributes["age"] == 54 and read.attributes["manufacturer"] == site.manufacturer

@@ -111,3 +111,28 @@ def test_read_dicom_attributes_and_errors(tmp_path):
     assert errors[0] is None and errors[1] and errors[2]
     assert batch.shape == (3, 1, 16, 16) and not batch[1].any()
     assert manifest.exists()
+
+
+def test_monochrome1_file_gives_the_same_model_input_as_monochrome2():
+    from validation.ml.cohort import as_stored, site_by, synth_image
+
+    site = site_by("Borealis Imaging")
+    assert site.photometric == "MONOCHROME1"
+    image, _ = synth_image(np.random.default_rng(2), label=1, site=site)
+    spec = InputSpec.from_dict({**SPEC, "scaling": {"method": "percentile", "low": 1, "high": 99}})
+    as_mono1 = DicomImage(
+        pixels=as_stored(image, site).astype(np.float32), photometric="MONOCHROME1"
+    )
+    as_mono2 = DicomImage(pixels=image.astype(np.float32), photometric="MONOCHROME2")
+    np.testing.assert_allclose(
+        to_model_input(as_mono1, spec), to_model_input(as_mono2, spec), atol=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "years"), [("054Y", 54), ("018M", 1), ("010W", 0), ("5Y", None), ("", None)]
+)
+def test_parse_age(text, years):
+    from validation.ml.preprocess import parse_age
+
+    assert parse_age(text) == years
