@@ -24,6 +24,22 @@ _counter = itertools.count(1)
 PASSWORD = "correct horse battery staple"
 
 
+def protocol_document(**overrides) -> dict:
+    """A valid protocol document for tests; override any top-level key."""
+    return {
+        "schema_version": "1.0",
+        "task": "binary-classification",
+        "primary_endpoint": "auc",
+        "operating_point": {"source": "vendor-declared"},
+        "acceptance_criteria": [
+            {"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.5}
+        ],
+        "subgroups": [{"attribute": "sex"}],
+        "min_cell_size": 3,
+        **overrides,
+    }
+
+
 def _sha(n) -> str:
     return hashlib.sha256(f"blob-{n}".encode()).hexdigest()
 

@@ -8,6 +8,7 @@ import pytest
 from audit.models import AuditAction
 from audit.selectors import audit_events_for
 from reports.models import Report
+from tests.factories import protocol_document  # noqa: E402
 from validation.models import Explanation, MetricResult, Prediction, ValidationRun
 from validation.services import runs
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
@@ -17,15 +18,7 @@ from validation.services.protocols import protocol_create
 pytestmark = pytest.mark.django_db
 Status = ValidationRun.Status
 
-PROTOCOL = {
-    "schema_version": "1.0",
-    "task": "binary-classification",
-    "primary_endpoint": "auc",
-    "operating_point": {"source": "vendor-declared"},
-    "acceptance_criteria": [{"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.5}],
-    "subgroups": [{"attribute": "sex"}, {"attribute": "manufacturer"}],
-    "min_cell_size": 3,
-}
+PROTOCOL = protocol_document(subgroups=[{"attribute": "sex"}, {"attribute": "manufacturer"}])
 
 
 @pytest.fixture

@@ -10,7 +10,10 @@ from django.db import DatabaseError, connection, transaction
 from audit.immutability import ImmutableRecordError
 from audit.models import AuditAction, AuditEvent
 from audit.selectors import audit_events_for
-from tests.factories import PackageFactory
+from tests.factories import (
+    PackageFactory,
+    protocol_document,  # noqa: E402
+)
 from validation.errors import ApplicationError, PermissionDenied
 from validation.merkle import merkle_root
 from validation.models import Case, DatasetVersion, ModelPackage, Protocol
@@ -21,16 +24,7 @@ from validation.services.runs import run_start
 
 pytestmark = pytest.mark.django_db
 
-PROTOCOL = {
-    "schema_version": "1.0",
-    "task": "binary-classification",
-    "primary_endpoint": "auc",
-    "operating_point": {"source": "vendor-declared"},
-    "acceptance_criteria": [{"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.7}],
-    "subgroups": [{"attribute": "sex"}],
-    "min_cell_size": 5,
-    "max_runs_per_vendor": 1,
-}
+PROTOCOL = protocol_document(min_cell_size=5, max_runs_per_vendor=1)
 
 
 def _stored_files(root: Path) -> list[Path]:
