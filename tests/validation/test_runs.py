@@ -8,7 +8,7 @@ import pytest
 from audit.models import AuditAction
 from audit.selectors import audit_events_for
 from reports.models import Report
-from tests.factories import protocol_document  # noqa: E402
+from tests.factories import protocol_document
 from validation.models import Explanation, MetricResult, Prediction, ValidationRun
 from validation.services import runs
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import

@@ -12,7 +12,7 @@ from audit.models import AuditAction, AuditEvent
 from audit.selectors import audit_events_for
 from tests.factories import (
     PackageFactory,
-    protocol_document,  # noqa: E402
+    protocol_document,
 )
 from validation.errors import ApplicationError, PermissionDenied
 from validation.merkle import merkle_root
