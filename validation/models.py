@@ -97,6 +97,9 @@ class ModelPackage(models.Model):
     size_bytes = models.BigIntegerField()
     manifest = models.JSONField()
     model_format = models.CharField(max_length=16)
+    # Measured by the intake smoke test in the sandboxed runner.
+    smoke_load_seconds = models.FloatField(null=True, blank=True)
+    smoke_batch_seconds = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUBMITTED)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"

@@ -273,3 +273,59 @@ def test_package_intake_never_imports_torch():
     assert (
         subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2]).returncode == 0
     )
+
+
+# --- smoke test at intake (real sandboxed runner) ------------------------------------------------
+
+
+def _repack(package_file: Path, out: Path, **manifest_changes) -> Path:
+    """The same model with an edited manifest: what a careless vendor might upload."""
+    import gzip
+    import json
+
+    with tarfile.open(package_file) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    manifest = json.loads(members["manifest.json"])
+    for key, value in manifest_changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            manifest[section][field] = value
+        else:
+            manifest[key] = value
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with gzip.open(out, "wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out
+
+
+def test_accepted_package_records_smoke_timings_and_is_cached_warm(world, package_file, settings):
+    with open(package_file, "rb") as fh:
+        package = package_submit(actor=world.vendor_user, upload=fh)
+    assert package.smoke_load_seconds > 0 and package.smoke_batch_seconds > 0
+    assert (Path(settings.RUNNER_CACHE_ROOT) / package.sha256 / "model.pt2").is_file()
+    payload = audit_events_for(package)[0].payload
+    assert payload["smoke"]["isolation"].startswith("bwrap")
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"gradcam_target_layer": "block9"}, "Grad-CAM target layer 'block9' does not resolve"),
+        ({"output__positive_index": 3}, "1 output column(s); the manifest's positive_index is 3"),
+        ({"input__height": 65}, "refused an input of the shape its manifest declares"),
+    ],
+)
+def test_smoke_test_failures_reject_and_leave_nothing(
+    world, package_file, settings, tmp_path, changes, reason
+):
+    bad = _repack(package_file, tmp_path / "bad.tar.gz", **changes)
+    with open(bad, "rb") as fh, pytest.raises(ApplicationError) as exc:
+        package_submit(actor=world.vendor_user, upload=fh)
+    assert reason in exc.value.message
+    assert not ModelPackage.objects.exists()
+    assert _stored_files(settings.MEDIA_ROOT) == []
+    assert _stored_files(settings.RUNNER_CACHE_ROOT) == []
+    assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).count() == 1

@@ -22,6 +22,8 @@ class PackageSerializer(serializers.ModelSerializer):
             "status",
             "review_note",
             "submitted_at",
+            "smoke_load_seconds",
+            "smoke_batch_seconds",
             "reviewed_at",
             "manifest",
         ]

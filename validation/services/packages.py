@@ -14,6 +14,7 @@ from validation.errors import ApplicationError, PermissionDenied
 from validation.models import ModelPackage, Organisation, Role
 from validation.packaging import PackageError, manifest_errors, read_package
 from validation.selectors import is_validation_team, org_ids_of
+from validation.services.package_smoke import SmokeResult, package_smoke_test
 from validation.storage import media_put, package_relpath
 
 
@@ -48,7 +49,7 @@ def package_submit(*, actor, upload, vendor: Organisation | None = None) -> Mode
                 out.write(chunk)
         sha256 = digest.hexdigest()
         try:
-            manifest, _model_bytes = read_package(
+            manifest, model_bytes = read_package(
                 staged,
                 max_archive_bytes=limit,
                 max_total_bytes=settings.PACKAGE_MAX_UNPACKED_BYTES,
@@ -60,7 +61,15 @@ def package_submit(*, actor, upload, vendor: Organisation | None = None) -> Mode
             _reject(
                 actor, vendor, f"the manifest is invalid ({len(errors)} problem(s))", errors=errors
             )
-        model_format = "pt2"
+        _refuse_duplicates(vendor=vendor, sha256=sha256, manifest=manifest)
+        try:
+            smoke = package_smoke_test(sha256=sha256, manifest=manifest, model_bytes=model_bytes)
+        except ApplicationError as exc:
+            if exc.status_code >= 500:
+                raise
+            _reject(
+                actor, vendor, exc.message.removeprefix("Smoke test failed: "), errors=exc.errors
+            )
         return _package_store(
             actor=actor,
             vendor=vendor,
@@ -68,7 +77,8 @@ def package_submit(*, actor, upload, vendor: Organisation | None = None) -> Mode
             sha256=sha256,
             size=size,
             manifest=manifest,
-            model_format=model_format,
+            model_format="pt2",
+            smoke=smoke,
         )
 
 
@@ -84,8 +94,7 @@ def _reject(actor, vendor, message: str, errors=None):
     raise ApplicationError(f"Package rejected: {message}", errors=errors)
 
 
-@transaction.atomic
-def _package_store(*, actor, vendor, staged, sha256, size, manifest, model_format) -> ModelPackage:
+def _refuse_duplicates(*, vendor, sha256: str, manifest: dict) -> None:
     if ModelPackage.objects.filter(sha256=sha256).exists():
         raise ApplicationError(
             "This exact package (same SHA-256) has already been submitted.", status_code=409
@@ -96,6 +105,15 @@ def _package_store(*, actor, vendor, staged, sha256, size, manifest, model_forma
             f"{name} {version} already exists; a changed model needs a new version.",
             status_code=409,
         )
+
+
+@transaction.atomic
+def _package_store(
+    *, actor, vendor, staged, sha256, size, manifest, model_format, smoke: SmokeResult
+) -> ModelPackage:
+    # Checked again under the transaction: two identical uploads may race through the smoke test.
+    _refuse_duplicates(vendor=vendor, sha256=sha256, manifest=manifest)
+    name, version = manifest["name"], manifest["version"]
     package = ModelPackage.objects.create(
         vendor=vendor,
         name=name,
@@ -105,6 +123,8 @@ def _package_store(*, actor, vendor, staged, sha256, size, manifest, model_forma
         manifest=manifest,
         model_format=model_format,
         submitted_by=actor,
+        smoke_load_seconds=smoke.load_seconds,
+        smoke_batch_seconds=smoke.batch_seconds,
     )
     # Written last and named by content: a rollback leaves at worst an orphan with the same
     # bytes a retry would write, never a half-written or mislabelled file.
@@ -113,7 +133,16 @@ def _package_store(*, actor, vendor, staged, sha256, size, manifest, model_forma
         actor=actor,
         action=AuditAction.PACKAGE_SUBMITTED,
         target=package,
-        payload={"sha256": sha256, "name": name, "version": version},
+        payload={
+            "sha256": sha256,
+            "name": name,
+            "version": version,
+            "smoke": {
+                "load_seconds": smoke.load_seconds,
+                "batch_seconds": smoke.batch_seconds,
+                "isolation": smoke.isolation,
+            },
+        },
     )
     return package
 

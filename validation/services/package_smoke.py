@@ -1,0 +1,127 @@
+"""The smoke test every package passes at intake, in the sandboxed runner: the model loads, a
+synthetic batch shaped by the manifest's input spec gives finite output of the declared width,
+its activated scores lie in [0, 1], and the Grad-CAM target layer resolves.
+
+The model is placed where the warm runners look for it (the runner cache, by SHA-256): an
+accepted package starts warm; a rejected one leaves nothing behind."""
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from validation.errors import ApplicationError
+from validation.ml.scores import positive_scores
+from validation.runner.client import ModelRunner, RunnerError
+
+SMOKE_BATCH = 8
+# What a vendor reads when its own model fails the smoke test (no partner data is involved, so
+# the runner's detail is the vendor's own output and may be shown too).
+SMOKE_FAILURE = {
+    "load-failed": "the model could not be loaded by torch.export",
+    "oom": "the model exceeded the runner's memory limit",
+    "timeout": "the model did not answer a batch of 8 within the time limit",
+    "crash": "the model process crashed",
+    "bad-output": "the model's output does not match its manifest",
+    "bad-input": "the model refused an input of the shape its manifest declares",
+}
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    load_seconds: float
+    batch_seconds: float
+    isolation: str
+
+
+def model_cache_dir(sha256: str) -> Path:
+    return Path(settings.RUNNER_CACHE_ROOT) / sha256
+
+
+def package_smoke_test(*, sha256: str, manifest: dict, model_bytes: bytes) -> SmokeResult:
+    """Run the smoke test; raise ApplicationError (vendor-safe reason) and remove the cached
+    model if it fails. The sandboxed runner is the only place the model is loaded."""
+    folder = model_cache_dir(sha256)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)  # the sandboxed worker runs as an unprivileged uid
+    model_path = folder / "model.pt2"
+    if not model_path.exists():
+        partial = folder / "model.pt2.partial"
+        partial.write_bytes(model_bytes)
+        partial.chmod(0o444)
+        partial.replace(model_path)
+    try:
+        return _exercise(model_path, manifest)
+    except ApplicationError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _exercise(model_path: Path, manifest: dict) -> SmokeResult:
+    spec, output = manifest["input"], manifest["output"]
+    shape = (SMOKE_BATCH, spec["channels"], spec["height"], spec["width"])
+    images = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    runner = ModelRunner(
+        model_path,
+        threads=settings.RUNNER_THREADS,
+        batch_timeout_s=settings.RUNNER_BATCH_TIMEOUT_S,
+        allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
+    )
+    try:
+        runner.start()
+        began = time.perf_counter()
+        logits = runner.predict(images)
+        batch_seconds = time.perf_counter() - began
+        _check_outputs(logits, output, expected_rows=SMOKE_BATCH)
+        _logits, cams = runner.gradcam(
+            images[:2], manifest["gradcam_target_layer"], output["positive_index"]
+        )
+        if not np.isfinite(cams).all():
+            raise ApplicationError("Smoke test failed: the Grad-CAM maps are not finite.")
+    except RunnerError as exc:
+        reason = SMOKE_FAILURE.get(exc.category, "the model failed in the runner")
+        if exc.category == "bad-input" and "layer" in exc.detail:
+            reason = (
+                f"the Grad-CAM target layer {manifest['gradcam_target_layer']!r} "
+                "does not resolve to a module of the model"
+            )
+        elif exc.category == "no-isolation":
+            raise ApplicationError(
+                "No sandbox is available to test the package; it was not "
+                "accepted. The operators have been told.",
+                status_code=503,
+            ) from exc
+        raise ApplicationError(
+            f"Smoke test failed: {reason}.", errors=[exc.detail[-500:]] if exc.detail else None
+        ) from exc
+    finally:
+        runner.close()
+    return SmokeResult(
+        load_seconds=round(runner.load_seconds or 0.0, 3),
+        batch_seconds=round(batch_seconds, 4),
+        isolation=runner.isolation or "",
+    )
+
+
+def _check_outputs(logits: np.ndarray, output: dict, *, expected_rows: int) -> None:
+    if logits.ndim != 2 or logits.shape[0] != expected_rows:
+        raise ApplicationError(
+            f"Smoke test failed: the model returned shape {logits.shape}, "
+            f"expected ({expected_rows}, K)."
+        )
+    if not np.isfinite(logits).all():
+        raise ApplicationError("Smoke test failed: the model returned NaN or infinite values.")
+    columns, index = logits.shape[1], output["positive_index"]
+    if index >= columns:
+        raise ApplicationError(
+            f"Smoke test failed: the model has {columns} output column(s); "
+            f"the manifest's positive_index is {index}."
+        )
+    if output["activation"] == "softmax" and columns < 2:
+        raise ApplicationError("Smoke test failed: a softmax output needs at least 2 columns.")
+    scores = positive_scores(logits, activation=output["activation"], positive_index=index)
+    if not ((scores >= 0) & (scores <= 1)).all():
+        raise ApplicationError("Smoke test failed: the activated scores are not all in [0, 1].")
