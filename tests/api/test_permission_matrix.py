@@ -159,3 +159,15 @@ def test_only_the_validation_team_starts_runs(world, objects):
 def test_signing_key_is_public(db):
     body = APIClient().get("/api/v1/signing-key/").json()
     assert body["algorithm"] == "Ed25519" and "BEGIN PUBLIC KEY" in body["public_key_pem"]
+
+
+def test_manifest_and_protocol_schemas_are_published(db):
+    from validation.packaging import default_manifest, manifest_errors
+
+    client = APIClient()
+    schema = client.get("/api/v1/schemas/package-manifest/1.0/").json()
+    assert schema["$id"].endswith("/api/v1/schemas/package-manifest/1.0/")
+    assert "gradcam_target_layer" in schema["required"]
+    assert manifest_errors(default_manifest(name="x", version="1", gradcam_target_layer="a")) == []
+    assert client.get("/api/v1/schemas/package-manifest/9.9/").status_code == 404
+    assert "acceptance_criteria" in client.get("/api/v1/schemas/protocol/").json()["required"]

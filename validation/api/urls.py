@@ -2,7 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from reports.api import ReportViewSet, signing_key
-from validation.api.views import PackageViewSet, RunViewSet
+from validation.api.views import PackageViewSet, RunViewSet, manifest_schema, protocol_schema
 
 router = DefaultRouter()
 router.register("packages", PackageViewSet, basename="package")
@@ -12,4 +12,6 @@ router.register("reports", ReportViewSet, basename="report")
 urlpatterns = [
     path("", include(router.urls)),
     path("signing-key/", signing_key, name="signing-key"),
+    path("schemas/package-manifest/<str:version>/", manifest_schema, name="manifest-schema"),
+    path("schemas/protocol/", protocol_schema, name="protocol-schema"),
 ]

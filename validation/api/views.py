@@ -3,8 +3,9 @@
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.decorators import action
+from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from validation import selectors
@@ -19,6 +20,8 @@ from validation.api.serializers import (
 )
 from validation.errors import ApplicationError
 from validation.models import MetricResult, Protocol
+from validation.packaging import MANIFEST_SCHEMA, SCHEMA_VERSION
+from validation.protocol_document import PROTOCOL_SCHEMA
 from validation.services.packages import package_review, package_submit
 from validation.services.runs import run_cancel, run_start
 
@@ -100,3 +103,23 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def cancel(self, request, pk=None):
         run = run_cancel(actor=request.user, run=self.get_object())
         return Response(RunTeamSerializer(run).data)
+
+
+@extend_schema(responses={200: dict})
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def manifest_schema(request, version: str):
+    """The JSON Schema a package's manifest.json must satisfy (public: vendors build to it)."""
+    if version != SCHEMA_VERSION:
+        raise ApplicationError(
+            f"No manifest schema version {version!r}; current is {SCHEMA_VERSION}.", status_code=404
+        )
+    return Response({"$id": request.build_absolute_uri(), **MANIFEST_SCHEMA})
+
+
+@extend_schema(responses={200: dict})
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def protocol_schema(request):
+    """The JSON Schema of a protocol document (the pre-registered analysis plan)."""
+    return Response({"$id": request.build_absolute_uri(), **PROTOCOL_SCHEMA})
