@@ -154,6 +154,8 @@ RUNNER_BATCH_SIZE = int(os.environ.get("BLINDSPOT_RUNNER_BATCH_SIZE", "32"))
 RUNNER_BATCH_TIMEOUT_S = float(os.environ.get("BLINDSPOT_RUNNER_BATCH_TIMEOUT_S", "120"))
 # Running vendor code without isolation must be an explicit operator decision; reports say so.
 RUNNER_ALLOW_UNSANDBOXED = _env_bool("BLINDSPOT_RUNNER_ALLOW_UNSANDBOXED", False)
+# A warm runner unused this long is closed (it holds a model and a process).
+RUNNER_IDLE_SECONDS = float(os.environ.get("BLINDSPOT_RUNNER_IDLE_SECONDS", "600"))
 RUN_SHARD_SIZE = int(os.environ.get("BLINDSPOT_RUN_SHARD_SIZE", "256"))
 
 # Celery: eager when no broker is configured (embedded default).

@@ -1,8 +1,10 @@
 """Warm model runners, one per (worker process, package): a model loads once and serves every
-batch and stage of every run of that package in this process."""
+batch and stage of every run of that package in this process. A daemon thread closes runners
+left idle for RUNNER_IDLE_SECONDS."""
 
 import atexit
 import threading
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -13,7 +15,9 @@ from validation.runner.client import ModelRunner
 from validation.storage import media_path, package_relpath
 
 _runners: dict[str, ModelRunner] = {}
+_last_used: dict[str, float] = {}
 _lock = threading.Lock()
+_reaper: threading.Thread | None = None
 
 
 def _model_file(package: ModelPackage) -> Path:
@@ -37,6 +41,8 @@ def _model_file(package: ModelPackage) -> Path:
 def runner_for(package: ModelPackage) -> ModelRunner:
     """A started runner holding this package's model; started on first use (a cold start)."""
     with _lock:
+        _reaper_ensure()
+        _last_used[package.sha256] = time.monotonic()
         runner = _runners.get(package.sha256)
         if runner is not None and runner.running:
             return runner
@@ -54,8 +60,43 @@ def runner_for(package: ModelPackage) -> ModelRunner:
 def runner_discard(package: ModelPackage) -> None:
     with _lock:
         runner = _runners.pop(package.sha256, None)
+        _last_used.pop(package.sha256, None)
     if runner is not None:
         runner.close()
+
+
+def runners_reap_idle(max_idle_s: float | None = None) -> list[str]:
+    """Close the runners unused for `max_idle_s` (default: the setting); return their SHA-256s."""
+    limit = settings.RUNNER_IDLE_SECONDS if max_idle_s is None else max_idle_s
+    now = time.monotonic()
+    with _lock:
+        stale = [sha for sha, used in _last_used.items() if now - used >= limit]
+        closing = [_runners.pop(sha) for sha in stale if sha in _runners]
+        for sha in stale:
+            _last_used.pop(sha, None)
+    for runner in closing:
+        runner.close()
+    return stale
+
+
+def _reaper_ensure() -> None:
+    """Start the reaper thread once per process (called with _lock held)."""
+    global _reaper
+    if _reaper is not None and _reaper.is_alive():
+        return
+
+    def loop() -> None:
+        while True:
+            time.sleep(max(1.0, min(settings.RUNNER_IDLE_SECONDS / 2, 30.0)))
+            runners_reap_idle()
+
+    _reaper = threading.Thread(target=loop, name="runner-reaper", daemon=True)
+    _reaper.start()
+
+
+def runners_warm() -> list[str]:
+    with _lock:
+        return [sha for sha, runner in _runners.items() if runner.running]
 
 
 @atexit.register
