@@ -1,0 +1,59 @@
+"""Package upload and review through the API, as a vendor and a reviewer would use them."""
+
+import io
+
+import pytest
+from rest_framework.test import APIClient
+
+from audit.models import AuditAction, AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_vendor_uploads_and_reviewer_approves(world, package_file):
+    with open(package_file, "rb") as fh:
+        response = _client(world.vendor_user).post(
+            "/api/v1/packages/", {"file": fh}, format="multipart"
+        )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["status"] == "submitted" and body["vendor"] == "Vendor A"
+    assert body["smoke_load_seconds"] > 0 and len(body["sha256"]) == 64
+
+    refused = _client(world.vendor_user).post(
+        f"/api/v1/packages/{body['id']}/review/", {"approve": True}, format="json"
+    )
+    assert refused.status_code == 403
+    approved = _client(world.reviewer).post(
+        f"/api/v1/packages/{body['id']}/review/", {"approve": True, "note": "ok"}, format="json"
+    )
+    assert approved.status_code == 200 and approved.json()["status"] == "approved"
+    hidden = _client(world.other_vendor_user).get(f"/api/v1/packages/{body['id']}/")
+    assert hidden.status_code == 404
+
+
+def test_bad_uploads_get_clear_4xx(world):
+    client = _client(world.vendor_user)
+    missing = client.post("/api/v1/packages/", {}, format="multipart")
+    assert missing.status_code == 400 and "file" in missing.json()
+    junk = client.post(
+        "/api/v1/packages/", {"file": io.BytesIO(b"MZ\x90\x00 not a tar")}, format="multipart"
+    )
+    assert junk.status_code == 400
+    assert junk.json()["detail"].startswith("Package rejected")
+    assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).exists()
+
+
+def test_non_vendors_cannot_upload(world, package_file):
+    for role in ("steward", "reviewer", "auditor"):
+        with open(package_file, "rb") as fh:
+            response = _client(getattr(world, role)).post(
+                "/api/v1/packages/", {"file": fh}, format="multipart"
+            )
+        assert response.status_code == 403, role
