@@ -103,7 +103,21 @@ def _test_data(run: ValidationRun, sections: dict) -> dict:
     }
 
 
+ONNX_NO_EXPLANATIONS = (
+    "the model was submitted as ONNX, which runs through onnxruntime without the module tree "
+    "that Grad-CAM hooks into. Submit a torch.export (.pt2) package for explanations."
+)
+
+
 def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
+    if run.package.manifest.get("gradcam_target_layer") is None:
+        return {
+            "method": METHOD_NAMES["explanations"],
+            "unavailable": ONNX_NO_EXPLANATIONS,
+            "n_maps": 0,
+            "exemplars_allowed": exemplars_allowed,
+            "exemplars": [],
+        }
     rows = list(run.explanations.select_related("case").order_by("case__case_id"))
     with_roi = [e for e in rows if e.pointing_hit is not None]
     localisation = None

@@ -23,6 +23,10 @@ def _isolated_storage(settings, tmp_path):
     _private_key.cache_clear()
     yield
     _private_key.cache_clear()
+    # Warm runners are per process; one test's must not serve the next (its files are gone).
+    from validation.runner_pool import runners_close_all
+
+    runners_close_all()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from django.conf import settings
 from validation.models import ModelPackage
 from validation.packaging import read_package
 from validation.runner.client import ModelRunner
-from validation.storage import media_path, package_relpath
+from validation.storage import media_path, model_cache_path, package_relpath
 
 _runners: dict[str, ModelRunner] = {}
 _last_used: dict[str, float] = {}
@@ -22,8 +22,7 @@ _reaper: threading.Thread | None = None
 
 def _model_file(package: ModelPackage) -> Path:
     """The package's model file, extracted once (by content hash) for the runner to read."""
-    suffix = "onnx" if package.model_format == "onnx" else "pt2"
-    target = Path(settings.RUNNER_CACHE_ROOT) / package.sha256 / f"model.{suffix}"
+    target = model_cache_path(package.sha256, package.model_format)
     if not target.exists():
         _manifest, model_bytes = read_package(
             media_path(package_relpath(package.sha256)),
@@ -31,6 +30,7 @@ def _model_file(package: ModelPackage) -> Path:
             max_total_bytes=settings.PACKAGE_MAX_UNPACKED_BYTES,
         )
         target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.chmod(0o755)  # the sandboxed worker runs as an unprivileged uid
         tmp = target.with_suffix(".partial")
         tmp.write_bytes(model_bytes)
         tmp.chmod(0o444)
@@ -104,6 +104,7 @@ def runners_close_all() -> None:
     with _lock:
         runners = list(_runners.values())
         _runners.clear()
+        _last_used.clear()
     for runner in runners:
         runner.close()
 

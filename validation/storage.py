@@ -61,3 +61,8 @@ def sequestered_path(relative: str) -> Path:
 
 def package_relpath(sha256: str) -> str:
     return f"packages/{sha256[:2]}/{sha256}.tar"
+
+
+def model_cache_path(sha256: str, model_format: str) -> Path:
+    """Where warm runners find a package's model: the runner cache, by content hash."""
+    return Path(settings.RUNNER_CACHE_ROOT) / sha256 / f"model.{model_format}"

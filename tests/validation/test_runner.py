@@ -560,7 +560,18 @@ HOSTILE = {
     "missing-manifest": ([("PT2", None)], "no manifest.json"),
     "missing-model": ([_file("manifest.json", MANIFEST_BYTES)], "no model.pt2"),
     "unknown-member": ([_file("manifest.json", MANIFEST_BYTES), _file("run.sh")], "unexpected"),
-    "onnx": ([_file("model.onnx", b"x")], "ONNX"),
+    "onnx-junk": (
+        [_file("manifest.json", MANIFEST_BYTES), _file("model.onnx", b"x" * 64)],
+        "not an ONNX model",
+    ),
+    "onnx-pickle": (
+        [_file("manifest.json", MANIFEST_BYTES), _file("model.onnx", b"\x80" * 64)],
+        "pickle",
+    ),
+    "two-models": (
+        [_file("manifest.json", MANIFEST_BYTES), ("PT2", None), _file("model.onnx", b"\x08" * 64)],
+        "both model.pt2 and model.onnx",
+    ),
     "duplicate": ([_file("manifest.json", MANIFEST_BYTES)] * 2, "twice"),
     "torchscript": ([_file("manifest.json", MANIFEST_BYTES), "TS"], "TorchScript"),
     "torch-save": ([_file("manifest.json", MANIFEST_BYTES), "CKPT"], "torch.save"),

@@ -3,7 +3,8 @@
 A package is one `.tar.gz` (or plain `.tar`) holding exactly two regular files:
 
 - `model.pt2`: a `torch.export` program (`torch.export.save`), exported in eval mode with a dynamic
-  batch dimension. TorchScript archives, `torch.save` checkpoints and plain pickles are refused.
+  batch dimension, or `model.onnx` (inference through onnxruntime; Grad-CAM is not available for
+  ONNX packages). TorchScript archives, `torch.save` checkpoints and plain pickles are refused.
 - `manifest.json`: a UTF-8 JSON object with these fields (`MANIFEST_SCHEMA` is the formal form):
 
   ``schema_version``  "1.0".
@@ -50,8 +51,10 @@ from validation.packaging.reader import (
     DEFAULT_MAX_MEMBERS,
     DEFAULT_MAX_TOTAL_BYTES,
     MAX_MANIFEST_BYTES,
+    PackageContents,
     PackageError,
     read_package,
+    read_package_contents,
 )
 
 __all__ = [
@@ -64,10 +67,12 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "MODEL_NAME",
     "SCHEMA_VERSION",
+    "PackageContents",
     "PackageError",
     "build_package",
     "default_manifest",
     "export_model",
     "manifest_errors",
     "read_package",
+    "read_package_contents",
 ]

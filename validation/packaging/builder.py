@@ -11,7 +11,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from validation.packaging.manifest import MANIFEST_NAME, MODEL_NAME, manifest_errors
+from validation.packaging.manifest import (
+    MANIFEST_NAME,
+    MODEL_NAME,
+    ONNX_MODEL_NAME,
+    manifest_errors,
+)
 
 if TYPE_CHECKING:  # torch is imported when a package is built, never by intake.
     import torch
@@ -37,8 +42,10 @@ def build_package(
     example_input: torch.Tensor,
     manifest: dict[str, Any],
     out_path: Path,
+    model_format: str = "pt2",
 ) -> Path:
-    """Export `model` and write a package (`manifest.json` + `model.pt2`) to `out_path`.
+    """Export `model` and write a package (`manifest.json` + `model.pt2`, or `model.onnx` with
+    `model_format="onnx"`) to `out_path`.
 
     Checks what the vendor can check locally before uploading: the manifest is valid, the example
     input has the declared shape, the Grad-CAM layer exists, and the output has the column the
@@ -47,7 +54,9 @@ def build_package(
     """
     import torch
 
-    errors = manifest_errors(manifest)
+    if model_format not in ("pt2", "onnx"):
+        raise ValueError(f"model_format must be 'pt2' or 'onnx', got {model_format!r}")
+    errors = manifest_errors(manifest, model_format=model_format)
     if errors:
         raise ValueError("invalid manifest: " + "; ".join(errors))
     spec = manifest["input"]
@@ -57,10 +66,11 @@ def build_package(
     if example_input.shape[0] < 2:
         # A batch of one would let torch.export specialise the batch dimension to 1.
         raise ValueError("example_input needs a batch of at least 2")
-    try:
-        model.get_submodule(manifest["gradcam_target_layer"])
-    except AttributeError as exc:
-        raise ValueError(f"gradcam_target_layer: {exc}") from None
+    if manifest.get("gradcam_target_layer") is not None:
+        try:
+            model.get_submodule(manifest["gradcam_target_layer"])
+        except AttributeError as exc:
+            raise ValueError(f"gradcam_target_layer: {exc}") from None
 
     program = export_model(model, example_input)
     with torch.no_grad():
@@ -70,10 +80,14 @@ def build_package(
     if manifest["output"]["positive_index"] >= output.shape[1]:
         raise ValueError("output/positive_index is outside the model's output columns")
 
-    pt2 = io.BytesIO()
-    torch.export.save(program, pt2)
+    if model_format == "onnx":
+        model_member, model_bytes = ONNX_MODEL_NAME, _onnx_bytes(program)
+    else:
+        pt2 = io.BytesIO()
+        torch.export.save(program, pt2)
+        model_member, model_bytes = MODEL_NAME, pt2.getvalue()
     manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    members = sorted({MANIFEST_NAME: manifest_bytes, MODEL_NAME: pt2.getvalue()}.items())
+    members = sorted({MANIFEST_NAME: manifest_bytes, model_member: model_bytes}.items())
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,3 +111,14 @@ def build_package(
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return out_path
+
+
+def _onnx_bytes(program: torch.export.ExportedProgram) -> bytes:
+    """One self-contained ONNX file from the exported program (dynamo exporter, dynamic batch)."""
+    import torch
+
+    onnx_program = torch.onnx.export(program, dynamo=True, external_data=False, verbose=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "model.onnx"
+        onnx_program.save(str(target))
+        return target.read_bytes()

@@ -6,6 +6,9 @@ from typing import Any
 
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.pt2"
+ONNX_MODEL_NAME = "model.onnx"
+# The model member names a package may hold (exactly one), and the format each means.
+MODEL_FORMATS = {MODEL_NAME: "pt2", ONNX_MODEL_NAME: "onnx"}
 SCHEMA_VERSION = "1.0"
 
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
@@ -97,7 +100,13 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             },
         },
         "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-        "gradcam_target_layer": {"type": "string", "pattern": _DOTTED_PATH, "maxLength": 200},
+        # null only for model.onnx packages, which get no Grad-CAM (see docs/PACKAGE_FORMAT.md).
+        "gradcam_target_layer": {
+            "anyOf": [
+                {"type": "string", "pattern": _DOTTED_PATH, "maxLength": 200},
+                {"type": "null"},
+            ]
+        },
         "training_data": {
             "type": "object",
             "additionalProperties": False,
@@ -120,7 +129,7 @@ def default_manifest(
     *,
     name: str,
     version: str,
-    gradcam_target_layer: str,
+    gradcam_target_layer: str | None,
     intended_use: str = (
         "Flags adult chest radiographs (DX/CR) that may contain a focal lesion, for review "
         "by a radiologist. Not for use as a sole basis for diagnosis."
@@ -159,7 +168,7 @@ def default_manifest(
     return manifest
 
 
-def manifest_errors(manifest: Any) -> list[str]:
+def manifest_errors(manifest: Any, *, model_format: str = "pt2") -> list[str]:
     """Every problem with `manifest` as readable strings (empty when valid)."""
     import jsonschema
 
@@ -177,6 +186,8 @@ def manifest_errors(manifest: Any) -> list[str]:
     output = manifest["output"]
     if output["activation"] == "softmax" and output["positive_index"] > 1:
         errors.append("output/positive_index: a binary softmax output has two columns")
+    if model_format == "pt2" and manifest.get("gradcam_target_layer") is None:
+        errors.append("gradcam_target_layer: a model.pt2 package must name its Grad-CAM layer")
     date_range = manifest.get("training_data", {}).get("date_range")
     if date_range and date_range[0] > date_range[1]:
         errors.append("training_data/date_range: start is after end")

@@ -10,9 +10,9 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
-from validation.packaging.manifest import MANIFEST_NAME, MODEL_NAME
+from validation.packaging.manifest import MANIFEST_NAME, MODEL_FORMATS, MODEL_NAME
 
 DEFAULT_MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_TOTAL_BYTES = 1024 * 1024 * 1024
@@ -58,19 +58,33 @@ class _LimitedReader(io.RawIOBase):
         return len(data)
 
 
-def read_package(
+class PackageContents(NamedTuple):
+    manifest: dict[str, Any]
+    model_bytes: bytes
+    model_format: str  # "pt2" or "onnx"
+
+
+def read_package(path: Path, **limits: int) -> tuple[dict[str, Any], bytes]:
+    """(manifest, model bytes) of an untrusted package; see `read_package_contents`."""
+    contents = read_package_contents(path, **limits)
+    return contents.manifest, contents.model_bytes
+
+
+def read_package_contents(
     path: Path,
     *,
     max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES,
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
     max_members: int = DEFAULT_MAX_MEMBERS,
-) -> tuple[dict[str, Any], bytes]:
-    """Read an untrusted package; return (manifest, model.pt2 bytes) or raise `PackageError`.
+) -> PackageContents:
+    """Read an untrusted package: its manifest and exactly one model (`model.pt2`, a
+    torch.export program, or `model.onnx`), or raise `PackageError`.
 
     Refuses: archives over `max_archive_bytes`, more than `max_members` members, a decompressed
     size over `max_total_bytes`, absolute paths, `..`, links, devices and other non-regular
     members, unknown or duplicate members, a missing or non-JSON manifest, and a `model.pt2`
-    that is not a torch.export archive (TorchScript, `torch.save` checkpoints, plain pickles).
+    that is not a torch.export archive (TorchScript, `torch.save` checkpoints, plain pickles),
+    a `model.onnx` that is not an ONNX protobuf, and both models at once.
     Reads as a stream and stops at the first violation; nothing is written to disk. The manifest
     is parsed but not schema-checked: call `manifest_errors` for that.
     """
@@ -93,10 +107,18 @@ def read_package(
                 f"the archive is not a readable tar or tar.gz file ({exc})"
             ) from None
 
-    for required in (MANIFEST_NAME, MODEL_NAME):
-        if required not in contents:
-            raise PackageError(f"the archive has no {required}")
-    return _parse_manifest(contents[MANIFEST_NAME]), _check_pt2(contents[MODEL_NAME])
+    if MANIFEST_NAME not in contents:
+        raise PackageError(f"the archive has no {MANIFEST_NAME}")
+    models = [name for name in MODEL_FORMATS if name in contents]
+    if not models:
+        raise PackageError(f"the archive has no {MODEL_NAME} (or model.onnx)")
+    if len(models) > 1:
+        raise PackageError("the archive holds both model.pt2 and model.onnx; package one model")
+    name = models[0]
+    check = _check_pt2 if name == MODEL_NAME else _check_onnx
+    return PackageContents(
+        _parse_manifest(contents[MANIFEST_NAME]), check(contents[name]), MODEL_FORMATS[name]
+    )
 
 
 def _refuse_non_tar(magic: bytes) -> None:
@@ -123,7 +145,7 @@ def _read_members(stream: Any, max_total_bytes: int, max_members: int) -> dict[s
             total += member.size
             if total > max_total_bytes:
                 raise PackageError("the archive's decompressed size exceeds the limit")
-            if name not in (MANIFEST_NAME, MODEL_NAME):
+            if name != MANIFEST_NAME and name not in MODEL_FORMATS:
                 unknown.append(name)  # refused below, once every header has passed the checks
                 continue
             if name in contents:
@@ -160,10 +182,9 @@ def _check_member(member: tarfile.TarInfo) -> str:
 
 
 def _refuse_unknown(name: str) -> None:
-    if name == "model.onnx":
-        raise PackageError("ONNX models are not supported yet; package a model.pt2")
     raise PackageError(
-        f"unexpected member {name!r}; a package holds only manifest.json and model.pt2"
+        f"unexpected member {name!r}; a package holds only manifest.json and model.pt2 "
+        "(or model.onnx)"
     )
 
 
@@ -175,6 +196,18 @@ def _parse_manifest(data: bytes) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise PackageError("manifest.json must hold a JSON object")
     return manifest
+
+
+def _check_onnx(data: bytes) -> bytes:
+    """An ONNX ModelProto starts with field 1 (ir_version, a varint): tag byte 0x08. Only the
+    container is recognised here; onnxruntime parses it in the sandbox at the smoke test."""
+    if data[:1] == b"\x80":
+        raise PackageError("model.onnx is a Python pickle; pickled models are not accepted")
+    if data[:4] == _ZIP_MAGIC:
+        raise PackageError("model.onnx is a zip archive, not an ONNX model")
+    if len(data) < 16 or data[:1] != b"\x08":
+        raise PackageError("model.onnx is not an ONNX model (no ModelProto header)")
+    return data
 
 
 def _check_pt2(data: bytes) -> bytes:

@@ -27,10 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from validation.runner import protocol
+from validation.runner import confinement, protocol
 from validation.runner.sandbox import Sandbox, detect_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# What of the checkout the worker may see: its own package, nothing else (not var/, config/ ...).
+WORKER_CODE = ("validation/__init__.py", "validation/runner")
+EXIT_NO_CONFINEMENT = 5  # worker.EXIT_NO_CONFINEMENT (the worker module imports torch late)
 STDERR_TAIL_BYTES = 16 * 1024
 DETAIL_CHARS = 4000
 
@@ -74,6 +77,14 @@ class ModelRunner:
     was fastest for the reference model on 2 CPU threads: ~4,800 img/s against ~2,900 at 256).
     Without a working sandbox, `start` raises `RunnerError("no-isolation")` unless
     `allow_unsandboxed=True`; `isolation` then says "none ..." for the report.
+
+    The worker confines itself before loading the model: `memory_limit_bytes` (RLIMIT_DATA; a
+    model that allocates past it gets "oom" and the worker keeps serving), `cpu_limit_s` (CPU
+    seconds, all threads, from the model load on over the warm life; None for no limit; past
+    it the worker is killed and the request fails with "timeout"), fixed NOFILE/FSIZE/NPROC/CORE
+    limits and a seccomp deny-list for sockets and exec. Without seccomp (no pyseccomp or
+    libseccomp) the worker refuses to start ("no-isolation") unless `allow_unsandboxed=True`.
+    After `start`, `isolation` describes the sandbox and what the worker reported it enforced.
     """
 
     def __init__(
@@ -88,6 +99,8 @@ class ModelRunner:
         sandbox: Sandbox | None = None,
         max_batch: int = 64,
         max_reply_bytes: int = protocol.DEFAULT_MAX_PAYLOAD_BYTES,
+        memory_limit_bytes: int = confinement.DEFAULT_MEMORY_LIMIT_BYTES,
+        cpu_limit_s: float | None = confinement.DEFAULT_CPU_LIMIT_S,
     ) -> None:
         self.model_path = Path(model_path).resolve()
         self.threads = max(1, int(threads))
@@ -97,6 +110,8 @@ class ModelRunner:
         self.allow_unsandboxed = allow_unsandboxed
         self.max_batch = max_batch
         self.max_reply_bytes = max_reply_bytes
+        self.memory_limit_bytes = int(memory_limit_bytes)
+        self.cpu_limit_s = cpu_limit_s
         self._sandbox = sandbox
         self.isolation: str | None = None
         self.load_seconds: float | None = None
@@ -125,8 +140,9 @@ class ModelRunner:
             raise RunnerError("no-isolation", "no working sandbox (bwrap, unshare) on this host")
         self.isolation = sandbox.description
 
+        environment = self._environment()
         command = [
-            *sandbox.command_prefix(ro_binds=self._ro_binds()),
+            *sandbox.command_prefix(ro_binds=self._ro_binds(), env=environment),
             self.python,
             "-P",  # do not put the working directory on sys.path
             "-s",  # no user site-packages
@@ -136,6 +152,16 @@ class ModelRunner:
             str(self.model_path),
             "--threads",
             str(self.threads),
+            "--memory-limit",
+            str(self.memory_limit_bytes),
+            *(
+                ["--no-cpu-limit"]
+                if self.cpu_limit_s is None
+                else ["--cpu-limit", str(float(self.cpu_limit_s))]
+            ),
+            "--seccomp",
+            "optional" if self.allow_unsandboxed else "required",
+            *([] if sandbox.isolated else ["--no-nproc-limit"]),
         ]
         started = time.monotonic()
         try:
@@ -144,7 +170,7 @@ class ModelRunner:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=self._environment(),
+                env=environment,
                 cwd=REPO_ROOT,
                 start_new_session=True,  # its own process group, killed as one
                 bufsize=0,
@@ -162,6 +188,9 @@ class ModelRunner:
 
         self.info = self._request("ping", timeout_s=self.start_timeout_s)[0]
         self.load_seconds = time.monotonic() - started
+        self.isolation = (
+            f"{sandbox.description}; {confinement.describe(self.info.get('confinement'))}"
+        )
         return self
 
     def close(self, timeout_s: float = 5.0) -> None:
@@ -349,8 +378,26 @@ class ModelRunner:
         self._kill()
         if code is None:
             how = "the worker closed its pipes"
-        elif code == -signal.SIGKILL:
-            how = "the worker was killed by SIGKILL (from outside; possibly out of memory)"
+        elif code in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+            # bwrap reports a child killed by a signal as 128 + the signal number.
+            self._stopped = RunnerError(
+                "timeout",
+                f"the worker used up its CPU time limit ({self.cpu_limit_s} s, RLIMIT_CPU)\n"
+                f"{self._stderr_text()}",
+            )
+            return self._stopped
+        elif code == EXIT_NO_CONFINEMENT:
+            self._stopped = RunnerError(
+                "no-isolation",
+                "the worker could not install its seccomp filter and refused to load the model "
+                f"(set allow_unsandboxed to run without it)\n{self._stderr_text()}",
+            )
+            return self._stopped
+        elif code in (-signal.SIGKILL, 128 + signal.SIGKILL):
+            how = (
+                "the worker was killed by SIGKILL (from outside, possibly out of memory, or at "
+                "its hard CPU limit)"
+            )
         elif code < 0:
             how = f"the worker was killed by signal {-code}"
         else:
@@ -380,7 +427,9 @@ class ModelRunner:
         return text[-DETAIL_CHARS:]
 
     def _ro_binds(self) -> list[Path]:
-        binds = [self.model_path.parent, REPO_ROOT]
+        """What the worker may read besides the system and Python: its code and the model file
+        (not its directory: other files may sit beside it). The sandbox adds the rest."""
+        binds = [self.model_path, *(REPO_ROOT / part for part in WORKER_CODE)]
         if os.path.isabs(self.python):
             binds.append(Path(self.python).parent)
         return binds

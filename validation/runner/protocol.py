@@ -38,7 +38,15 @@ MAGIC = b"BSR1"
 MAX_HEADER_BYTES = 1024 * 1024
 DEFAULT_MAX_PAYLOAD_BYTES = 2 * 1024 * 1024 * 1024
 
-ERROR_CATEGORIES = ("load-failed", "crash", "timeout", "oom", "bad-input", "bad-output")
+ERROR_CATEGORIES = (
+    "load-failed",
+    "crash",
+    "timeout",
+    "oom",
+    "bad-input",
+    "bad-output",
+    "unsupported",
+)
 
 _PREFIX = struct.Struct(">4sI")
 

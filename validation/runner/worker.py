@@ -1,8 +1,10 @@
 """The sandboxed model worker: `python -m validation.runner.worker --model PATH --threads N`.
 
 This is the only process that ever loads a vendor model. It is started by `ModelRunner` inside the
-sandbox, loads the `.pt2` once, and then answers requests framed by `protocol` on its original
-stdin/stdout until `shutdown` or end of input. Everything else it prints goes to stderr: fd 1 is
+sandbox, imports torch, confines itself (rlimits and a seccomp deny-list, see `confinement`; with
+``--seccomp required`` it exits with `EXIT_NO_CONFINEMENT` when it cannot), loads the `.pt2` once,
+and then answers requests framed by `protocol` on its original stdin/stdout until `shutdown` or
+end of input. Everything else it prints goes to stderr: fd 1 is
 pointed at stderr before any vendor code runs, so a stray `print` in a model cannot corrupt the
 reply stream.
 
@@ -16,22 +18,27 @@ load, the first request gets ``load-failed`` and the worker exits.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from validation.runner import protocol
+from validation.runner import confinement, protocol
+
+if TYPE_CHECKING:
+    from validation.runner.onnx_model import OnnxModel
 
 log = logging.getLogger("validation.runner.worker")
 
 MAX_DETAIL_CHARS = 8000
 EXIT_LOAD_FAILED = 3
 EXIT_PROTOCOL_ERROR = 4
+EXIT_NO_CONFINEMENT = 5  # ModelRunner reads this status as "no-isolation"
 
 
 class RequestError(Exception):
@@ -61,11 +68,13 @@ class LoadedModel:
                 self.output_columns = _as_outputs(self.module(probe), 1).shape[1]
         self.load_seconds = time.perf_counter() - started
         self._explainer: Any = None
+        self.confinement: dict[str, Any] = {}
 
     def info(self) -> dict[str, Any]:
         import torch
 
         return {
+            "confinement": self.confinement,
             "pid": os.getpid(),
             "device": "cpu",
             "torch": torch.__version__,
@@ -153,7 +162,7 @@ def _check_images(arrays: list[np.ndarray], input_shape: list[int | None] | None
 
 
 def _handle(
-    model: LoadedModel, op: Any, params: dict[str, Any], arrays: list[np.ndarray]
+    model: LoadedModel | OnnxModel, op: Any, params: dict[str, Any], arrays: list[np.ndarray]
 ) -> tuple[dict[str, Any], list[np.ndarray]]:
     if op == "ping" or op == "shutdown":
         return model.info(), []
@@ -171,14 +180,21 @@ def _handle(
     raise RequestError("bad-input", f"unknown op {op!r}")
 
 
+_OOM_SIGNS = ("can't allocate memory", "cannot allocate memory", "out of memory", "bad_alloc")
+
+
 def _classify(exc: BaseException) -> tuple[str, str]:
     detail = "".join(traceback.format_exception(exc))[-MAX_DETAIL_CHARS:]
     if isinstance(exc, RequestError):
         return exc.category, exc.detail[-MAX_DETAIL_CHARS:]
+    if type(exc).__name__ == "UnsupportedOperation":  # from onnx_model, imported lazily
+        return "unsupported", str(exc)[:MAX_DETAIL_CHARS]
     if isinstance(exc, MemoryError):
         return "oom", detail
     message = str(exc)
-    if "can't allocate memory" in message or "out of memory" in message.lower():
+    lowered = message.lower()
+    if any(sign in lowered for sign in _OOM_SIGNS) or getattr(exc, "errno", None) == errno.ENOMEM:
+        # RLIMIT_DATA reached: "DefaultCPUAllocator: can't allocate memory", ENOMEM, ...
         return "oom", detail
     if message.startswith(("Expected input at", "Guard failed")):
         # torch.export's own input guard, e.g. a batch above the exported maximum.
@@ -197,14 +213,44 @@ def _claim_stdio() -> tuple[Any, Any]:
     return os.fdopen(requests_fd, "rb"), os.fdopen(replies_fd, "wb")
 
 
-def serve(model_path: str, *, threads: int) -> int:
+def confine(limits: confinement.Limits, *, require_seccomp: bool) -> dict[str, Any]:
+    """Apply rlimits and the seccomp filter to this process; exits if seccomp is required but
+    unavailable. Call after the worker's own imports and before any vendor bytes are read."""
+    applied: dict[str, Any] = {"rlimits": confinement.apply_rlimits(limits), "seccomp": None}
+    try:
+        applied["seccomp"] = confinement.install_seccomp()
+    except confinement.ConfinementUnavailable as exc:
+        if require_seccomp:
+            log.error("refusing to load the model: %s", exc)
+            sys.exit(EXIT_NO_CONFINEMENT)
+        log.warning("running WITHOUT seccomp (allowed by the operator): %s", exc)
+        applied["seccomp_error"] = str(exc)
+    return applied
+
+
+def serve(
+    model_path: str,
+    *,
+    threads: int,
+    limits: confinement.Limits | None = None,
+    require_seccomp: bool = True,
+) -> int:
     requests, replies = _claim_stdio()
     read_exact = protocol.blocking_reader(requests)
 
-    model: LoadedModel | None = None
+    import torch  # noqa: F401 - trusted import, before the limits and the filter
+
+    onnx = model_path.endswith(".onnx")
+    if onnx:
+        import onnxruntime  # noqa: F401 - trusted import, before the limits and the filter
+
+        from validation.runner.onnx_model import OnnxModel
+    applied = confine(limits or confinement.Limits(), require_seccomp=require_seccomp)
+    model: LoadedModel | OnnxModel | None = None
     load_error: tuple[str, str] | None = None
     try:
-        model = LoadedModel(model_path, threads=threads)
+        model = (OnnxModel if onnx else LoadedModel)(model_path, threads=threads)
+        model.confinement = applied
         log.info("loaded %s in %.2f s", model_path, model.load_seconds)
     except Exception as exc:  # anything the vendor's file makes torch raise
         category, detail = _classify(exc)
@@ -246,11 +292,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--memory-limit", type=int, default=None, help="RLIMIT_DATA, bytes")
+    parser.add_argument("--cpu-limit", type=float, default=confinement.DEFAULT_CPU_LIMIT_S)
+    parser.add_argument("--no-cpu-limit", action="store_true")
+    parser.add_argument("--seccomp", choices=("required", "optional"), default="required")
+    # Without a user namespace (no sandbox, run by a normal user) RLIMIT_NPROC would count
+    # every process of that user on the host.
+    parser.add_argument("--no-nproc-limit", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="runner[%(process)d] %(message)s"
     )
-    return serve(args.model, threads=max(1, args.threads))
+    threads = max(1, args.threads)
+    limits = confinement.Limits.for_threads(
+        threads,
+        memory_bytes=args.memory_limit,
+        cpu_seconds=None if args.no_cpu_limit else args.cpu_limit,
+        limit_processes=not args.no_nproc_limit,
+    )
+    return serve(
+        args.model, threads=threads, limits=limits, require_seccomp=args.seccomp == "required"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from django.conf import settings
 from validation.errors import ApplicationError
 from validation.ml.scores import positive_scores
 from validation.runner.client import ModelRunner, RunnerError
+from validation.storage import model_cache_path
 
 SMOKE_BATCH = 8
 # What a vendor reads when its own model fails the smoke test (no partner data is involved, so
@@ -37,19 +38,17 @@ class SmokeResult:
     isolation: str
 
 
-def model_cache_dir(sha256: str) -> Path:
-    return Path(settings.RUNNER_CACHE_ROOT) / sha256
-
-
-def package_smoke_test(*, sha256: str, manifest: dict, model_bytes: bytes) -> SmokeResult:
+def package_smoke_test(
+    *, sha256: str, manifest: dict, model_bytes: bytes, model_format: str
+) -> SmokeResult:
     """Run the smoke test; raise ApplicationError (vendor-safe reason) and remove the cached
     model if it fails. The sandboxed runner is the only place the model is loaded."""
-    folder = model_cache_dir(sha256)
+    model_path = model_cache_path(sha256, model_format)
+    folder = model_path.parent
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)  # the sandboxed worker runs as an unprivileged uid
-    model_path = folder / "model.pt2"
     if not model_path.exists():
-        partial = folder / "model.pt2.partial"
+        partial = folder / f"{model_path.name}.partial"
         partial.write_bytes(model_bytes)
         partial.chmod(0o444)
         partial.replace(model_path)
@@ -76,11 +75,12 @@ def _exercise(model_path: Path, manifest: dict) -> SmokeResult:
         logits = runner.predict(images)
         batch_seconds = time.perf_counter() - began
         _check_outputs(logits, output, expected_rows=SMOKE_BATCH)
-        _logits, cams = runner.gradcam(
-            images[:2], manifest["gradcam_target_layer"], output["positive_index"]
-        )
-        if not np.isfinite(cams).all():
-            raise ApplicationError("Smoke test failed: the Grad-CAM maps are not finite.")
+        if manifest.get("gradcam_target_layer") is not None:  # ONNX packages have no Grad-CAM
+            _logits, cams = runner.gradcam(
+                images[:2], manifest["gradcam_target_layer"], output["positive_index"]
+            )
+            if not np.isfinite(cams).all():
+                raise ApplicationError("Smoke test failed: the Grad-CAM maps are not finite.")
     except RunnerError as exc:
         reason = SMOKE_FAILURE.get(exc.category, "the model failed in the runner")
         if exc.category == "bad-input" and "layer" in exc.detail:

@@ -12,7 +12,7 @@ from audit.models import AuditAction
 from audit.services import audit_record
 from validation.errors import ApplicationError, PermissionDenied
 from validation.models import ModelPackage, Organisation, Role
-from validation.packaging import PackageError, manifest_errors, read_package
+from validation.packaging import PackageError, manifest_errors, read_package_contents
 from validation.selectors import is_validation_team, org_ids_of
 from validation.services.package_smoke import SmokeResult, package_smoke_test
 from validation.storage import media_put, package_relpath
@@ -49,21 +49,23 @@ def package_submit(*, actor, upload, vendor: Organisation | None = None) -> Mode
                 out.write(chunk)
         sha256 = digest.hexdigest()
         try:
-            manifest, model_bytes = read_package(
+            manifest, model_bytes, model_format = read_package_contents(
                 staged,
                 max_archive_bytes=limit,
                 max_total_bytes=settings.PACKAGE_MAX_UNPACKED_BYTES,
             )
         except PackageError as exc:
             _reject(actor, vendor, exc.reason)
-        errors = manifest_errors(manifest)
+        errors = manifest_errors(manifest, model_format=model_format)
         if errors:
             _reject(
                 actor, vendor, f"the manifest is invalid ({len(errors)} problem(s))", errors=errors
             )
         _refuse_duplicates(vendor=vendor, sha256=sha256, manifest=manifest)
         try:
-            smoke = package_smoke_test(sha256=sha256, manifest=manifest, model_bytes=model_bytes)
+            smoke = package_smoke_test(
+                sha256=sha256, manifest=manifest, model_bytes=model_bytes, model_format=model_format
+            )
         except ApplicationError as exc:
             if exc.status_code >= 500:
                 raise
@@ -77,7 +79,7 @@ def package_submit(*, actor, upload, vendor: Organisation | None = None) -> Mode
             sha256=sha256,
             size=size,
             manifest=manifest,
-            model_format="pt2",
+            model_format=model_format,
             smoke=smoke,
         )
 

@@ -338,6 +338,8 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
     manifest = run.package.manifest
     spec = InputSpec.from_dict(manifest["input"])
     wanted = run.protocol.document.get("explain", {}).get("cases", "positives")
+    if manifest.get("gradcam_target_layer") is None:
+        wanted = "none"  # ONNX packages: no module tree to explain (the report says so)
     done = set(run.explanations.values_list("case_id", flat=True))
     scored = set(run.predictions.filter(error_category="").values_list("case_id", flat=True))
     cases = [
@@ -384,7 +386,7 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
         action=AuditAction.RUN_EXPLAINED,
         stage="explaining",
         seconds=time.perf_counter() - began,
-        payload={"maps": n_maps, "target_layer": manifest["gradcam_target_layer"]},
+        payload={"maps": n_maps, "target_layer": manifest.get("gradcam_target_layer")},
         next_task=tasks.run_report,
     )
 
