@@ -154,6 +154,11 @@ RUNNER_BATCH_SIZE = int(os.environ.get("BLINDSPOT_RUNNER_BATCH_SIZE", "32"))
 RUNNER_BATCH_TIMEOUT_S = float(os.environ.get("BLINDSPOT_RUNNER_BATCH_TIMEOUT_S", "120"))
 # Running vendor code without isolation must be an explicit operator decision; reports say so.
 RUNNER_ALLOW_UNSANDBOXED = _env_bool("BLINDSPOT_RUNNER_ALLOW_UNSANDBOXED", False)
+# Per-worker confinement of the model process: RLIMIT_DATA and RLIMIT_CPU (over its warm life).
+RUNNER_MEMORY_LIMIT_BYTES = int(
+    os.environ.get("BLINDSPOT_RUNNER_MEMORY_LIMIT_BYTES", str(2 * 1024**3))
+)
+RUNNER_CPU_LIMIT_S = float(os.environ.get("BLINDSPOT_RUNNER_CPU_LIMIT_S", str(4 * 3600)))
 # A warm runner unused this long is closed (it holds a model and a process).
 RUNNER_IDLE_SECONDS = float(os.environ.get("BLINDSPOT_RUNNER_IDLE_SECONDS", "600"))
 RUN_SHARD_SIZE = int(os.environ.get("BLINDSPOT_RUN_SHARD_SIZE", "256"))

@@ -38,6 +38,19 @@ def _model_file(package: ModelPackage) -> Path:
     return target
 
 
+def runner_new(model_path: Path) -> ModelRunner:
+    """A runner configured from this worker's settings (not started): the one place where the
+    threads, timeouts, limits and sandbox policy of model processes are decided."""
+    return ModelRunner(
+        model_path,
+        threads=settings.RUNNER_THREADS,
+        batch_timeout_s=settings.RUNNER_BATCH_TIMEOUT_S,
+        allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
+        memory_limit_bytes=settings.RUNNER_MEMORY_LIMIT_BYTES,
+        cpu_limit_s=settings.RUNNER_CPU_LIMIT_S,
+    )
+
+
 def runner_for(package: ModelPackage) -> ModelRunner:
     """A started runner holding this package's model; started on first use (a cold start)."""
     with _lock:
@@ -46,12 +59,7 @@ def runner_for(package: ModelPackage) -> ModelRunner:
         runner = _runners.get(package.sha256)
         if runner is not None and runner.running:
             return runner
-        runner = ModelRunner(
-            _model_file(package),
-            threads=settings.RUNNER_THREADS,
-            batch_timeout_s=settings.RUNNER_BATCH_TIMEOUT_S,
-            allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
-        )
+        runner = runner_new(_model_file(package))
         runner.start()
         _runners[package.sha256] = runner
         return runner

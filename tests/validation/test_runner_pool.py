@@ -28,3 +28,13 @@ def test_one_cold_start_per_package_then_reaped_when_idle(package):
     finally:
         runner_pool.runner_discard(package)
     assert runner_pool.runners_warm() == []
+
+
+def test_runners_take_their_limits_from_settings(settings, tmp_path):
+    settings.RUNNER_MEMORY_LIMIT_BYTES = 3 * 1024**3
+    settings.RUNNER_CPU_LIMIT_S = 600.0
+    settings.RUNNER_ALLOW_UNSANDBOXED = False
+    runner = runner_pool.runner_new(tmp_path / "model.pt2")
+    assert runner.memory_limit_bytes == 3 * 1024**3
+    assert runner.cpu_limit_s == 600.0
+    assert runner.allow_unsandboxed is False

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
 from validation.errors import ApplicationError
 from validation.ml.scores import positive_scores
-from validation.runner.client import ModelRunner, RunnerError
+from validation.runner.client import RunnerError
+from validation.runner_pool import runner_new
 from validation.storage import model_cache_path
 
 SMOKE_BATCH = 8
@@ -63,12 +63,7 @@ def _exercise(model_path: Path, manifest: dict) -> SmokeResult:
     spec, output = manifest["input"], manifest["output"]
     shape = (SMOKE_BATCH, spec["channels"], spec["height"], spec["width"])
     images = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    runner = ModelRunner(
-        model_path,
-        threads=settings.RUNNER_THREADS,
-        batch_timeout_s=settings.RUNNER_BATCH_TIMEOUT_S,
-        allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
-    )
+    runner = runner_new(model_path)
     try:
         runner.start()
         began = time.perf_counter()
