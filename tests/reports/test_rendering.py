@@ -402,3 +402,19 @@ def test_render_refuses_nan_document():
     document["primary"]["auc"]["estimate"] = math.nan
     with pytest.raises(ValueError):
         render_pdf(document)
+
+
+def test_failure_section_distinguishes_no_failures_from_missing_data():
+    import pypdf
+
+    document = sample_document()
+    document["failures"] = []
+    text = "".join(
+        p.extract_text() for p in pypdf.PdfReader(io.BytesIO(render_pdf(document))).pages
+    )
+    assert "No failures: every case was read and scored" in text
+    document["failures"] = [{"category": "unreadable", "n": 3}]
+    text = "".join(
+        p.extract_text() for p in pypdf.PdfReader(io.BytesIO(render_pdf(document))).pages
+    )
+    assert "unreadable" in text and "never dropped" in text
