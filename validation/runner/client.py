@@ -442,6 +442,11 @@ class ModelRunner:
             "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
+            # Each request brings fresh input arrays; with glibc's default thresholds every one
+            # is mmapped and unmapped again (hundreds of page faults a batch). Keep them on the
+            # heap instead (measured by bench/runner.py).
+            "MALLOC_MMAP_THRESHOLD_": str(64 * 1024 * 1024),
+            "MALLOC_TRIM_THRESHOLD_": str(256 * 1024 * 1024),
         }
 
 
