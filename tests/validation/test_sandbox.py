@@ -198,7 +198,12 @@ def test_hostile_pt2_cannot_escape_bwrap(reference_pt2, tmp_path, listener):
     # file): writable, gone with the sandbox. The code and the root are read-only.
     assert report["canary0"] == report["canary1"] == report["private_tmp"] == "ok"
     assert report["canary2"][1] == errno.EROFS
-    assert report["canary3"][1] == errno.EROFS
+    if REPO_ROOT.resolve().is_relative_to("/tmp"):
+        # A checkout under /tmp is shadowed by the private /tmp: the write lands there and is
+        # gone with the sandbox (the host-side assertion above is what matters).
+        assert report["canary3"] == "ok"
+    else:
+        assert report["canary3"][1] == errno.EROFS
     assert report["connect"] == EPERM  # seccomp: socket() itself fails
     assert report["socket_unix"] == EPERM
     assert report["subprocess"] == EPERM  # seccomp: execve fails
