@@ -276,7 +276,7 @@ def compare(
     noisy: list[tuple[Sample, Sample]] = []
     attempt = 0
     while len(result.sandboxed) < repeats:
-        if attempt >= 3 * repeats or (attempt >= repeats and time.monotonic() > deadline):
+        if attempt >= 2 * repeats or (attempt >= repeats and time.monotonic() > deadline):
             break
         if attempt % 2 == 0:
             sb = measure(sandboxed, worker_root)
@@ -530,7 +530,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="retry a pair when other processes used more CPU cores than this meanwhile",
     )
     parser.add_argument(
-        "--budget-s", type=float, default=170.0, help="stop retrying disturbed pairs after this"
+        "--budget-s", type=float, default=120.0, help="stop retrying disturbed pairs after this"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
