@@ -24,10 +24,11 @@ pair in which another process used more than `--max-foreign-load` cores is retri
 `--budget-s`); the report says how many were dropped.
 
 Where the sandboxed side's extra time per batch goes is measured, not guessed: the .npy framing
-cost, a ping that carries one batch (the worker reads and decodes it but runs no model: the cost
-of moving a batch in), and the page faults per batch in the worker and in this process (a fresh
-buffer per request that glibc hands back to the kernel and faults in again shows up there). What
-is not transport is the model's own compute running slower in the worker.
+cost; a ping that carries one batch (the worker reads and decodes it but runs no model: the cost
+of moving a batch in); CPU time (user, system) per batch of the worker, of the client and of the
+in-process model, read from /proc (with one request in flight the client's CPU is serial with the
+worker's); and minor page faults per batch on each side (a fresh buffer per request that glibc
+hands back to the kernel and faults in again shows up there).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from validation.ml.reference_model import (  # noqa: E402
 )
 from validation.packaging import build_package, default_manifest, read_package  # noqa: E402
 from validation.runner import protocol  # noqa: E402
-from validation.runner.client import ModelRunner  # noqa: E402
+from validation.runner.client import ModelRunner, RunnerError  # noqa: E402
 from validation.runner.explain import GradCamExplainer  # noqa: E402
 
 TARGET_RATIO = 0.90
@@ -355,7 +356,8 @@ def bench_model(
             **options,
         ).summary(len(images), batches)
         result["ping_round_trip_ms"] = 1000 * median_time(runner.ping, 200)
-        result["request_transport_ms"] = 1000 * request_transport(runner, images[:batch])
+        transport = request_transport(runner, images[:batch])
+        result["request_transport_ms"] = None if transport is None else 1000 * transport
         result["max_abs_diff"] = diffs
         result["isolation"] = runner.isolation
         return result
@@ -381,7 +383,7 @@ def request_transport(runner: ModelRunner, batch_images: np.ndarray) -> float | 
     """
     try:
         return median_time(lambda: runner._request("ping", arrays=[batch_images]), 64)
-    except (AttributeError, TypeError):
+    except (AttributeError, TypeError, RunnerError):
         return None
 
 
