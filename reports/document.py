@@ -7,9 +7,11 @@ from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
+from django.db.models import Q
 
 from audit.models import AuditEvent
 from reports.plots import cam_overlay_png
+from validation.disclosure import subgroups_disclosed
 from validation.ml.preprocess import InputSpec, read_dicom, resize, scale_unit
 from validation.models import Case, MetricResult, ValidationRun
 from validation.protocol_document import METRICS
@@ -157,8 +159,6 @@ def _audit_excerpt(run: ValidationRun) -> list[dict]:
         ("validation.Protocol", run.protocol_id),
         ("validation.DatasetVersion", run.dataset_version_id),
     ]
-    from django.db.models import Q
-
     query = Q()
     for label, pk in targets:
         query |= Q(target_type=label, target_id=str(pk))
@@ -270,7 +270,8 @@ def report_document_build(
             },
             "roc": primary["roc"],
         },
-        "subgroups": sections["subgroups"],
+        # The issued report goes to the vendor: small cells carry no numbers in it.
+        "subgroups": subgroups_disclosed(sections["subgroups"], audience="vendor"),
         "fairness": sections["fairness"],
         "explainability": _explainability(run, bool(grant and grant.allow_exemplars)),
         "failures": sections["failures"]["by_category"],

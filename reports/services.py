@@ -1,5 +1,7 @@
 """Drafting, signing (21 CFR Part 11), issuing and downloading reports."""
 
+import hashlib
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -124,8 +126,6 @@ def _report_issue(report: Report) -> None:
         "public_key_fingerprint": public_key_fingerprint(),
     }
     pdf = render_pdf(issued)
-    import hashlib
-
     pdf_sha = hashlib.sha256(pdf).hexdigest()
     relative = f"reports/{report.reference}-v{report.version}-{pdf_sha[:12]}.pdf"
     media_put(relative, pdf)

@@ -18,7 +18,9 @@ from validation.services.protocols import protocol_create
 pytestmark = pytest.mark.django_db
 Status = ValidationRun.Status
 
-PROTOCOL = protocol_document(subgroups=[{"attribute": "sex"}, {"attribute": "manufacturer"}])
+PROTOCOL = protocol_document(
+    min_cell_size=8, subgroups=[{"attribute": "sex"}, {"attribute": "manufacturer"}]
+)
 
 
 @pytest.fixture
@@ -121,3 +123,17 @@ def test_an_unexpected_error_fails_the_run_with_a_safe_message(world, queued_run
     assert run.error_public == runs.PUBLIC_FAILURE["internal-error"]
     assert "Traceback" in run.error_detail and "input spec is missing" in run.error_detail
     assert audit_events_for(run)[-1].action == AuditAction.RUN_FAILED
+
+
+def test_the_report_document_carries_no_numbers_for_small_cells(queued_run, settings):
+    """The issued report goes to the vendor: cells under min_cell_size keep only their label."""
+    with_small = runs.run_infer, runs.run_score, runs.run_explain, runs.run_report
+    for stage in with_small:
+        stage(run_id=queued_run.pk)
+    document = Report.objects.get(run=queued_run).document
+    sections = {m.section: m.value for m in MetricResult.objects.filter(run=queued_run)}
+    small = [r for r in sections["subgroups"] if r["suppressed"]]
+    assert small, "the fixture cohort must have a cell below min_cell_size"
+    for row in document["subgroups"]:
+        if row["suppressed"]:
+            assert row == {"attribute": row["attribute"], "group": row["group"], "suppressed": True}

@@ -1,6 +1,5 @@
 """Domain errors become clear 4xx answers; hidden objects are 404 like missing ones."""
 
-from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -14,6 +13,3 @@ def exception_handler(exc, context):
             body["errors"] = exc.errors
         return Response(body, status=exc.status_code)
     return drf_exception_handler(exc, context)
-
-
-__all__ = ["exception_handler", "status"]

@@ -3,6 +3,7 @@ withheld from them; case-level data has no serializer here at all."""
 
 from rest_framework import serializers
 
+from validation.disclosure import subgroups_disclosed
 from validation.models import ModelPackage, ValidationRun
 
 
@@ -109,14 +110,7 @@ class RunTeamSerializer(RunSerializer):
 def aggregate_results(sections: dict, *, audience: str) -> dict:
     """The aggregate results a given audience may read. Subgroup cells below the protocol's
     minimum size lose every number but their label for vendors and partners."""
-    subgroups = []
-    for row in sections.get("subgroups", []):
-        if row["suppressed"] and audience != "team":
-            subgroups.append(
-                {"attribute": row["attribute"], "group": row["group"], "suppressed": True}
-            )
-        else:
-            subgroups.append(row)
+    subgroups = subgroups_disclosed(sections.get("subgroups", []), audience=audience)
     primary = dict(sections.get("primary", {}))
     return {
         "primary": primary,
