@@ -149,7 +149,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Model runner (the only process that loads vendor code)
-RUNNER_THREADS = int(os.environ.get("BLINDSPOT_RUNNER_THREADS", "2"))
+# Torch threads of each sandboxed runner. Default: all cores but one, which the calling worker
+# needs to decode and send the next batch while the model works (bench/runner.py: with every
+# core given to the model, the client's share comes out of the model's time).
+RUNNER_THREADS = int(
+    os.environ.get("BLINDSPOT_RUNNER_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))
+)
 RUNNER_BATCH_SIZE = int(os.environ.get("BLINDSPOT_RUNNER_BATCH_SIZE", "32"))
 RUNNER_BATCH_TIMEOUT_S = float(os.environ.get("BLINDSPOT_RUNNER_BATCH_TIMEOUT_S", "120"))
 # Running vendor code without isolation must be an explicit operator decision; reports say so.

@@ -119,11 +119,11 @@ def _fake_interpreter(tmp_path: Path, body: str) -> str:
 _ANSWER_PING_THEN_HANG = """
 import os, sys, time
 from validation.runner import protocol
-read = protocol.blocking_reader(sys.stdin.buffer)
+read = sys.stdin.buffer.readinto
 header, _ = protocol.read_message(read)
 reply = protocol.ok_reply(header["id"], {"pid": os.getpid()})
 protocol.write_chunks(sys.stdout.buffer, protocol.encode_message(reply))
-protocol.read_message(read)
+sys.stdin.buffer.read(8)  # the next request arrives: never answer it
 time.sleep(120)
 """
 
@@ -236,6 +236,56 @@ def test_bad_input_is_refused_without_killing_the_runner(runner, images, corrupt
     assert caught.value.category == "bad-input"
     assert runner.running and runner.pid == pid
     assert runner.predict(images[:2]).shape == (2, 1)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_a_refused_batch_mid_stream_leaves_the_runner_in_step(runner, images, monkeypatch, depth):
+    # Batches 0-1 go fine, batch 2 holds a NaN, batches 3-5 were already sent behind it: their
+    # replies must be read and dropped, or every later request would get the wrong reply.
+    monkeypatch.setattr(runner, "max_batch", 2)
+    monkeypatch.setattr(runner, "pipeline_depth", depth)
+    pid = runner.pid
+    corrupt = images.copy()
+    corrupt[5, 0, 3, 3] = np.nan
+    with pytest.raises(RunnerError) as caught:
+        runner.predict(corrupt)
+    assert caught.value.category == "bad-input"
+    assert runner.running and runner.pid == pid
+    monkeypatch.setattr(runner, "pipeline_depth", 1)
+    expected = runner.predict(images)
+    monkeypatch.setattr(runner, "pipeline_depth", depth)
+    np.testing.assert_array_equal(runner.predict(images), expected)
+    assert runner.ping()["pid"] == runner.info["pid"]
+
+
+@pytest.mark.parametrize("slot_bytes", [0, 4096], ids=["pipe-only", "mixed"])
+def test_shared_memory_and_pipe_transports_give_the_same_answers(
+    runner, model_file, images, slot_bytes
+):
+    # 0: every array on the pipe; 4 KiB slots: logits in shared memory, images and maps too big
+    # for a slot, so they go on the pipe in the same messages.
+    with ModelRunner(model_file, threads=1, shared_slot_bytes=slot_bytes, max_batch=5) as other:
+        np.testing.assert_array_equal(other.predict(images), runner.predict(images))
+        logits, cams = other.gradcam(images, "block3")
+    expected_logits, expected_cams = runner.gradcam(images, "block3")
+    np.testing.assert_array_equal(logits, expected_logits)
+    np.testing.assert_array_equal(cams, expected_cams)
+
+
+def test_replies_larger_than_the_pipe_do_not_deadlock_a_pipelined_stream(runner, monkeypatch):
+    # 160 images in batches of 80: each request and each Grad-CAM reply is 1.25 MiB, more than
+    # the pipes hold (1 MiB at most), two in flight: the worker blocks writing reply 1 until the
+    # client reads it, while the client is still writing request 2, unless replies are drained
+    # as they come.
+    images = np.random.default_rng(1).normal(0, 1, (160, 1, 64, 64)).astype(np.float32)
+    monkeypatch.setattr(runner, "max_batch", 80)
+    monkeypatch.setattr(runner, "batch_timeout_s", 30)
+    monkeypatch.setattr(runner, "pipeline_depth", 2)
+    logits, cams = runner.gradcam(images, "block3")
+    monkeypatch.setattr(runner, "pipeline_depth", 1)
+    expected_logits, expected_cams = runner.gradcam(images, "block3")
+    np.testing.assert_array_equal(logits, expected_logits)
+    np.testing.assert_array_equal(cams, expected_cams)
 
 
 def test_a_batch_above_the_exported_maximum_is_bad_input(runner, monkeypatch):
@@ -389,8 +439,7 @@ def test_bwrap_root_is_read_only_and_tmp_private(tmp_path):
 
 
 def _reader(data: bytes):
-    stream = io.BytesIO(data)
-    return protocol.blocking_reader(stream)
+    return io.BytesIO(data).readinto
 
 
 def test_protocol_round_trip():
@@ -402,8 +451,62 @@ def test_protocol_round_trip():
         assert got.dtype == want.dtype and np.array_equal(got, want)
 
 
-def _frame(header: dict, payloads: list[bytes]) -> bytes:
-    header = {**header, "v": 1, "arrays": [len(p) for p in payloads]}
+def test_protocol_sends_array_data_without_copying_and_reads_short_reads():
+    array = np.arange(4096, dtype=np.float32).reshape(4, 1, 32, 32)
+    chunks = protocol.encode_message({"id": 7}, [array, np.asfortranarray(array[:, 0])])
+    assert any(isinstance(c, memoryview) and np.shares_memory(c, array) for c in chunks)
+
+    stream = io.BytesIO(b"".join(chunks))
+
+    def trickle(view):  # a pipe hands over whatever it holds: here 1000 bytes at most
+        return stream.readinto(view[:1000])
+
+    header, (got, fortran) = protocol.read_message(trickle)
+    assert header["id"] == 7
+    np.testing.assert_array_equal(got, array)
+    np.testing.assert_array_equal(fortran, array[:, 0])
+    assert got.flags.c_contiguous and fortran.flags.c_contiguous
+    with pytest.raises(protocol.StreamClosed, match="stream closed$"):
+        protocol.read_message(trickle)
+
+
+def test_protocol_stream_cut_inside_a_message_is_an_error():
+    data = b"".join(protocol.encode_message({"id": 1}, [np.zeros(100, np.float32)]))
+    for cut in (3, 20, len(data) - 1):
+        with pytest.raises(protocol.StreamClosed, match="inside a message"):
+            protocol.read_message(_reader(data[:cut]))
+
+
+def test_protocol_refuses_to_send_objects():
+    with pytest.raises(protocol.ProtocolError):
+        protocol.encode_message({"id": 1}, [np.array([{"a": 1}], dtype=object)])
+
+
+def test_protocol_shared_region_payloads_are_copied_out_and_bounds_checked():
+    region = protocol.SharedRegion.create(slots=2, slot_bytes=64 * 1024)
+    try:
+        array = np.arange(1000, dtype=np.float32)
+        data = b"".join(protocol.encode_message({"id": 3}, [array], shared=region.request_slot(3)))
+        assert len(data) < 200  # only the header went on the pipe
+        header, (got,) = protocol.read_message(_reader(data), shared=region.view)
+        assert header["arrays"] == [[64 * 1024, 128 + 4000]]  # slot 3 % 2 = 1
+        region.view[64 * 1024 : 2 * 64 * 1024] = bytes(64 * 1024)  # the other side scribbles
+        np.testing.assert_array_equal(got, array)
+
+        with pytest.raises(protocol.ProtocolError):  # a shared place without a region
+            protocol.read_message(_reader(data))
+        for place in ([4 * 64 * 1024 - 10, 4128], [-1, 4128], [0, 10**12], [0], "0"):
+            with pytest.raises(protocol.ProtocolError):
+                protocol.read_message(_reader(_frame({"id": 1}, [], place)), shared=region.view)
+        # Sealed: the worker cannot shrink the region under the client (reads would fault).
+        with pytest.raises(PermissionError):
+            os.ftruncate(region.fd, 4096)
+    finally:
+        region.close()
+
+
+def _frame(header: dict, payloads: list[bytes], *places) -> bytes:
+    header = {**header, "v": 1, "arrays": [len(p) for p in payloads] + list(places)}
     raw = json.dumps(header).encode()
     return b"BSR1" + len(raw).to_bytes(4, "big") + raw + b"".join(payloads)
 

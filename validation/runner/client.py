@@ -13,6 +13,7 @@ must be started again.
 from __future__ import annotations
 
 import collections
+import fcntl
 import os
 import select
 import signal
@@ -36,6 +37,7 @@ WORKER_CODE = ("validation/__init__.py", "validation/runner")
 EXIT_NO_CONFINEMENT = 5  # worker.EXIT_NO_CONFINEMENT (the worker module imports torch late)
 STDERR_TAIL_BYTES = 16 * 1024
 DETAIL_CHARS = 4000
+MAX_PIPELINE_DEPTH = 4  # also the number of shared-memory slots in each direction
 
 PUBLIC_MESSAGES = {
     "load-failed": "The model could not be loaded.",
@@ -64,17 +66,16 @@ class RunnerError(Exception):
         return f"{self.category}: {self.public_message}"
 
 
-class _Timeout(Exception):
-    pass
-
-
 class ModelRunner:
     """A warm, sandboxed worker holding one model. Use as a context manager or start()/close().
 
     `threads` sets the worker's torch and OpenMP threads. `batch_timeout_s` bounds each request
     (write plus answer) and `start_timeout_s` the start-up (torch import plus model load).
     `predict` and `gradcam` split large inputs into requests of at most `max_batch` images (64
-    was fastest for the reference model on 2 CPU threads: ~4,800 img/s against ~2,900 at 256).
+    was fastest for the reference model on 2 CPU threads: ~4,800 img/s against ~2,900 at 256)
+    and keep up to `pipeline_depth` requests in flight, so the worker finds the next batch waiting
+    when it finishes one (so that neither side can block the
+    other on a full pipe, while writing a request the runner also reads the replies that come).
     Without a working sandbox, `start` raises `RunnerError("no-isolation")` unless
     `allow_unsandboxed=True`; `isolation` then says "none ..." for the report.
 
@@ -98,6 +99,8 @@ class ModelRunner:
         allow_unsandboxed: bool = False,
         sandbox: Sandbox | None = None,
         max_batch: int = 64,
+        pipeline_depth: int = 2,
+        shared_slot_bytes: int = 8 * 1024 * 1024,
         max_reply_bytes: int = protocol.DEFAULT_MAX_PAYLOAD_BYTES,
         memory_limit_bytes: int = confinement.DEFAULT_MEMORY_LIMIT_BYTES,
         cpu_limit_s: float | None = confinement.DEFAULT_CPU_LIMIT_S,
@@ -109,6 +112,9 @@ class ModelRunner:
         self.python = python
         self.allow_unsandboxed = allow_unsandboxed
         self.max_batch = max_batch
+        self.pipeline_depth = max(1, min(MAX_PIPELINE_DEPTH, int(pipeline_depth)))
+        self.shared_slot_bytes = max(0, int(shared_slot_bytes))
+        self._shared: protocol.SharedRegion | None = None
         self.max_reply_bytes = max_reply_bytes
         self.memory_limit_bytes = int(memory_limit_bytes)
         self.cpu_limit_s = cpu_limit_s
@@ -119,6 +125,7 @@ class ModelRunner:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_tail: collections.deque[bytes] = collections.deque()
         self._stderr_thread: threading.Thread | None = None
+        self._replies: protocol.MessageReader | None = None
         self._next_id = 0
         self._lock = threading.Lock()
         self._finalizer: weakref.finalize | None = None
@@ -141,6 +148,23 @@ class ModelRunner:
         self.isolation = sandbox.description
 
         environment = self._environment()
+        self._shared = (
+            protocol.SharedRegion.create(MAX_PIPELINE_DEPTH, self.shared_slot_bytes)
+            if self.shared_slot_bytes
+            else None
+        )
+        shared_args = (
+            [
+                "--shared-fd",
+                str(self._shared.fd),
+                "--shared-slots",
+                str(self._shared.slots),
+                "--shared-slot-bytes",
+                str(self._shared.slot_bytes),
+            ]
+            if self._shared is not None
+            else []
+        )
         command = [
             *sandbox.command_prefix(ro_binds=self._ro_binds(), env=environment),
             self.python,
@@ -162,6 +186,7 @@ class ModelRunner:
             "--seccomp",
             "optional" if self.allow_unsandboxed else "required",
             *([] if sandbox.isolated else ["--no-nproc-limit"]),
+            *shared_args,
         ]
         started = time.monotonic()
         try:
@@ -174,17 +199,27 @@ class ModelRunner:
                 cwd=REPO_ROOT,
                 start_new_session=True,  # its own process group, killed as one
                 bufsize=0,
+                pass_fds=() if self._shared is None else (self._shared.fd,),
             )
         except OSError as exc:
+            self._close_shared()
             raise RunnerError("crash", f"could not start the worker: {exc}") from None
         # bwrap's --die-with-parent follows the spawning *thread*: start runners from a thread
         # that outlives them (a Celery worker's main thread), not from a short-lived one.
         os.set_blocking(self._proc.stdin.fileno(), False)
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            _grow_pipe(pipe.fileno())
         self._finalizer = weakref.finalize(self, _kill_group, self._proc)
         self._stderr_thread = threading.Thread(
             target=_drain, args=(self._proc.stderr, self._stderr_tail), daemon=True
         )
         self._stderr_thread.start()
+        os.set_blocking(self._proc.stdout.fileno(), False)
+        self._replies = protocol.MessageReader(
+            self._proc.stdout.fileno(),
+            max_payload_bytes=self.max_reply_bytes,
+            shared=None if self._shared is None else self._shared.view,
+        )
 
         self.info = self._request("ping", timeout_s=self.start_timeout_s)[0]
         self.load_seconds = time.monotonic() - started
@@ -235,20 +270,25 @@ class ModelRunner:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Raw model outputs, float32 (N, K), for float32 images (N, C, H, W)."""
-        outputs = []
-        for batch in self._batches(images):
-            (logits,) = self._request("predict", arrays=[batch], expect_arrays=1)[1]
-            outputs.append(self._checked_outputs(logits, len(batch)))
-        return np.concatenate(outputs)
+        batches = self._batches(images)
+        replies = self._stream("predict", {}, batches, expect_arrays=1)
+        return np.concatenate(
+            [
+                self._checked_outputs(logits, len(batch))
+                for (logits,), batch in zip(replies, batches, strict=True)
+            ]
+        )
 
     def gradcam(
         self, images: np.ndarray, target_layer: str, target_index: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
         """(outputs float32 (N, K), CAMs float32 (N, H, W) in 0..1) for output `target_index`."""
-        outputs, cams = [], []
         params = {"target_layer": target_layer, "target_index": target_index}
-        for batch in self._batches(images):
-            logits, maps = self._request("gradcam", params, arrays=[batch], expect_arrays=2)[1]
+        batches = self._batches(images)
+        outputs, cams = [], []
+        for (logits, maps), batch in zip(
+            self._stream("gradcam", params, batches, expect_arrays=2), batches, strict=True
+        ):
             outputs.append(self._checked_outputs(logits, len(batch)))
             if maps.dtype != np.float32 or maps.shape != (len(batch), *batch.shape[2:]):
                 raise self._stop("bad-output", f"Grad-CAM maps {maps.dtype} {maps.shape}")
@@ -275,35 +315,83 @@ class ModelRunner:
         expect_arrays: int = 0,
         timeout_s: float | None = None,
     ) -> tuple[dict[str, Any], list[np.ndarray]]:
+        """One request, one reply: (result, arrays)."""
         with self._lock:
-            if self._proc is None:
-                raise RuntimeError("runner not started")
-            if self._stopped is not None:
-                raise RunnerError(self._stopped.category, "the runner stopped after this failure")
-            if self._proc.poll() is not None:
-                raise self._crash_error()
-            self._next_id += 1
-            request_id = self._next_id
-            chunks = protocol.encode_message(
-                {"id": request_id, "op": op, "params": params or {}}, arrays or []
-            )
-            deadline = time.monotonic() + (timeout_s or self.batch_timeout_s)
-            try:
-                self._write(chunks, deadline)
-                header, replies = protocol.read_message(
-                    lambda n: self._read_exact(n, deadline), max_payload_bytes=self.max_reply_bytes
-                )
-            except _Timeout:
-                limit = timeout_s or self.batch_timeout_s
-                self._kill()
-                raise self._stop(
-                    "timeout", f"no answer to {op} within {limit:.0f} s\n{self._stderr_text()}"
-                ) from None
-            except (BrokenPipeError, protocol.StreamClosed):
-                raise self._crash_error() from None
-            except protocol.ProtocolError as exc:
-                raise self._stop("bad-output", f"malformed reply: {exc}") from None
+            self._check_usable()
+            request_id = self._send(op, params, arrays or [], timeout_s)
+            return self._receive(op, request_id, expect_arrays, timeout_s)
 
+    def _stream(
+        self,
+        op: str,
+        params: dict[str, Any],
+        batches: list[np.ndarray],
+        *,
+        expect_arrays: int,
+    ) -> list[list[np.ndarray]]:
+        """One request per batch with up to `pipeline_depth` in flight; the reply arrays in order.
+
+        Every deadline is `batch_timeout_s` from when the worker can start on that request (the
+        previous reply arrived), so a queued request does not count the one ahead of it. A
+        request the worker refuses ("bad-input", "oom", ...) stops the stream: the replies still
+        in flight are read and dropped, then the error is raised.
+        """
+        with self._lock:
+            self._check_usable()
+            pending: collections.deque[int] = collections.deque()
+            replies: list[list[np.ndarray]] = []
+            failure: RunnerError | None = None
+            upcoming = iter(batches)
+            depth = max(1, min(self.pipeline_depth, MAX_PIPELINE_DEPTH))
+            while True:
+                while failure is None and len(pending) < depth:
+                    batch = next(upcoming, None)
+                    if batch is None:
+                        break
+                    pending.append(self._send(op, params, [batch]))
+                if not pending:
+                    break
+                try:
+                    replies.append(self._receive(op, pending.popleft(), expect_arrays)[1])
+                except RunnerError as exc:
+                    if self._stopped is not None:  # the worker is gone: nothing left to drain
+                        raise
+                    failure = failure or exc
+            if failure is not None:
+                raise failure
+            return replies
+
+    def _check_usable(self) -> None:
+        if self._proc is None:
+            raise RuntimeError("runner not started")
+        if self._stopped is not None:
+            raise RunnerError(self._stopped.category, "the runner stopped after this failure")
+        if self._proc.poll() is not None:
+            raise self._crash_error()
+
+    def _send(
+        self,
+        op: str,
+        params: dict[str, Any] | None,
+        arrays: list[np.ndarray],
+        timeout_s: float | None = None,
+    ) -> int:
+        self._next_id += 1
+        request_id = self._next_id
+        chunks = protocol.encode_message(
+            {"id": request_id, "op": op, "params": params or {}},
+            arrays,
+            shared=None if self._shared is None else self._shared.request_slot(request_id),
+        )
+        limit = timeout_s or self.batch_timeout_s
+        self._pump(op, limit, chunks)
+        return request_id
+
+    def _receive(
+        self, op: str, request_id: int, expect_arrays: int, timeout_s: float | None = None
+    ) -> tuple[dict[str, Any], list[np.ndarray]]:
+        self._pump(op, timeout_s or self.batch_timeout_s)
+        header, arrays = self._replies.messages.popleft()
         if header.get("id") != request_id:
             raise self._stop("bad-output", "reply does not match the request")
         if not header.get("ok"):
@@ -316,10 +404,51 @@ class ModelRunner:
             if category == "load-failed":
                 raise self._stop(category, detail)
             raise RunnerError(category, detail)
-        if len(replies) != expect_arrays:
-            raise self._stop("bad-output", f"expected {expect_arrays} arrays, got {len(replies)}")
+        if len(arrays) != expect_arrays:
+            raise self._stop("bad-output", f"expected {expect_arrays} arrays, got {len(arrays)}")
         result = header.get("result")
-        return (result if isinstance(result, dict) else {}), replies
+        return (result if isinstance(result, dict) else {}), arrays
+
+    def _pump(self, op: str, limit: float, chunks: list[protocol.Buffer] | None = None) -> None:
+        """Write `chunks` completely (when given), else wait for a reply, within `limit` seconds;
+        read whatever replies arrive meanwhile either way, so the worker never blocks on a full
+        pipe while this side is blocked on the other one."""
+        deadline = time.monotonic() + limit
+        views = collections.deque(memoryview(c) for c in chunks or ())
+        stdin, stdout = self._proc.stdin.fileno(), self._proc.stdout.fileno()
+        poller = select.poll()
+        poller.register(stdout, select.POLLIN)
+        if views:
+            poller.register(stdin, select.POLLOUT)
+        try:
+            while views or not self._replies.messages:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._timed_out(op, limit)
+                for fd, _ in poller.poll(_millis(remaining)):
+                    if fd == stdout:
+                        self._replies.feed()
+                    elif views:
+                        try:
+                            written = os.writev(stdin, list(views)[:_IOV_MAX])
+                        except BlockingIOError:
+                            continue
+                        while written and written >= len(views[0]):
+                            written -= len(views.popleft())
+                        if written:
+                            views[0] = views[0][written:]
+                        if not views:
+                            poller.unregister(stdin)
+        except (BrokenPipeError, protocol.StreamClosed):
+            raise self._crash_error() from None
+        except protocol.ProtocolError as exc:
+            raise self._stop("bad-output", f"malformed reply: {exc}") from None
+
+    def _timed_out(self, op: str, limit: float) -> RunnerError:
+        self._kill()
+        return self._stop(
+            "timeout", f"no answer to {op} within {limit:.0f} s\n{self._stderr_text()}"
+        )
 
     def _stop(self, category: str, detail: str) -> RunnerError:
         """Kill the worker after a failure that leaves it unusable; later requests re-raise."""
@@ -331,43 +460,6 @@ class ModelRunner:
         if outputs.dtype != np.float32 or outputs.ndim != 2 or outputs.shape[0] != batch:
             raise self._stop("bad-output", f"outputs {outputs.dtype} {outputs.shape}")
         return outputs
-
-    def _write(self, chunks: list[bytes], deadline: float) -> None:
-        fd = self._proc.stdin.fileno()
-        poller = select.poll()
-        poller.register(fd, select.POLLOUT)
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise _Timeout
-                if not poller.poll(_millis(remaining)):
-                    continue
-                try:
-                    written = os.write(fd, view)
-                except BlockingIOError:
-                    continue
-                view = view[written:]
-
-    def _read_exact(self, n: int, deadline: float) -> bytes:
-        fd = self._proc.stdout.fileno()
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        chunks = []
-        remaining = n
-        while remaining:
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                raise _Timeout
-            if not poller.poll(_millis(timeout)):
-                continue
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                raise protocol.StreamClosed("worker closed its output")
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
 
     def _crash_error(self) -> RunnerError:
         proc = self._proc
@@ -419,6 +511,12 @@ class ModelRunner:
                 pass
         if self._finalizer is not None:
             self._finalizer.detach()
+        self._close_shared()
+
+    def _close_shared(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
 
     def _stderr_text(self) -> str:
         if self._stderr_thread is not None and self._proc.poll() is not None:
@@ -442,16 +540,36 @@ class ModelRunner:
             "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
-            # Each request brings fresh input arrays; with glibc's default thresholds every one
-            # is mmapped and unmapped again (hundreds of page faults a batch). Keep them on the
-            # heap instead (measured by bench/runner.py).
-            "MALLOC_MMAP_THRESHOLD_": str(64 * 1024 * 1024),
-            "MALLOC_TRIM_THRESHOLD_": str(256 * 1024 * 1024),
+            **ALLOCATOR_ENV,
         }
+
+
+# Each request brings fresh input arrays; with glibc's default thresholds every one is mmapped and
+# unmapped again (hundreds of page faults a batch). The worker keeps them on the heap instead
+# (measured by bench/runner.py, which runs its in-process baseline under the same settings).
+ALLOCATOR_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(64 * 1024 * 1024),
+    "MALLOC_TRIM_THRESHOLD_": str(256 * 1024 * 1024),
+}
+
+
+_IOV_MAX = 64
 
 
 def _millis(seconds: float) -> int:
     return max(1, int(seconds * 1000))
+
+
+PIPE_BYTES = 1024 * 1024  # a batch of 64 1x64x64 float32 images is 1 MiB
+
+
+def _grow_pipe(fd: int) -> None:
+    """Ask for PIPE_BYTES of pipe buffer (Linux caps it at /proc/sys/fs/pipe-max-size, 1 MiB by
+    default): a whole batch then goes in with one write, and the worker reads it in one go."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (OSError, AttributeError):
+        pass  # a smaller pipe only costs more wake-ups
 
 
 def _drain(stream: Any, tail: collections.deque[bytes]) -> None:

@@ -234,9 +234,10 @@ def serve(
     threads: int,
     limits: confinement.Limits | None = None,
     require_seccomp: bool = True,
+    shared: protocol.SharedRegion | None = None,
 ) -> int:
     requests, replies = _claim_stdio()
-    read_exact = protocol.blocking_reader(requests)
+    shared_view = shared.view if shared is not None else None
 
     import torch  # noqa: F401 - trusted import, before the limits and the filter
 
@@ -259,7 +260,7 @@ def serve(
 
     while True:
         try:
-            header, arrays = protocol.read_message(read_exact)
+            header, arrays = protocol.read_message(requests.readinto, shared=shared_view)
         except protocol.StreamClosed:
             return 0
         except protocol.ProtocolError as exc:
@@ -283,7 +284,12 @@ def serve(
             if category != "bad-input":
                 log.error("%s failed: %s", op, detail)
             reply, out = protocol.error_reply(request_id, category, detail), []
-        protocol.write_chunks(replies, protocol.encode_message(reply, out))
+        slot = (
+            shared.reply_slot(request_id)
+            if shared is not None and isinstance(request_id, int) and request_id >= 0
+            else None
+        )
+        protocol.write_chunks(replies, protocol.encode_message(reply, out, shared=slot))
         if op == "shutdown":
             return 0
 
@@ -299,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     # Without a user namespace (no sandbox, run by a normal user) RLIMIT_NPROC would count
     # every process of that user on the host.
     parser.add_argument("--no-nproc-limit", action="store_true")
+    parser.add_argument("--shared-fd", type=int, help="a SharedRegion's memfd, from the client")
+    parser.add_argument("--shared-slots", type=int, default=0)
+    parser.add_argument("--shared-slot-bytes", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="runner[%(process)d] %(message)s"
@@ -310,8 +319,15 @@ def main(argv: list[str] | None = None) -> int:
         cpu_seconds=None if args.no_cpu_limit else args.cpu_limit,
         limit_processes=not args.no_nproc_limit,
     )
+    shared = None
+    if args.shared_fd is not None:
+        shared = protocol.SharedRegion(args.shared_fd, args.shared_slots, args.shared_slot_bytes)
     return serve(
-        args.model, threads=threads, limits=limits, require_seccomp=args.seccomp == "required"
+        args.model,
+        threads=threads,
+        limits=limits,
+        require_seccomp=args.seccomp == "required",
+        shared=shared,
     )
 
 
