@@ -17,6 +17,7 @@ class AuditAction(models.TextChoices):
     PACKAGE_REJECTED = "package.rejected"
     DATASET_CREATED = "dataset.created"
     DATASET_VERSION_IMPORTED = "dataset_version.imported"
+    DATASET_IMPORT_REFUSED = "dataset_version.import_refused"
     DATASET_VERSION_SEALED = "dataset_version.sealed"
     DATASET_GRANTED = "dataset.granted"
     DATASET_GRANT_REVOKED = "dataset.grant_revoked"

@@ -140,6 +140,18 @@ SIGNING_KEY_AUTOCREATE = not PRODUCTION
 if SEQUESTERED_ROOT.resolve().is_relative_to(MEDIA_ROOT.resolve()):
     raise ImproperlyConfigured("BLINDSPOT_SEQUESTERED_ROOT must lie outside BLINDSPOT_MEDIA_ROOT.")
 
+# Partner dataset imports (archives are staged under SEQUESTERED_ROOT/incoming, never MEDIA_ROOT)
+DATASET_MAX_ARCHIVE_BYTES = int(
+    os.environ.get("BLINDSPOT_DATASET_MAX_ARCHIVE_BYTES", str(20 * 1024**3))
+)
+DATASET_MAX_UNPACKED_BYTES = int(
+    os.environ.get("BLINDSPOT_DATASET_MAX_UNPACKED_BYTES", str(64 * 1024**3))
+)
+# Processes that hash, decode and de-identify files in parallel during an import.
+DATASET_IMPORT_WORKERS = int(
+    os.environ.get("BLINDSPOT_DATASET_IMPORT_WORKERS", str(os.cpu_count() or 1))
+)
+
 # Model packages
 PACKAGE_MAX_BYTES = int(os.environ.get("BLINDSPOT_PACKAGE_MAX_BYTES", str(512 * 1024 * 1024)))
 PACKAGE_MAX_UNPACKED_BYTES = int(

@@ -4,6 +4,8 @@ Rows that the regulation freezes (sealed dataset versions, locked protocols) gua
 `save()`; everything else about what may happen lives in services.
 """
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -131,10 +133,27 @@ class ModelPackage(models.Model):
         return f"{self.name} {self.version}"
 
 
+def new_uid_secret() -> str:
+    return secrets.token_hex(32)
+
+
 class Dataset(models.Model):
+    """A partner's dataset. Its identity policy says what happens to files that carry identifying
+    elements: de-identified with the PS3.15 basic profile on ingest, or rejected (listed)."""
+
+    class IdentityPolicy(models.TextChoices):
+        DEIDENTIFY = "deidentify"
+        REJECT = "reject"
+
     partner = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="datasets")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    identity_policy = models.CharField(
+        max_length=16, choices=IdentityPolicy.choices, default=IdentityPolicy.DEIDENTIFY
+    )
+    # Keys the replacement UIDs of de-identification: stable within the dataset, irreversible.
+    uid_secret = models.CharField(max_length=64, default=new_uid_secret, editable=False)
+    card_min_cell = models.PositiveSmallIntegerField(default=5)  # vendor cards hide smaller cells
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -158,6 +177,8 @@ class DatasetVersion(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     merkle_root = models.CharField(max_length=64, blank=True)
     modality = models.CharField(max_length=16, blank=True)
+    identity_policy = models.CharField(max_length=16, blank=True)  # as applied at import
+    import_seconds = models.FloatField(null=True, blank=True)
     sealed_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -193,10 +214,14 @@ class Case(models.Model):
         DatasetVersion, on_delete=models.PROTECT, related_name="cases"
     )
     case_id = models.CharField(max_length=128)
-    file_path = models.CharField(max_length=500)  # relative to SEQUESTERED_ROOT
-    file_sha256 = models.CharField(max_length=64)
+    # Relative to SEQUESTERED_ROOT; empty when the file was not stored (unreadable, identifying).
+    file_path = models.CharField(max_length=500, blank=True)
+    file_sha256 = models.CharField(max_length=64)  # of the stored (de-identified) file
+    source_sha256 = models.CharField(max_length=64, blank=True)  # of the file the partner gave
     label = models.PositiveSmallIntegerField()
     roi = models.JSONField(null=True, blank=True)  # [x0, y0, x1, y1] in pixels
+    mask_path = models.CharField(max_length=500, blank=True)  # ROI mask, uint8 .npy, sequestered
+    mask_sha256 = models.CharField(max_length=64, blank=True)
     attributes = models.JSONField(default=dict)
     read_error = models.CharField(max_length=500, blank=True)
 
@@ -211,8 +236,40 @@ class Case(models.Model):
         return self.case_id
 
 
+class DatasetImport(models.Model):
+    """One request to import a dataset version from an uploaded archive: its progress, and either
+    the sealed version or the refusal with every problem listed."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        REFUSED = "refused"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="imports")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    source_name = models.CharField(max_length=255)
+    staged_path = models.CharField(max_length=500, blank=True)  # the upload, until imported
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    files_total = models.PositiveIntegerField(default=0)
+    files_done = models.PositiveIntegerField(default=0)
+    message = models.CharField(max_length=500, blank=True)
+    errors = models.JSONField(default=list)
+    version = models.ForeignKey(
+        DatasetVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"import of {self.source_name} into {self.dataset}"
+
+
 class DatasetGrant(models.Model):
-    """A partner's permission to use a dataset version, for one vendor (or any) and protocol."""
+    """A partner's permission to use a dataset version, for one vendor (or any) and one protocol
+    (or any), with an optional cap on runs per vendor. Revoked, never deleted."""
 
     dataset_version = models.ForeignKey(
         DatasetVersion, on_delete=models.PROTECT, related_name="grants"
@@ -220,12 +277,26 @@ class DatasetGrant(models.Model):
     vendor = models.ForeignKey(
         Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    protocol = models.ForeignKey(
+        "Protocol", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     allow_exemplars = models.BooleanField(default=False)
+    max_runs = models.PositiveIntegerField(null=True, blank=True)  # per vendor; None: no cap
     granted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     granted_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(max_runs__isnull=True) | Q(max_runs__gte=1), name="grant_cap_positive"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.dataset_version} for {self.vendor or 'any vendor'}"

@@ -4,16 +4,22 @@ A hidden object raises Http404 exactly like a missing one, so ids reveal nothing
 endpoints use the same querysets as detail endpoints.
 """
 
+from collections import Counter
+
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from validation.disclosure import counts_disclosed
 from validation.models import (
     Case,
+    Dataset,
     DatasetGrant,
+    DatasetImport,
     DatasetVersion,
     Membership,
     ModelPackage,
     Organisation,
+    Protocol,
     Role,
     ValidationRun,
 )
@@ -111,11 +117,139 @@ def cases_for_run(run: ValidationRun) -> QuerySet[Case]:
 
 
 def active_grant_for(
-    *, dataset_version: DatasetVersion, vendor: Organisation
+    *, dataset_version: DatasetVersion, vendor: Organisation, protocol: Protocol | None = None
 ) -> DatasetGrant | None:
+    """The grant that lets `vendor` use this version (under `protocol`, when given): for this
+    vendor or any vendor, for this protocol or any, not revoked."""
+    qs = DatasetGrant.objects.filter(dataset_version=dataset_version, revoked_at__isnull=True)
+    qs = qs.filter(Q(vendor=vendor) | Q(vendor__isnull=True))
+    if protocol is not None:
+        qs = qs.filter(Q(protocol=protocol) | Q(protocol__isnull=True))
+    return qs.order_by("-allow_exemplars", "id").first()
+
+
+# --- partner datasets ---------------------------------------------------------------------------
+
+
+def datasets_visible_to(user) -> QuerySet[Dataset]:
+    qs = Dataset.objects.select_related("partner").order_by("partner__name", "name")
+    if is_validation_team(user):
+        return qs
+    return qs.filter(partner_id__in=org_ids_of(user, Role.PARTNER_STEWARD))
+
+
+def dataset_get_visible(*, user, pk) -> Dataset:
+    return _get_or_404(datasets_visible_to(user), pk)
+
+
+def dataset_imports_visible_to(user) -> QuerySet[DatasetImport]:
+    qs = DatasetImport.objects.select_related("dataset__partner", "version").order_by("-id")
+    if is_validation_team(user):
+        return qs
+    return qs.filter(dataset__partner_id__in=org_ids_of(user, Role.PARTNER_STEWARD))
+
+
+def grants_visible_to(user) -> QuerySet[DatasetGrant]:
+    qs = DatasetGrant.objects.select_related(
+        "dataset_version__dataset__partner", "vendor", "protocol"
+    ).order_by("-id")
+    if is_validation_team(user):
+        return qs
+    return qs.filter(
+        dataset_version__dataset__partner_id__in=org_ids_of(user, Role.PARTNER_STEWARD)
+    )
+
+
+def grant_get_visible(*, user, pk) -> DatasetGrant:
+    return _get_or_404(grants_visible_to(user), pk)
+
+
+def dataset_cards_visible_to(user) -> QuerySet[DatasetVersion]:
+    """Sealed versions whose card this user may read: a vendor those granted to it (or to any
+    vendor) and not revoked; partners their own; the team all."""
+    qs = DatasetVersion.objects.filter(status=DatasetVersion.Status.SEALED).select_related(
+        "dataset__partner"
+    )
+    if is_validation_team(user) or is_auditor(user):
+        return qs
+    vendors = org_ids_of(user, Role.VENDOR_MEMBER)
+    for_vendor = Q(vendor_id__in=vendors) | Q(vendor__isnull=True) if vendors else Q(pk__in=[])
+    granted = DatasetGrant.objects.filter(for_vendor, revoked_at__isnull=True)
+    return qs.filter(
+        Q(pk__in=granted.values("dataset_version_id"))
+        | Q(dataset__partner_id__in=org_ids_of(user, Role.PARTNER_STEWARD))
+    ).distinct()
+
+
+def dataset_card_get_visible(*, user, pk) -> DatasetVersion:
+    return _get_or_404(dataset_cards_visible_to(user), pk)
+
+
+AGE_BANDS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 59, "40-59"), (60, 79, "60-79"))
+CARD_ATTRIBUTES = ("sex", "age_band", "race", "ethnicity", "site", "manufacturer")
+
+
+def age_band(age) -> str:
+    if not isinstance(age, int):
+        return "unknown"
+    for low, high, name in AGE_BANDS:
+        if low <= age <= high:
+            return name
+    return "80+"
+
+
+def dataset_card(version: DatasetVersion) -> dict:
+    """What a vendor may know of a dataset version: size, modality, sites, and demographic
+    distributions with cells under the dataset's minimum size suppressed. Never case level."""
+    min_cell = version.dataset.card_min_cell
+    rows = list(version.cases.values_list("attributes", "read_error", "label"))
+    readable = [(attributes, label) for attributes, error, label in rows if not error]
+    distributions: dict[str, Counter] = {name: Counter() for name in CARD_ATTRIBUTES}
+    for attributes, _label in readable:
+        for name in CARD_ATTRIBUTES:
+            value = age_band(attributes.get("age")) if name == "age_band" else attributes.get(name)
+            distributions[name][str(value) if value not in (None, "") else "unknown"] += 1
+    sites = {a.get("site") or a.get("institution") for a, _ in readable} - {None, ""}
+    positives = sum(label for _a, label in readable)
+    return {
+        "id": version.pk,
+        "dataset": version.dataset.name,
+        "partner": version.dataset.partner.name,
+        "version": version.version,
+        "merkle_root": version.merkle_root,
+        "sealed_at": version.sealed_at.isoformat() if version.sealed_at else None,
+        "modality": version.modality,
+        "identity_policy": version.identity_policy,
+        "cases": len(rows),
+        "readable_cases": len(readable),
+        "unreadable_cases": len(rows) - len(readable),
+        "sites": len(sites),
+        "min_cell": min_cell,
+        "labels": counts_disclosed(
+            {"positive": positives, "negative": len(readable) - positives}, min_cell=min_cell
+        ),
+        "demographics": {
+            name: counts_disclosed(dict(counts), min_cell=min_cell)
+            for name, counts in distributions.items()
+        },
+    }
+
+
+def dataset_usage(*, dataset: Dataset) -> QuerySet[ValidationRun]:
+    """The partner's usage log: every run on any version of the dataset, who asked, with which
+    package and protocol, when, and how it ended (also in the audit chain as DATASET_USED)."""
     return (
-        DatasetGrant.objects.filter(dataset_version=dataset_version, revoked_at__isnull=True)
-        .filter(Q(vendor=vendor) | Q(vendor__isnull=True))
-        .order_by("-allow_exemplars", "id")
-        .first()
+        ValidationRun.objects.filter(dataset_version__dataset=dataset)
+        .select_related("package__vendor", "protocol", "requested_by", "dataset_version")
+        .order_by("-queued_at", "-id")
+    )
+
+
+def runs_used(*, dataset_version: DatasetVersion, vendor: Organisation) -> int:
+    """Runs that count against the caps: every run of this vendor on this version that was not
+    cancelled."""
+    return (
+        ValidationRun.objects.filter(dataset_version=dataset_version, package__vendor=vendor)
+        .exclude(status=ValidationRun.Status.CANCELLED)
+        .count()
     )

@@ -22,3 +22,10 @@ def run_explain(*, run_id: int) -> None:
 @report_task
 def run_report(*, run_id: int) -> None:
     runs.run_report(run_id=run_id)
+
+
+@cpu_task
+def dataset_import(*, import_id: int) -> None:
+    from validation.services import dataset_imports
+
+    dataset_imports.dataset_import_execute(import_id=import_id)

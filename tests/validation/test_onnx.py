@@ -74,7 +74,7 @@ def test_onnx_package_runs_end_to_end_without_explanations(
     assert package.model_format == "onnx" and package.smoke_load_seconds > 0
     package = package_review(actor=world.reviewer, package=package, approve=True)
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
-    version = dataset_version_import(actor=world.steward, dataset=dataset, manifest_path=cohort)
+    version = dataset_version_import(actor=world.steward, dataset=dataset, source=cohort)
     dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
     protocol = protocol_create(actor=world.reviewer, name="P", document=protocol_document())
     with django_capture_on_commit_callbacks(execute=True):

@@ -40,7 +40,7 @@ def queued_run(world, package_file, cohort_with_broken_file, django_capture_on_c
     package = package_review(actor=world.reviewer, package=package, approve=True)
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
     version = dataset_version_import(
-        actor=world.steward, dataset=dataset, manifest_path=cohort_with_broken_file
+        actor=world.steward, dataset=dataset, source=cohort_with_broken_file
     )
     dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
     protocol = protocol_create(actor=world.reviewer, name="P", document=PROTOCOL)

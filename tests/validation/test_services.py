@@ -111,7 +111,7 @@ def test_package_review(world):
 @pytest.mark.integration
 def test_dataset_import_seals_with_merkle_root(world, cohort, settings):
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
-    version = dataset_version_import(actor=world.steward, dataset=dataset, manifest_path=cohort)
+    version = dataset_version_import(actor=world.steward, dataset=dataset, source=cohort)
     assert version.status == DatasetVersion.Status.SEALED and version.version == 1
     cases = list(Case.objects.filter(dataset_version=version))
     assert len(cases) == 16
@@ -151,7 +151,7 @@ def test_dataset_import_reports_every_csv_problem_by_line(world, cohort, tmp_pat
     (tmp_path / "dicom").symlink_to(cohort.parent / "dicom")
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
     with pytest.raises(ApplicationError) as exc:
-        dataset_version_import(actor=world.steward, dataset=dataset, manifest_path=bad)
+        dataset_version_import(actor=world.steward, dataset=dataset, source=bad)
     errors = "\n".join(exc.value.errors)
     assert "line 3: duplicate case_id" in errors
     assert "line 4: label must be 0 or 1" in errors
@@ -165,8 +165,8 @@ def test_dataset_import_rejects_unknown_columns(world, tmp_path):
     bad.write_text("case_id,file,label,ssn\n")
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
     with pytest.raises(ApplicationError) as exc:
-        dataset_version_import(actor=world.steward, dataset=dataset, manifest_path=bad)
-    assert exc.value.errors == ["unknown column 'ssn'"]
+        dataset_version_import(actor=world.steward, dataset=dataset, source=bad)
+    assert exc.value.errors == ["line 1: unknown column 'ssn'"]
 
 
 def test_unreadable_files_are_kept_with_their_reason(world, cohort, tmp_path):
@@ -176,7 +176,7 @@ def test_unreadable_files_are_kept_with_their_reason(world, cohort, tmp_path):
     (folder / "manifest.csv").write_text("case_id,file,label\nX1,broken.dcm,1\n")
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Broken")
     version = dataset_version_import(
-        actor=world.steward, dataset=dataset, manifest_path=folder / "manifest.csv"
+        actor=world.steward, dataset=dataset, source=folder / "manifest.csv"
     )
     case = version.cases.get()
     assert case.read_error and "DICOM" in case.read_error
@@ -185,7 +185,7 @@ def test_unreadable_files_are_kept_with_their_reason(world, cohort, tmp_path):
 def test_other_partners_cannot_import(world, cohort):
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
     with pytest.raises(PermissionDenied):
-        dataset_version_import(actor=world.other_steward, dataset=dataset, manifest_path=cohort)
+        dataset_version_import(actor=world.other_steward, dataset=dataset, source=cohort)
 
 
 # --- protocols ---------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_vendors_cannot_write_protocols(world):
 @pytest.fixture
 def sealed(world, cohort):
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
-    return dataset_version_import(actor=world.steward, dataset=dataset, manifest_path=cohort)
+    return dataset_version_import(actor=world.steward, dataset=dataset, source=cohort)
 
 
 def test_run_start_refusals(world, sealed, django_capture_on_commit_callbacks):

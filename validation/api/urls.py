@@ -2,11 +2,21 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from reports.api import ReportViewSet, signing_key
+from validation.api.datasets import (
+    DatasetCardViewSet,
+    DatasetImportViewSet,
+    DatasetViewSet,
+    GrantViewSet,
+)
 from validation.api.views import PackageViewSet, RunViewSet, manifest_schema, protocol_schema
 
 router = DefaultRouter()
 router.register("packages", PackageViewSet, basename="package")
 router.register("runs", RunViewSet, basename="run")
+router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("dataset-imports", DatasetImportViewSet, basename="dataset-import")
+router.register("dataset-cards", DatasetCardViewSet, basename="dataset-card")
+router.register("grants", GrantViewSet, basename="grant")
 router.register("reports", ReportViewSet, basename="report")
 
 urlpatterns = [

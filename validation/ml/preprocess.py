@@ -10,6 +10,7 @@ modality LUT -> window or percentile scaling to [0, 1] -> MONOCHROME1 inversion 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -166,10 +167,16 @@ class DicomImage:
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
-def read_dicom(path: str | PathLike) -> DicomImage:
-    """Parse and decode one file, or raise DicomReadError with a reason fit for the ingest log."""
+def read_dicom(source: str | PathLike | bytes) -> DicomImage:
+    """Parse and decode one file (a path, or its bytes), or raise DicomReadError with a reason fit
+    for the ingest log."""
+    return decode_dicom(parse_dicom(source))
+
+
+def parse_dicom(source: str | PathLike | bytes) -> pydicom.Dataset:
+    """Parse a Part-10 file (path or bytes) without decoding pixels."""
     try:
-        ds = pydicom.dcmread(path)
+        return pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source)
     except pydicom.errors.InvalidDicomError:
         raise DicomReadError("not a DICOM Part-10 file") from None
     except FileNotFoundError:
@@ -179,14 +186,22 @@ def read_dicom(path: str | PathLike) -> DicomImage:
     except Exception as exc:
         raise DicomReadError(f"could not parse DICOM: {_short(exc)}") from exc
 
+
+def decode_dicom(ds: pydicom.Dataset) -> DicomImage:
+    """Check the image is one we support and decode it through the modality LUT."""
     if "PixelData" not in ds:
         raise DicomReadError("no pixel data")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     if photometric not in PHOTOMETRIC_SUPPORTED:
         raise DicomReadError(f"unsupported photometric interpretation {photometric or '(none)'!r}")
-    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+    try:
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError) as exc:
+        raise DicomReadError(f"invalid image header: {_short(exc)}") from exc
+    if samples != 1:
         raise DicomReadError("only single-sample (grayscale) images are supported")
-    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
+    if frames != 1:
         raise DicomReadError("multi-frame images are not supported yet")
 
     try:
@@ -209,22 +224,37 @@ def read_dicom(path: str | PathLike) -> DicomImage:
 
 
 def dicom_attributes(ds: pydicom.Dataset) -> dict[str, Any]:
-    """The subgroup attributes the brief says come from DICOM, normalised to JSON-friendly types."""
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-    return {
-        "sex": _text(ds.get("PatientSex")),
-        "age": parse_age(ds.get("PatientAge")),
-        "manufacturer": _text(ds.get("Manufacturer")),
-        "model": _text(ds.get("ManufacturerModelName")),
-        "institution": _text(ds.get("InstitutionName")),
-        "body_part": _text(ds.get("BodyPartExamined")),
-        "pixel_spacing": [float(v) for v in spacing][:2] if spacing else None,
-        "kvp": _first_float(ds.get("KVP")),
-        "photometric": _text(ds.get("PhotometricInterpretation")),
-        "modality": _text(ds.get("Modality")),
-        "rows": int(ds.Rows) if "Rows" in ds else None,
-        "columns": int(ds.Columns) if "Columns" in ds else None,
+    """The subgroup attributes the brief says come from DICOM, normalised to JSON-friendly types.
+    A malformed value becomes None (unknown) rather than failing the case."""
+    fields = {
+        "sex": lambda: _text(ds.get("PatientSex")),
+        "age": lambda: parse_age(ds.get("PatientAge")),
+        "manufacturer": lambda: _text(ds.get("Manufacturer")),
+        "model": lambda: _text(ds.get("ManufacturerModelName")),
+        "institution": lambda: _text(ds.get("InstitutionName")),
+        "body_part": lambda: _text(ds.get("BodyPartExamined")),
+        "pixel_spacing": lambda: _spacing(ds),
+        "kvp": lambda: _first_float(ds.get("KVP")),
+        "photometric": lambda: _text(ds.get("PhotometricInterpretation")),
+        "modality": lambda: _text(ds.get("Modality")),
+        "rows": lambda: int(ds.Rows) if "Rows" in ds else None,
+        "columns": lambda: int(ds.Columns) if "Columns" in ds else None,
     }
+    attributes: dict[str, Any] = {}
+    for name, read in fields.items():
+        try:
+            attributes[name] = read()
+        except Exception:  # a damaged element: unknown, and the decode step says what is wrong
+            attributes[name] = None
+    return attributes
+
+
+def _spacing(ds: pydicom.Dataset) -> list[float] | None:
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    if not spacing:
+        return None
+    values = [float(v) for v in (spacing if isinstance(spacing, Sequence) else [spacing])][:2]
+    return values if all(np.isfinite(values)) else None
 
 
 def parse_age(value: Any) -> int | None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.models import AuditAction
@@ -23,6 +24,7 @@ from validation.ml.localisation import cam_to_uint8, localisation_agreement
 from validation.ml.preprocess import InputSpec, batch_inputs
 from validation.ml.scores import positive_scores
 from validation.models import (
+    DatasetGrant,
     DatasetVersion,
     Explanation,
     ModelPackage,
@@ -32,7 +34,7 @@ from validation.models import (
 )
 from validation.runner.client import RunnerError
 from validation.runner_pool import runner_discard, runner_for, runner_is_sandboxed
-from validation.selectors import active_grant_for, cases_for_run, is_validation_team
+from validation.selectors import active_grant_for, cases_for_run, is_validation_team, runs_used
 from validation.services.protocols import protocol_lock
 from validation.services.scoring import run_compute_metrics
 from validation.storage import sequestered_path
@@ -49,6 +51,7 @@ PUBLIC_FAILURE = {
     "bad-input": "The runner refused the prepared input.",
     "no-isolation": "No sandbox is available on the worker; the run was not started.",
     "internal-error": "The validation service hit an internal error; the team has been notified.",
+    "grant-revoked": "The data partner withdrew permission to use this dataset before the run.",
 }
 
 
@@ -67,6 +70,30 @@ def _stage(func):
     return wrapper
 
 
+def _check_run_caps(*, dataset_version, vendor, protocol: Protocol) -> None:
+    """Test-set reuse is capped twice: by the protocol (`max_runs_per_vendor`) and by the
+    partner's grants (`max_runs`; the most generous active grant that applies). Cancelled runs
+    do not count."""
+    used = runs_used(dataset_version=dataset_version, vendor=vendor)
+    caps = []
+    if protocol.document.get("max_runs_per_vendor") is not None:
+        caps.append((protocol.document["max_runs_per_vendor"], "the protocol allows"))
+    grants = DatasetGrant.objects.filter(
+        Q(vendor=vendor) | Q(vendor__isnull=True),
+        Q(protocol=protocol) | Q(protocol__isnull=True),
+        dataset_version=dataset_version,
+        revoked_at__isnull=True,
+    ).values_list("max_runs", flat=True)
+    if None not in grants:
+        caps.append((max(grants), "the partner's grant allows"))
+    for cap, who in caps:
+        if used >= cap:
+            raise ApplicationError(
+                f"This vendor has used this dataset version {used} time(s); {who} {cap}.",
+                status_code=409,
+            )
+
+
 @transaction.atomic
 def run_start(
     *, actor, package: ModelPackage, dataset_version: DatasetVersion, protocol: Protocol
@@ -81,20 +108,14 @@ def run_start(
         raise ApplicationError("The package has not been approved for validation.")
     if dataset_version.status != DatasetVersion.Status.SEALED:
         raise ApplicationError("The dataset version is not sealed.")
-    if active_grant_for(dataset_version=dataset_version, vendor=package.vendor) is None:
-        raise ApplicationError("The partner has not granted this vendor use of this dataset.")
-    cap = protocol.document.get("max_runs_per_vendor")
-    used = (
-        ValidationRun.objects.filter(
-            dataset_version=dataset_version, package__vendor=package.vendor
-        )
-        .exclude(status=Status.CANCELLED)
-        .count()
+    grant = active_grant_for(
+        dataset_version=dataset_version, vendor=package.vendor, protocol=protocol
     )
-    if cap is not None and used >= cap:
+    if grant is None:
         raise ApplicationError(
-            f"This vendor has used this dataset version {used} time(s); the protocol allows {cap}."
+            "The partner has not granted this vendor use of this dataset under this protocol."
         )
+    _check_run_caps(dataset_version=dataset_version, vendor=package.vendor, protocol=protocol)
     protocol = protocol_lock(actor=actor, protocol=protocol)
     run = ValidationRun.objects.create(
         package=package,
@@ -220,6 +241,20 @@ def run_infer(*, run_id: int, batch_size: int = 32) -> None:
     if run is None:
         return
     if run.stage_seconds.get("inference") is None and not run.predictions.exists():
+        if (
+            active_grant_for(
+                dataset_version=run.dataset_version,
+                vendor=run.package.vendor,
+                protocol=run.protocol,
+            )
+            is None
+        ):
+            run_fail(
+                run_id=run_id,
+                category="grant-revoked",
+                detail="The partner revoked the grant before inference started.",
+            )
+            return
         with transaction.atomic():
             audit_record(actor=None, action=AuditAction.RUN_STARTED, target=run)
     began = time.perf_counter()

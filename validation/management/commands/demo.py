@@ -185,7 +185,7 @@ class Command(BaseCommand):
                 name="Chest DX/CR 2026",
                 description="Frontal chest radiographs, three sites.",
             )
-        version = dataset_version_import(actor=steward, dataset=dataset, manifest_path=manifest)
+        version = dataset_version_import(actor=steward, dataset=dataset, source=manifest)
         dataset_grant(
             actor=steward, dataset_version=version, vendor=orgs["vendor"], allow_exemplars=True
         )
