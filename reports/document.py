@@ -16,7 +16,7 @@ from validation.ml.preprocess import InputSpec, read_dicom, resize, scale_unit
 from validation.models import Case, MetricResult, ValidationRun
 from validation.protocol_document import METRICS
 from validation.selectors import active_grant_for
-from validation.storage import sequestered_path
+from validation.storage import case_dicom_bytes
 
 SCHEMA_VERSION = "1.0"
 MAX_EXEMPLARS = 12
@@ -134,7 +134,7 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
         spec = InputSpec.from_dict(run.package.manifest["input"])
         for explanation in rows[:MAX_EXEMPLARS]:
             cam = np.load(io.BytesIO(bytes(explanation.cam_npy)), allow_pickle=False) / 255.0
-            image = read_dicom(sequestered_path(explanation.case.file_path))
+            image = read_dicom(case_dicom_bytes(explanation.case))
             small = resize(scale_unit(image, spec.scaling), cam.shape[0], cam.shape[1], spec.resize)
             exemplars.append(
                 {

@@ -56,7 +56,7 @@ _TAR_HEADER_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE) 
 _ZIP_DIRECTORY_BYTES_PER_MEMBER = 1024
 # LZMA is left out on purpose: its decoder allocates the dictionary size the archive declares.
 _ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2}
-_ZIP_ENCRYPTED = 0x1
+_ZIP_ENCRYPTED = 0x1 | 0x40  # traditional or strong encryption
 _ZIP_LOCAL_MAGIC = b"PK\x03\x04"
 _ZIP_EMPTY_MAGIC = b"PK\x05\x06"
 _ZIP_ENTRY_MAGIC = b"PK\x01\x02"
@@ -70,6 +70,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _TAR_MAGIC = b"ustar"
 _TAR_MAGIC_OFFSET = 257
 _DRIVE = re.compile(r"[A-Za-z]:")
+# Linux's PATH_MAX; and a depth far beyond any real dataset that keeps `shutil.rmtree`, which
+# recurses once per level, well inside Python's recursion limit when it removes the staging.
+_MAX_NAME_CHARS = 4096
+_MAX_DEPTH = 64
+_SHOWN_NAME_CHARS = 120
 _UNREADABLE = (
     tarfile.TarError,
     zipfile.BadZipFile,
@@ -78,6 +83,7 @@ _UNREADABLE = (
     zlib.error,
     OSError,
     ValueError,  # e.g. a negative seek computed from a hostile zip's offsets
+    NotImplementedError,  # zip features zipfile does not read, e.g. "compressed patched data"
     struct.error,
 )
 # What an upload that is not an accepted archive looks like, for the refusal message.
@@ -284,18 +290,19 @@ class _Stager:
         self._declared = 0
         self._written = 0
         self._names: set[tuple[str, ...]] = set()
-        self._dirs: set[tuple[str, ...]] = {()}
+        self._dirs: dict[tuple[str, ...], Path] = {(): root}
 
     def admit(self, name: str) -> tuple[str, ...]:
         """Count a member and check its name; returns its path components."""
         self._members += 1
         if self._members > self.limits.max_members:
             raise DatasetSourceError(
-                f"the archive has more than {self.limits.max_members} members (refused at {name!r})"
+                f"the archive has more than {self.limits.max_members} members "
+                f"(refused at {_shown(name)})"
             )
         parts = _member_parts(name)
         if parts and parts in self._names:
-            raise DatasetSourceError(f"the archive holds {name!r} twice")
+            raise DatasetSourceError(f"the archive holds {_shown(name)} twice")
         self._names.add(parts)
         return parts
 
@@ -312,14 +319,14 @@ class _Stager:
     def write_file(self, parts: tuple[str, ...], name: str, source: IO[bytes]) -> None:
         """Copy `source` into a new file, stopping as soon as the total passes the limit."""
         if not parts:
-            raise DatasetSourceError(f"member {name!r} is a file without a name")
+            raise DatasetSourceError(f"member {_shown(name)} is a file without a name")
         target = self._ensure_dirs(parts[:-1], name) / parts[-1]
         try:
             # "xb": never overwrite, never follow a link; the opener makes it 0600 from the start.
             handle = open(target, "xb", opener=_private_opener)
         except FileExistsError:
             raise DatasetSourceError(
-                f"member {name!r} clashes with a folder of that name"
+                f"member {_shown(name)} clashes with a folder of that name"
             ) from None
         except OSError as exc:
             raise _unwritable(name, exc) from exc
@@ -342,13 +349,16 @@ class _Stager:
     def _ensure_dirs(self, parts: tuple[str, ...], name: str) -> Path:
         """Create the folders `parts` one level at a time (0700; `Path.mkdir(parents=True)`
         would give the intermediate ones the default mode), each checked to be a real folder
-        inside the staging directory."""
-        current = self._root
-        for depth, part in enumerate(parts, start=1):
-            current = current / part
-            if parts[:depth] not in self._dirs:
-                self._mkdir(current, "/".join(parts[:depth]), name)
-                self._dirs.add(parts[:depth])
+        inside the staging directory. Folders already made are remembered: most members land
+        in a folder that an earlier member created."""
+        known = len(parts)
+        while parts[:known] not in self._dirs:
+            known -= 1
+        current = self._dirs[parts[:known]]
+        for depth in range(known + 1, len(parts) + 1):
+            current = current / parts[depth - 1]
+            self._mkdir(current, "/".join(parts[:depth]), name)
+            self._dirs[parts[:depth]] = current
         return current
 
     def _mkdir(self, folder: Path, relative: str, name: str) -> None:
@@ -357,18 +367,18 @@ class _Stager:
         except FileExistsError:
             if not stat.S_ISDIR(os.lstat(folder).st_mode):
                 raise DatasetSourceError(
-                    f"member {name!r} needs the folder {relative!r}, which the archive holds "
-                    "as a file"
+                    f"member {_shown(name)} needs the folder {_shown(relative)}, which the "
+                    "archive holds as a file"
                 ) from None
         except OSError as exc:
             raise _unwritable(name, exc) from exc
         if not folder.resolve().is_relative_to(self._real_root):
-            raise DatasetSourceError(f"member {name!r} points outside the archive")
+            raise DatasetSourceError(f"member {_shown(name)} points outside the archive")
 
     def _too_big(self, name: str) -> DatasetSourceError:
         return DatasetSourceError(
             f"the archive's decompressed size exceeds {self.limits.max_total_bytes} bytes "
-            f"(at member {name!r})"
+            f"(at member {_shown(name)})"
         )
 
 
@@ -376,18 +386,35 @@ def _member_parts(name: str) -> tuple[str, ...]:
     """The path components of a member name that stays inside the staging directory.
 
     `./`, empty and `.` components are dropped, so `a//b` and `./a/b` name the same member as
-    `a/b` (and count as duplicates of it). A member naming the root itself yields `()`.
+    `a/b` (and count as duplicates of it). A member naming the root itself yields `()`. Depth
+    and length are bounded: a hostile nesting could otherwise outlast the cleanup.
     """
+    if len(name) > _MAX_NAME_CHARS:
+        raise DatasetSourceError(
+            f"member {_shown(name)} has a name longer than {_MAX_NAME_CHARS} characters"
+        )
     if "\x00" in name:
-        raise DatasetSourceError(f"member {name!r} has a NUL character in its name")
+        raise DatasetSourceError(f"member {_shown(name)} has a NUL character in its name")
     if "\\" in name:
-        raise DatasetSourceError(f"member {name!r} has a backslash in its name")
+        raise DatasetSourceError(f"member {_shown(name)} has a backslash in its name")
     if name.startswith("/") or _DRIVE.match(name):
-        raise DatasetSourceError(f"member {name!r} has an absolute path")
+        raise DatasetSourceError(f"member {_shown(name)} has an absolute path")
     parts = tuple(part for part in name.split("/") if part not in ("", "."))
     if ".." in parts:
-        raise DatasetSourceError(f"member {name!r} points outside the archive ('..')")
+        raise DatasetSourceError(f"member {_shown(name)} points outside the archive ('..')")
+    if len(parts) > _MAX_DEPTH:
+        raise DatasetSourceError(
+            f"member {_shown(name)} is nested more than {_MAX_DEPTH} folders deep"
+        )
     return parts
+
+
+def _shown(name: str) -> str:
+    """A member name for a message: quoted, and cut short, since the archive chooses its
+    length."""
+    if len(name) > _SHOWN_NAME_CHARS:
+        name = name[:_SHOWN_NAME_CHARS] + "..."
+    return repr(name)
 
 
 def _private_opener(path: str, flags: int) -> int:
@@ -403,7 +430,9 @@ def _close(handle: IO[bytes], name: str) -> None:
 
 def _unwritable(name: str, exc: OSError) -> DatasetSourceError:
     """A failure on our side of the copy (disk full, name too long): not a corrupt archive."""
-    return DatasetSourceError(f"member {name!r} could not be extracted ({exc.strerror or exc})")
+    return DatasetSourceError(
+        f"member {_shown(name)} could not be extracted ({exc.strerror or exc})"
+    )
 
 
 # -- tar -------------------------------------------------------------------------------------------
@@ -448,7 +477,7 @@ class _BoundedTarInfo(tarfile.TarInfo):
         if self.type in _TAR_HEADER_TYPES and self.size > _MAX_TAR_HEADER_BYTES:
             raise DatasetSourceError(
                 f"the archive has an extended header of {self.size} bytes (more than "
-                f"{_MAX_TAR_HEADER_BYTES}) before member {self.name!r}"
+                f"{_MAX_TAR_HEADER_BYTES}) before member {_shown(self.name)}"
             )
         if self.type == tarfile.GNUTYPE_SPARSE:
             _refuse_sparse(self.name)
@@ -466,7 +495,9 @@ class _BoundedTarInfo(tarfile.TarInfo):
 
 
 def _refuse_sparse(name: str) -> None:
-    raise DatasetSourceError(f"member {name!r} is a sparse file; sparse files are not accepted")
+    raise DatasetSourceError(
+        f"member {_shown(name)} is a sparse file; sparse files are not accepted"
+    )
 
 
 def _extract_tar(path: Path, stager: _Stager, *, compressed: bool) -> None:
@@ -504,19 +535,19 @@ def _stage_tar_member(archive: tarfile.TarFile, member: tarfile.TarInfo, stager:
     stager.declare(member.name, member.size)
     source = archive.extractfile(member)
     if source is None:  # not reached: only regular files get here
-        raise DatasetSourceError(f"member {member.name!r} has no data")
+        raise DatasetSourceError(f"member {_shown(member.name)} has no data")
     stager.write_file(parts, member.name, source)
 
 
 def _check_tar_type(member: tarfile.TarInfo) -> None:
     name = member.name
     if member.issym() or member.islnk():
-        raise DatasetSourceError(f"member {name!r} is a link; links are not accepted")
+        raise DatasetSourceError(f"member {_shown(name)} is a link; links are not accepted")
     if member.ischr() or member.isblk() or member.isfifo():
-        raise DatasetSourceError(f"member {name!r} is a device or FIFO")
+        raise DatasetSourceError(f"member {_shown(name)} is a device or FIFO")
     if not (member.isfile() or member.isdir()):
         raise DatasetSourceError(
-            f"member {name!r} is not a regular file or folder (tar type {member.type!r})"
+            f"member {_shown(name)} is not a regular file or folder (tar type {member.type!r})"
         )
 
 
@@ -545,14 +576,16 @@ def _admit_zip_member(info: zipfile.ZipInfo, stager: _Stager) -> tuple[str, ...]
     parts = stager.admit(name)
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
-        raise DatasetSourceError(f"member {name!r} is a link; links are not accepted")
+        raise DatasetSourceError(f"member {_shown(name)} is a link; links are not accepted")
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-        raise DatasetSourceError(f"member {name!r} is a device, FIFO or socket")
+        raise DatasetSourceError(f"member {_shown(name)} is a device, FIFO or socket")
     if info.flag_bits & _ZIP_ENCRYPTED:
-        raise DatasetSourceError(f"member {name!r} is encrypted; encrypted zips are not accepted")
+        raise DatasetSourceError(
+            f"member {_shown(name)} is encrypted; encrypted zips are not accepted"
+        )
     if info.compress_type not in _ZIP_METHODS:
         raise DatasetSourceError(
-            f"member {name!r} uses compression method {info.compress_type}; only stored, "
+            f"member {_shown(name)} uses compression method {info.compress_type}; only stored, "
             "deflate and bzip2 are accepted"
         )
     if not info.is_dir():
@@ -582,7 +615,7 @@ def _check_central_directory(handle: IO[bytes], max_members: int) -> None:
         if count > max_members:
             name = directory[offset + _ZIP_ENTRY_SIZE :][:name_length].decode("utf-8", "replace")
             raise DatasetSourceError(
-                f"the archive has more than {max_members} members (refused at {name!r})"
+                f"the archive has more than {max_members} members (refused at {_shown(name)})"
             )
         offset += _ZIP_ENTRY_SIZE + name_length + extra_length + comment_length
 

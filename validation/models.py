@@ -215,7 +215,10 @@ class Case(models.Model):
     )
     case_id = models.CharField(max_length=128)
     # Relative to SEQUESTERED_ROOT; empty when the file was not stored (unreadable, identifying).
+    # Files are stored in append-only packs: the file is file_length bytes at file_offset.
     file_path = models.CharField(max_length=500, blank=True)
+    file_offset = models.BigIntegerField(null=True, blank=True)
+    file_length = models.BigIntegerField(null=True, blank=True)
     file_sha256 = models.CharField(max_length=64)  # of the stored (de-identified) file
     source_sha256 = models.CharField(max_length=64, blank=True)  # of the file the partner gave
     label = models.PositiveSmallIntegerField()

@@ -66,3 +66,25 @@ def package_relpath(sha256: str) -> str:
 def model_cache_path(sha256: str, model_format: str) -> Path:
     """Where warm runners find a package's model: the runner cache, by content hash."""
     return Path(settings.RUNNER_CACHE_ROOT) / sha256 / f"model.{model_format}"
+
+
+class SequesteredDataError(Exception):
+    """A stored case file is missing or no longer matches the hash sealed for it."""
+
+
+def case_dicom_bytes(case) -> bytes:
+    """The stored DICOM bytes of a case (a slice of its pack, or a whole file), checked against
+    the SHA-256 the sealed version recorded: altered sequestered data is refused, never used."""
+    path = sequestered_path(case.file_path)
+    try:
+        with open(path, "rb") as fh:
+            if case.file_offset is None:
+                data = fh.read()
+            else:
+                fh.seek(case.file_offset)
+                data = fh.read(case.file_length)
+    except OSError as exc:
+        raise SequesteredDataError(f"case {case.case_id}: stored file unreadable ({exc})") from exc
+    if hashlib.sha256(data).hexdigest() != case.file_sha256:
+        raise SequesteredDataError(f"case {case.case_id}: stored bytes do not match the seal")
+    return data

@@ -23,6 +23,7 @@ from validation.ml.deidentify import identifying_elements
 from validation.ml.preprocess import PHOTOMETRIC_SUPPORTED
 from validation.models import Case, Dataset, DatasetVersion
 from validation.services.datasets import dataset_create, dataset_version_import
+from validation.storage import SequesteredDataError, case_dicom_bytes
 
 
 def _stored_files(root) -> list[Path]:
@@ -182,7 +183,7 @@ def test_every_decodable_pydicom_test_file_is_ingested_and_broken_ones_have_a_re
     assert "multi-frame" in reasons and "photometric" in reasons  # recorded, not dropped
     for case in cases.values():
         if not case.read_error:
-            stored = pydicom.dcmread(Path(settings.SEQUESTERED_ROOT) / case.file_path)
+            stored = pydicom.dcmread(io.BytesIO(case_dicom_bytes(case)))
             assert identifying_elements(stored) == []
             assert stored.PatientIdentityRemoved == "YES"
 
@@ -197,7 +198,7 @@ def test_deidentify_policy_stores_clean_files_and_keeps_attributes_taken_before(
     case = version.cases.order_by("case_id").first()
     original = pydicom.dcmread(cohort.parent / "dicom" / f"{case.case_id}.dcm")
     assert identifying_elements(original)  # the cohort carries institution, dates, names
-    stored = pydicom.dcmread(Path(settings.SEQUESTERED_ROOT) / case.file_path)
+    stored = pydicom.dcmread(io.BytesIO(case_dicom_bytes(case)))
     assert identifying_elements(stored) == []
     assert stored.get("InstitutionName") != original.InstitutionName  # X/Z/D in PS3.15 2024b
     assert stored.PatientName != original.PatientName
@@ -218,7 +219,7 @@ def test_reject_policy_records_each_identifying_tag_and_stores_nothing(world, co
     reason = cases[0].read_error
     assert reason.startswith("identifying elements present (policy: reject)")
     assert "(0008,0080) InstitutionName" in reason and "(0010,0010) PatientName" in reason
-    assert _stored_files(Path(settings.SEQUESTERED_ROOT) / "dicom") == []
+    assert _stored_files(Path(settings.SEQUESTERED_ROOT) / "packs") == []
 
 
 def test_reject_policy_accepts_files_already_de_identified(world, cohort, tmp_path, settings):
@@ -227,10 +228,7 @@ def test_reject_policy_accepts_files_already_de_identified(world, cohort, tmp_pa
     (folder / "dicom").mkdir(parents=True)
     shutil.copy(cohort, folder / "manifest.csv")
     for case in clean.cases.all():
-        shutil.copy(
-            Path(settings.SEQUESTERED_ROOT) / case.file_path,
-            folder / "dicom" / f"{case.case_id}.dcm",
-        )
+        (folder / "dicom" / f"{case.case_id}.dcm").write_bytes(case_dicom_bytes(case))
     strict = _dataset(world, "Strict", identity_policy=Dataset.IdentityPolicy.REJECT)
     version = dataset_version_import(actor=world.steward, dataset=strict, source=folder)
     assert not version.cases.exclude(read_error="").exists()
@@ -387,3 +385,24 @@ def test_import_dataset_command_imports_a_folder_and_reports_refusals(world, coh
         call_command(
             "import_dataset", str(cohort), partner="Partner A", dataset="New", steward="steward_a"
         )
+
+
+def test_stored_files_are_packed_read_only_and_checked_on_every_read(world, cohort, settings):
+    version = dataset_version_import(actor=world.steward, dataset=_dataset(world), source=cohort)
+    cases = list(version.cases.all())
+    packs = {c.file_path for c in cases}
+    assert 1 <= len(packs) <= 2 and all(p.startswith("packs/") for p in packs)
+    for pack in packs:
+        assert (Path(settings.SEQUESTERED_ROOT) / pack).stat().st_mode & 0o777 == 0o444
+    spans = sorted((c.file_path, c.file_offset, c.file_offset + c.file_length) for c in cases)
+    for (pack_a, _, end_a), (pack_b, start_b, _) in zip(spans, spans[1:], strict=False):
+        assert pack_a != pack_b or end_a == start_b  # back to back, no overlap
+    case = cases[0]
+    pydicom.dcmread(io.BytesIO(case_dicom_bytes(case)))
+    pack = Path(settings.SEQUESTERED_ROOT) / case.file_path
+    pack.chmod(0o644)
+    data = bytearray(pack.read_bytes())
+    data[case.file_offset + case.file_length - 1] ^= 0xFF  # one pixel byte
+    pack.write_bytes(bytes(data))
+    with pytest.raises(SequesteredDataError, match="do not match the seal"):
+        case_dicom_bytes(case)

@@ -322,6 +322,8 @@ TAR_REFUSALS: dict[str, tuple[list[tuple[tarfile.TarInfo, bytes]], str]] = {
         "the archive has an extended header of",
     ),
     "sparse": ([_tar_special("holes", tarfile.GNUTYPE_SPARSE)], "member 'holes' is a sparse file"),
+    # Deeper than shutil.rmtree could remove, were it not refused.
+    "too deep": ([_tar_file("a/" * 2000 + "x", b"x")], "is nested more than 64 folders deep"),
 }
 
 
@@ -348,6 +350,14 @@ def test_tar_total_size_limit(tmp_path: Path, staging_root: Path, mode: str) -> 
     assert reason == "the archive's decompressed size exceeds 1000 bytes (at member 'b.dcm')"
 
 
+def test_a_long_name_is_refused_and_cut_short_in_the_message(
+    tmp_path: Path, staging_root: Path
+) -> None:
+    archive = write_tar(tmp_path / "t", [_tar_file("n" * 5000, b"x")])
+    reason = refusal(archive, staging_root)
+    assert reason == f"member {'n' * 120 + '...'!r} has a name longer than 4096 characters"
+
+
 # -- refused archives: zip -------------------------------------------------------------------------
 
 
@@ -360,6 +370,7 @@ ZIP_REFUSALS: dict[str, tuple[list[tuple[zipfile.ZipInfo | str, bytes]], str]] =
     "symlink": ([zip_special("link", stat.S_IFLNK | 0o777)], "member 'link' is a link"),
     "char device": ([zip_special("tty", stat.S_IFCHR | 0o600)], "member 'tty' is a device"),
     "fifo": ([zip_special("pipe", stat.S_IFIFO | 0o600)], "member 'pipe' is a device, FIFO"),
+    "too deep": ([("a/" * 65 + "x", b"x")], "is nested more than 64 folders deep"),
     "duplicate": ([("a/b.dcm", b"1"), ("a/b.dcm", b"2")], "the archive holds 'a/b.dcm' twice"),
     "duplicate folder": ([("a/", b""), ("a", b"2")], "the archive holds 'a' twice"),
     "file then folder": (

@@ -31,15 +31,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
+import struct
 from collections import Counter
 
 import pydicom
-from pydicom.datadict import keyword_for_tag
-from pydicom.dataelem import DataElement, empty_value_for_VR
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.tag import BaseTag
+from pydicom.tag import BaseTag, Tag
 
 PROFILE_NAME = "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile"
 
@@ -101,7 +103,9 @@ def identifying_elements(ds: pydicom.Dataset) -> list[str]:
     return sorted(found)
 
 
-def deidentify(ds: pydicom.Dataset, *, uid_secret: bytes) -> dict[str, int]:
+def deidentify(
+    ds: pydicom.Dataset, *, uid_secret: bytes, changed: set[BaseTag] | None = None
+) -> dict[str, int]:
     """Apply the basic profile in place, recursively in sequences; return counts per action
     {"removed": n, "emptied": n, "dummied": n, "uids_replaced": n}.
 
@@ -111,13 +115,18 @@ def deidentify(ds: pydicom.Dataset, *, uid_secret: bytes) -> dict[str, int]:
     Pixel data and the attributes needed to decode it are not in the table and are never touched.
     Afterwards the dataset says so: Patient Identity Removed "YES", De-identification Method and
     its code sequence (DCM 113100).
+
+    `changed`, when given, receives the top-level tags whose value this changed or added (a
+    nested change counts for its top-level sequence): the others may be written back as read.
     """
     if not uid_secret:
         raise ValueError("uid_secret must be non-empty: without it the UID mapping is reversible")
     counts: Counter[str] = Counter({key: 0 for key in _COUNT_KEYS})
-    _deidentify_dataset(ds, uid_secret, counts)
+    _deidentify_dataset(ds, uid_secret, counts, changed)
     _sync_file_meta(ds, uid_secret, counts)
     _mark_deidentified(ds)
+    if changed is not None:
+        changed.update(Tag(k) for k in _MARK_KEYWORDS)
     return {key: counts[key] for key in _COUNT_KEYS}
 
 
@@ -136,62 +145,93 @@ def _table_action(tag: BaseTag) -> str | None:
 
 
 def _element_action(elem: DataElement) -> str | None:
-    """The single action (X, Z, D, U or K = keep and recurse) this module applies to `elem`.
+    """The single action (X, Z, D, U or K = keep and recurse) this module applies to `elem`."""
+    return _resolve(elem.tag, elem.VR)
+
+
+def _resolve(tag: BaseTag, vr: str) -> str | None:
+    """The single action for a tag of this VR.
 
     A UI element never gets a dummy: D on a UID (Annotation Group UID) becomes the same consistent
     replacement as U, because one fixed dummy would make distinct UIDs in a file collide.
     """
-    action = _table_action(elem.tag)
+    action = _table_action(tag)
     if action is None or action == "X":
         return action
-    if elem.VR == "UI" and (action in ("U", "X/Z/U*") or action.endswith("D")):
+    if vr == "UI" and (action in ("U", "X/Z/U*") or action.endswith("D")):
         return "U"
     if action == "X/Z/U*":
-        return _KEEP_AND_RECURSE if elem.VR == "SQ" else "Z"
+        return _KEEP_AND_RECURSE if vr == "SQ" else "Z"
     return _COMPOUND.get(action, action)
 
 
-def _deidentify_dataset(ds: Dataset, secret: bytes, counts: Counter[str]) -> None:
-    """Apply the profile to one dataset level, then to every sequence item that remains."""
-    for elem in list(ds):
-        if elem.tag.element == 0x0000:
-            # Group lengths are retired and would be wrong once elements are removed.
-            del ds[elem.tag]
-            continue
-        action = _element_action(elem)
-        if action is not None and action != _KEEP_AND_RECURSE:
-            _apply(ds, elem, action, secret, counts)
-            if action == "X":
-                continue
-        if elem.VR == "SQ" and elem.value:
-            for item in elem.value:
-                _deidentify_dataset(item, secret, counts)
+def _vr_of(ds: Dataset, tag: BaseTag) -> str:
+    """The element's VR without decoding its value (implicit VR files: from the dictionary)."""
+    vr = ds.get_item(tag).VR
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = "UN"
+    return vr
 
 
-def _apply(
-    ds: Dataset, elem: DataElement, action: str, secret: bytes, counts: Counter[str]
+def _touched(ds: Dataset) -> list[BaseTag]:
+    """Tags at this level that the profile acts on or that may hold items to visit.
+
+    Decided from the tag and the raw element's VR, without decoding values: a file has ~60
+    elements and the profile touches a handful, and pydicom then writes the untouched ones back
+    as the raw bytes it read."""
+    return [
+        tag
+        for tag in list(ds.keys())
+        if tag.element == 0x0000 or _table_action(tag) is not None or _vr_of(ds, tag) == "SQ"
+    ]
+
+
+def _raw_is_empty(ds: Dataset, tag: BaseTag, vr: str) -> bool:
+    item = ds.get_item(tag)
+    if isinstance(item, RawDataElement) and vr != "SQ":
+        return item.length == 0 or (item.value is not None and not item.value.strip(b"\x00 \\"))
+    return _is_empty(ds[tag])
+
+
+def _deidentify_dataset(
+    ds: Dataset, secret: bytes, counts: Counter[str], changed: set[BaseTag] | None = None
 ) -> None:
-    """Apply one resolved action to one element and count it.
+    """Apply the profile to one dataset level, then to every sequence item that remains.
+    Removed, emptied and dummied elements are never decoded; only UIDs and sequences are."""
+    for tag in _touched(ds):
+        before = counts.total()
+        _deidentify_element(ds, tag, secret, counts)
+        if changed is not None and counts.total() != before:
+            changed.add(tag)
 
-    An element that is already empty stays empty and is not counted: it identifies nobody, and a
-    D on it would only invent a value the source did not have (its IOD allowed it empty).
-    """
-    if action == "X":
-        del ds[elem.tag]
-        counts["removed"] += 1
-    elif _is_empty(elem):
+
+def _deidentify_element(ds: Dataset, tag: BaseTag, secret: bytes, counts: Counter[str]) -> None:
+    if tag.element == 0x0000:
+        # Group lengths are retired and would be wrong once elements are removed.
+        del ds[tag]
         return
-    elif action == "Z":
-        elem.value = _empty_value(elem.VR)
-        counts["emptied"] += 1
-    elif action == "D":
-        elem.value = _dummy_value(elem.VR)
-        counts["dummied"] += 1
-    elif action == "U":
-        elem.value = _map_uid_value(elem.value, secret)
-        counts["uids_replaced"] += 1
-    else:  # pragma: no cover - the table only holds the actions handled above
-        raise ValueError(f"unknown profile action {action!r} for {elem.tag}")
+    vr = _vr_of(ds, tag)
+    action = _resolve(tag, vr)
+    if action == "X":
+        del ds[tag]
+        counts["removed"] += 1
+    elif action in ("Z", "D", "U"):
+        if _raw_is_empty(ds, tag, vr):
+            return  # identifies nobody; D would invent a value the source did not have
+        if action == "U":
+            elem = ds[tag]
+            elem.value = _map_uid_value(elem.value, secret)
+            counts["uids_replaced"] += 1
+        else:
+            value = _empty_value(vr) if action == "Z" else _dummy_value(vr)
+            ds[tag] = DataElement(tag, vr, value)
+            counts["emptied" if action == "Z" else "dummied"] += 1
+    elif vr == "SQ":
+        for item in ds[tag].value or []:
+            _deidentify_dataset(item, secret, counts)
 
 
 def _empty_value(vr: str) -> object:
@@ -268,7 +308,10 @@ def _sync_file_meta(ds: Dataset, secret: bytes, counts: Counter[str]) -> None:
 
 def _collect_identifying(ds: Dataset, found: set[str]) -> None:
     """Add to `found` every element at this level and below that `deidentify` would change."""
-    for elem in ds:
+    for tag in _touched(ds):
+        if tag.element == 0x0000:
+            continue
+        elem = ds[tag]
         action = _element_action(elem)
         if action not in (None, "U", _KEEP_AND_RECURSE) and not _is_empty(elem):
             if not (action == "D" and _is_dummy(elem)):
@@ -284,6 +327,13 @@ def _describe(elem: DataElement) -> str:
     # Repeating groups (50xx, 60xx) only resolve through the dictionary lookup, not elem.keyword.
     label = "private" if tag.is_private else (elem.keyword or keyword_for_tag(tag) or "unknown")
     return f"({tag.group:04X},{tag.element:04X}) {label}"
+
+
+_MARK_KEYWORDS = (
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence",
+)
 
 
 def _mark_deidentified(ds: Dataset) -> None:
@@ -918,3 +968,21 @@ BASIC_PROFILE: dict[int, str] = {
     0xFFFAFFFA: "X",  # Digital Signatures Sequence
     0xFFFCFFFC: "X",  # Data Set Trailing Padding
 }
+
+
+def encode_file(ds: Dataset) -> bytes:
+    """The Part-10 bytes of a de-identified dataset. Untouched elements are written back as the
+    raw bytes that were read; where pydicom cannot re-encode a raw element as read (seen with a
+    file whose declared and actual VR encodings differ), every element is decoded and the file
+    written again from values."""
+    buffer = io.BytesIO()
+    try:
+        ds.save_as(buffer, enforce_file_format=True)
+    except (TypeError, ValueError, AttributeError, struct.error):
+        for _elem in ds.iterall():  # decodes every raw element, nested ones included
+            pass
+        if not ds.file_meta.get("MediaStorageSOPClassUID") and ds.get("SOPClassUID"):
+            ds.fix_meta_info(enforce_standard=False)  # fill the meta from the dataset itself
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()

@@ -189,6 +189,38 @@ def parse_dicom(source: str | PathLike | bytes) -> pydicom.Dataset:
 
 def decode_dicom(ds: pydicom.Dataset) -> DicomImage:
     """Check the image is one we support and decode it through the modality LUT."""
+    raw = _stored_pixels(ds)
+    try:
+        pixels = np.asarray(apply_modality_lut(raw, ds), dtype=np.float32)
+    except Exception as exc:  # a damaged LUT or rescale: data, not a bug
+        raise DicomReadError(f"pixel data could not be decoded: {_short(exc)}") from exc
+    if not np.isfinite(pixels).all():
+        raise DicomReadError("pixel data contains non-finite values")
+    return DicomImage(
+        pixels=pixels,
+        photometric=str(ds.PhotometricInterpretation).strip(),
+        window_center=_first_float(ds.get("WindowCenter")),
+        window_width=_first_float(ds.get("WindowWidth")),
+        attributes=dicom_attributes(ds),
+    )
+
+
+def check_decodable(ds: pydicom.Dataset) -> tuple[int, int]:
+    """What ingest needs to know: the image decodes and `decode_dicom` will accept it. Same
+    checks, without building the float image (ingest does not feed a model). Returns (rows,
+    columns)."""
+    raw = _stored_pixels(ds)
+    slope = _first_float(ds.get("RescaleSlope", 1.0))
+    intercept = _first_float(ds.get("RescaleIntercept", 0.0))
+    if slope is None or intercept is None:
+        raise DicomReadError("pixel data contains non-finite values (rescale slope/intercept)")
+    if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+        raise DicomReadError("pixel data contains non-finite values")
+    return raw.shape
+
+
+def _stored_pixels(ds: pydicom.Dataset) -> np.ndarray:
+    """The stored values of a supported single-frame grayscale image, or DicomReadError."""
     if "PixelData" not in ds:
         raise DicomReadError("no pixel data")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
@@ -203,24 +235,13 @@ def decode_dicom(ds: pydicom.Dataset) -> DicomImage:
         raise DicomReadError("only single-sample (grayscale) images are supported")
     if frames != 1:
         raise DicomReadError("multi-frame images are not supported yet")
-
     try:
         raw = ds.pixel_array
-        pixels = np.asarray(apply_modality_lut(raw, ds), dtype=np.float32)
-    except Exception as exc:  # same reasoning as above: decoder failures are data, not bugs
+    except Exception as exc:  # same reasoning as parse_dicom: decoder failures are data
         raise DicomReadError(f"pixel data could not be decoded: {_short(exc)}") from exc
-    if pixels.ndim != 2 or min(pixels.shape) < 2:
-        raise DicomReadError(f"unexpected pixel array shape {pixels.shape}")
-    if not np.isfinite(pixels).all():
-        raise DicomReadError("pixel data contains non-finite values")
-
-    return DicomImage(
-        pixels=pixels,
-        photometric=photometric,
-        window_center=_first_float(ds.get("WindowCenter")),
-        window_width=_first_float(ds.get("WindowWidth")),
-        attributes=dicom_attributes(ds),
-    )
+    if raw.ndim != 2 or min(raw.shape) < 2:
+        raise DicomReadError(f"unexpected pixel array shape {raw.shape}")
+    return raw
 
 
 def dicom_attributes(ds: pydicom.Dataset) -> dict[str, Any]:
@@ -359,7 +380,7 @@ def to_model_input(image: DicomImage, spec: InputSpec) -> np.ndarray:
 
 
 def batch_inputs(
-    paths: Iterable[str | PathLike], spec: InputSpec
+    paths: Iterable[str | PathLike | bytes], spec: InputSpec
 ) -> tuple[np.ndarray, list[str | None]]:
     """Read many files; row i always belongs to paths[i].
 

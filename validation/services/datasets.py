@@ -341,6 +341,7 @@ def _import_rows(
             identity=dataset.identity_policy,
             uid_secret=bytes.fromhex(dataset.uid_secret),
             store_root=store,
+            pack_dir=f"packs/{store.name}",
         )
         results = []
         for done, result in enumerate(
@@ -394,6 +395,8 @@ def _case(row: dict, result: IngestedFile, store: Path) -> Case:
     return Case(
         case_id=row["case_id"],
         file_path=result.relpath,
+        file_offset=result.offset,
+        file_length=result.length,
         file_sha256=result.stored_sha256 or result.source_sha256,
         source_sha256=result.source_sha256,
         label=row["label"],
@@ -420,8 +423,9 @@ def _stage_mask(store: Path, mask: np.ndarray) -> tuple[str, str]:
 
 
 def _commit_store(store: Path, root: Path) -> None:
-    """Move staged files into the sequestered store (same filesystem: a rename each). A file
-    already there has the same content address and is kept."""
+    """Move staged files (packs and masks) into the sequestered store, read-only (same
+    filesystem: a rename each). A mask already there has the same content address and is kept;
+    packs are named by their import's unique staging folder."""
     for dirpath, _dirs, files in os.walk(store):
         for name in files:
             staged = Path(dirpath) / name
@@ -429,6 +433,7 @@ def _commit_store(store: Path, root: Path) -> None:
             if target.exists():
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
+            staged.chmod(0o444)
             os.replace(staged, target)
 
 

@@ -37,7 +37,7 @@ from validation.runner_pool import runner_discard, runner_for, runner_is_sandbox
 from validation.selectors import active_grant_for, cases_for_run, is_validation_team, runs_used
 from validation.services.protocols import protocol_lock
 from validation.services.scoring import run_compute_metrics
-from validation.storage import sequestered_path
+from validation.storage import case_dicom_bytes
 
 Status = ValidationRun.Status
 
@@ -303,7 +303,7 @@ def _infer_batch(runner, package, cases, spec, output) -> list[Prediction]:
     readable = [c for c in cases if not c.read_error]
     rows = [Prediction(case=c, error_category="unreadable") for c in cases if c.read_error]
     if readable:
-        x, errors = batch_inputs([sequestered_path(c.file_path) for c in readable], spec)
+        x, errors = batch_inputs([case_dicom_bytes(c) for c in readable], spec)
         ok = [i for i, e in enumerate(errors) if e is None]
         rows += [
             Prediction(case=readable[i], error_category="unreadable")
@@ -386,7 +386,7 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
         for batch in _batches(cases, batch_size):
             if not _still(run_id, Status.EXPLAINING):
                 return
-            x, errors = batch_inputs([sequestered_path(c.file_path) for c in batch], spec)
+            x, errors = batch_inputs([case_dicom_bytes(c) for c in batch], spec)
             _logits, cams = runner_for(run.package).gradcam(
                 x, manifest["gradcam_target_layer"], manifest["output"]["positive_index"]
             )
