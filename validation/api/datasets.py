@@ -1,7 +1,7 @@
 """Partner and vendor API for datasets: partners create datasets, import versions from archives,
 grant and revoke their use and read the usage log; vendors read dataset cards only."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
@@ -196,12 +196,16 @@ class DatasetCardViewSet(viewsets.ViewSet):
     """What a vendor may know of a granted dataset version; partners and the team see the same
     card for their versions."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="dataset_cards_list", responses={200: dict})
     def list(self, request):
         versions = selectors.dataset_cards_visible_to(request.user).order_by("pk")
         return Response([selectors.dataset_card(v) for v in versions])
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(
+        operation_id="dataset_cards_retrieve",
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
+        responses={200: dict},
+    )
     def retrieve(self, request, pk=None):
         version = selectors.dataset_card_get_visible(user=request.user, pk=pk)
         return Response(selectors.dataset_card(version))
