@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from validation.bounded_io import LimitedReader
+
 DEFAULT_MAX_ARCHIVE_BYTES = 20 * 1024**3
 DEFAULT_MAX_TOTAL_BYTES = 64 * 1024**3
 DEFAULT_MAX_MEMBERS = 500_000
@@ -438,26 +440,8 @@ def _unwritable(name: str, exc: OSError) -> DatasetSourceError:
 # -- tar -------------------------------------------------------------------------------------------
 
 
-class _LimitedReader(io.RawIOBase):
-    """Counts the decompressed bytes of the whole tar stream (headers included) and refuses to
-    go past `limit`, as in the package reader; member data is also counted by `_Stager`."""
-
-    def __init__(self, raw: Any, limit: int) -> None:
-        super().__init__()
-        self._raw = raw
-        self._limit = limit
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(min(len(buffer), self._limit - self.count + 1))
-        self.count += len(data)
-        if self.count > self._limit:
-            raise DatasetSourceError("the archive's decompressed size exceeds the limit")
-        buffer[: len(data)] = data
-        return len(data)
+def _too_large() -> DatasetSourceError:
+    return DatasetSourceError("the archive's decompressed size exceeds the limit")
 
 
 class _BoundedTarInfo(tarfile.TarInfo):
@@ -511,7 +495,9 @@ def _extract_tar(path: Path, stager: _Stager, *, compressed: bool) -> None:
         source: Any = stack.enter_context(path.open("rb"))
         if compressed:
             source = stack.enter_context(gzip.GzipFile(fileobj=source, mode="rb"))
-        bounded = io.BufferedReader(_LimitedReader(source, limits.max_total_bytes + overhead))
+        bounded = io.BufferedReader(
+            LimitedReader(source, limits.max_total_bytes + overhead, _too_large)
+        )
         # "r|": a plain stream. The gzip layer is ours; "r|*" would also accept nested bzip2,
         # xz or gzip compression inside it.
         archive = stack.enter_context(

@@ -116,16 +116,24 @@ def cases_for_run(run: ValidationRun) -> QuerySet[Case]:
     return Case.objects.filter(dataset_version_id=run.dataset_version_id).order_by("case_id")
 
 
-def active_grant_for(
+def active_grants(
     *, dataset_version: DatasetVersion, vendor: Organisation, protocol: Protocol | None = None
-) -> DatasetGrant | None:
-    """The grant that lets `vendor` use this version (under `protocol`, when given): for this
+) -> QuerySet[DatasetGrant]:
+    """The grants that let `vendor` use this version (under `protocol`, when given): for this
     vendor or any vendor, for this protocol or any, not revoked."""
     qs = DatasetGrant.objects.filter(dataset_version=dataset_version, revoked_at__isnull=True)
     qs = qs.filter(Q(vendor=vendor) | Q(vendor__isnull=True))
     if protocol is not None:
         qs = qs.filter(Q(protocol=protocol) | Q(protocol__isnull=True))
-    return qs.order_by("-allow_exemplars", "id").first()
+    return qs
+
+
+def active_grant_for(
+    *, dataset_version: DatasetVersion, vendor: Organisation, protocol: Protocol | None = None
+) -> DatasetGrant | None:
+    """One applicable grant, preferring one that allows exemplar images."""
+    grants = active_grants(dataset_version=dataset_version, vendor=vendor, protocol=protocol)
+    return grants.order_by("-allow_exemplars", "id").first()
 
 
 # --- partner datasets ---------------------------------------------------------------------------

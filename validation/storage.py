@@ -20,7 +20,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _place(root: Path, relative: str, source: Path | bytes) -> Path:
+def place_file(root: Path, relative: str, source: Path | bytes) -> Path:
     """Write atomically (temp file + rename) and read-only; an existing file with the same
     content address is kept as it is."""
     target = root / relative
@@ -44,7 +44,7 @@ def _place(root: Path, relative: str, source: Path | bytes) -> Path:
 
 
 def media_put(relative: str, source: Path | bytes) -> Path:
-    return _place(Path(settings.MEDIA_ROOT), relative, source)
+    return place_file(Path(settings.MEDIA_ROOT), relative, source)
 
 
 def media_path(relative: str) -> Path:
@@ -52,7 +52,7 @@ def media_path(relative: str) -> Path:
 
 
 def sequestered_put(relative: str, source: Path | bytes) -> Path:
-    return _place(Path(settings.SEQUESTERED_ROOT), relative, source)
+    return place_file(Path(settings.SEQUESTERED_ROOT), relative, source)
 
 
 def sequestered_path(relative: str) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from validation import dataset_sources
+from validation.bounded_io import LimitedReader
 from validation.dataset_sources import (
     MANIFEST_NAME,
     DatasetSourceError,
@@ -512,7 +513,7 @@ def test_the_streaming_count_does_not_trust_declared_sizes(tmp_path: Path) -> No
 
 
 def test_a_tar_stream_is_bounded_below_tarfile(tmp_path: Path) -> None:
-    reader = dataset_sources._LimitedReader(_Zeros(), 1000)
+    reader = LimitedReader(_Zeros(), 1000, dataset_sources._too_large)
     with pytest.raises(DatasetSourceError, match="exceeds the limit"):
         io.BufferedReader(reader).read(5000)
 

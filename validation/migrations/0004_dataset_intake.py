@@ -82,10 +82,4 @@ class Migration(migrations.Migration):
         ),
         # SQLite rebuilds a table to add columns, dropping its triggers: install it again.
         install_append_only("validation_datasetversion", frozen_when="OLD.status = 'sealed'"),
-        # Cases of a sealed version are as frozen as the version (the Merkle root covers them).
-        install_append_only(
-            "validation_case",
-            frozen_when="(SELECT status FROM validation_datasetversion "
-            "WHERE id = OLD.dataset_version_id) = 'sealed'",
-        ),
     ]

@@ -43,7 +43,9 @@ class Migration(migrations.Migration):
                 ('version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='validation.datasetversion')),
             ],
         ),
-        # SQLite rebuilds a table to add columns, dropping its triggers: install it again.
+        # Cases of a sealed version are as frozen as the version (the Merkle root covers them).
+        # Installed after the columns above: SQLite rebuilds a table to add columns, dropping
+        # its triggers.
         install_append_only(
             "validation_case",
             frozen_when="(SELECT status FROM validation_datasetversion "

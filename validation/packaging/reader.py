@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
+from validation.bounded_io import LimitedReader
 from validation.packaging.manifest import MANIFEST_NAME, MODEL_FORMATS, MODEL_NAME
 
 DEFAULT_MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
@@ -32,30 +33,8 @@ class PackageError(Exception):
         self.reason = reason
 
 
-class _LimitedReader(io.RawIOBase):
-    """Counts the (decompressed) bytes read and refuses to go past `limit`: the bomb guard.
-
-    It also bounds tarfile's own reads of pax and GNU long-name headers, whose sizes come from
-    the archive and which tarfile would otherwise read into memory whole.
-    """
-
-    def __init__(self, raw: Any, limit: int) -> None:
-        super().__init__()
-        self._raw = raw
-        self._limit = limit
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        wanted = min(len(buffer), self._limit - self.count + 1)
-        data = self._raw.read(wanted)
-        self.count += len(data)
-        if self.count > self._limit:
-            raise PackageError("the archive's decompressed size exceeds the limit")
-        buffer[: len(data)] = data
-        return len(data)
+def _too_large() -> PackageError:
+    return PackageError("the archive's decompressed size exceeds the limit")
 
 
 class PackageContents(NamedTuple):
@@ -99,7 +78,7 @@ def read_package_contents(
         # Headers and padding come on top of member data: allow one block each plus two
         # header blocks per member and the end-of-archive record (tarfile reads 20 blocks).
         overhead = (3 * max_members + 40) * _TAR_BLOCK
-        limited = io.BufferedReader(_LimitedReader(source, max_total_bytes + overhead))
+        limited = io.BufferedReader(LimitedReader(source, max_total_bytes + overhead, _too_large))
         try:
             contents = _read_members(limited, max_total_bytes, max_members)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:

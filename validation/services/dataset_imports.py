@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from validation.errors import ApplicationError
 from validation.models import Dataset, DatasetImport
-from validation.services.datasets import _require_steward, dataset_version_import
+from validation.services.datasets import dataset_version_import, require_steward
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -29,7 +29,7 @@ def _uploads_root() -> Path:
 def dataset_import_request(*, actor, dataset: Dataset, upload) -> DatasetImport:
     """Keep the uploaded archive and queue its import. The archive's checks (format, members,
     sizes) and the manifest's run in the task; a refusal is recorded on the import."""
-    _require_steward(actor, dataset.partner)
+    require_steward(actor, dataset.partner)
     max_bytes = settings.DATASET_MAX_ARCHIVE_BYTES
     if upload.size > max_bytes:
         raise ApplicationError(f"The archive is larger than the limit of {max_bytes} bytes.")

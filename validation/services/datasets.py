@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ from validation.models import (
     Role,
 )
 from validation.selectors import org_ids_of
+from validation.storage import place_file
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ PROGRESS_EVERY = 100
 Progress = Callable[[int, int], None]
 
 
-def _require_steward(actor, partner: Organisation) -> None:
+def require_steward(actor, partner: Organisation) -> None:
     if partner.pk not in org_ids_of(actor, Role.PARTNER_STEWARD):
         raise PermissionDenied("Only a steward of this partner may manage its datasets.")
 
@@ -73,7 +75,7 @@ def dataset_create(
     card_min_cell: int = 5,
 ) -> Dataset:
     """Register a dataset for a partner. Emits DATASET_CREATED."""
-    _require_steward(actor, partner)
+    require_steward(actor, partner)
     if identity_policy not in Dataset.IdentityPolicy.values:
         raise ApplicationError(
             f"identity_policy must be one of {', '.join(Dataset.IdentityPolicy.values)}."
@@ -287,29 +289,25 @@ def dataset_version_import(
     archive holding a manifest CSV (``manifest.csv``, or a CSV file given directly) and the
     files it lists. Refuses with every problem by line, storing nothing; audits the refusal.
     Emits DATASET_VERSION_IMPORTED and DATASET_VERSION_SEALED."""
-    _require_steward(actor, dataset.partner)
+    require_steward(actor, dataset.partner)
     staging_root = Path(settings.SEQUESTERED_ROOT) / "incoming"
     source = Path(source)
+    given_csv = source.is_file() and source.suffix.lower() == ".csv"
     try:
-        if source.is_file() and source.suffix.lower() == ".csv":
-            version = _import_rows(
-                actor, dataset, source, staging_root, workers or _workers(), progress
-            )
-        else:
-            with staged_dataset_source(
+        with (
+            nullcontext(source.parent)
+            if given_csv
+            else staged_dataset_source(
                 source,
                 staging_root=staging_root,
                 max_archive_bytes=settings.DATASET_MAX_ARCHIVE_BYTES,
                 max_total_bytes=settings.DATASET_MAX_UNPACKED_BYTES,
-            ) as root:
-                version = _import_rows(
-                    actor,
-                    dataset,
-                    find_manifest(root),
-                    staging_root,
-                    workers or _workers(),
-                    progress,
-                )
+            )
+        ) as root:
+            manifest = source if given_csv else find_manifest(root)
+            version = _import_rows(
+                actor, dataset, manifest, staging_root, workers or _workers(), progress
+            )
     except DatasetSourceError as exc:
         _refuse(actor, dataset, ApplicationError(f"The source was refused: {exc.reason}"))
     except ApplicationError as exc:
@@ -414,11 +412,7 @@ def _stage_mask(store: Path, mask: np.ndarray) -> tuple[str, str]:
     data = buffer.getvalue()
     sha = hashlib.sha256(data).hexdigest()
     relpath = f"masks/{sha[:2]}/{sha}.npy"
-    target = store / relpath
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        target.chmod(0o444)
+    place_file(store, relpath, data)
     return relpath, sha
 
 
@@ -496,7 +490,7 @@ def dataset_grant(
     """The partner allows a vendor (None: any vendor) to be validated on this version under a
     protocol (None: any), at most `max_runs` times per vendor (None: no cap beyond the
     protocol's). Emits DATASET_GRANTED."""
-    _require_steward(actor, dataset_version.dataset.partner)
+    require_steward(actor, dataset_version.dataset.partner)
     if dataset_version.status != DatasetVersion.Status.SEALED:
         raise ApplicationError("Only a sealed dataset version can be granted.")
     if vendor is not None and vendor.kind != Organisation.Kind.VENDOR:
@@ -534,7 +528,7 @@ def dataset_grant_revoke(*, actor, grant: DatasetGrant) -> DatasetGrant:
         .select_related("dataset_version__dataset__partner")
         .get(pk=grant.pk)
     )
-    _require_steward(actor, grant.dataset_version.dataset.partner)
+    require_steward(actor, grant.dataset_version.dataset.partner)
     if grant.revoked_at is not None:
         raise ApplicationError("This grant is already revoked.", status_code=409)
     DatasetGrant.objects.filter(pk=grant.pk).update(revoked_at=timezone.now(), revoked_by=actor)

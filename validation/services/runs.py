@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from audit.models import AuditAction
@@ -24,7 +23,6 @@ from validation.ml.localisation import cam_to_uint8, localisation_agreement
 from validation.ml.preprocess import InputSpec, batch_inputs
 from validation.ml.scores import positive_scores
 from validation.models import (
-    DatasetGrant,
     DatasetVersion,
     Explanation,
     ModelPackage,
@@ -34,7 +32,13 @@ from validation.models import (
 )
 from validation.runner.client import RunnerError
 from validation.runner_pool import runner_discard, runner_for, runner_is_sandboxed
-from validation.selectors import active_grant_for, cases_for_run, is_validation_team, runs_used
+from validation.selectors import (
+    active_grant_for,
+    active_grants,
+    cases_for_run,
+    is_validation_team,
+    runs_used,
+)
 from validation.services.protocols import protocol_lock
 from validation.services.scoring import run_compute_metrics
 from validation.storage import case_dicom_bytes
@@ -78,11 +82,8 @@ def _check_run_caps(*, dataset_version, vendor, protocol: Protocol) -> None:
     caps = []
     if protocol.document.get("max_runs_per_vendor") is not None:
         caps.append((protocol.document["max_runs_per_vendor"], "the protocol allows"))
-    grants = DatasetGrant.objects.filter(
-        Q(vendor=vendor) | Q(vendor__isnull=True),
-        Q(protocol=protocol) | Q(protocol__isnull=True),
-        dataset_version=dataset_version,
-        revoked_at__isnull=True,
+    grants = active_grants(
+        dataset_version=dataset_version, vendor=vendor, protocol=protocol
     ).values_list("max_runs", flat=True)
     if None not in grants:
         caps.append((max(grants), "the partner's grant allows"))
