@@ -224,3 +224,21 @@ def test_vendors_read_only_the_cards_of_versions_granted_to_them(world, granted)
 def test_small_cells_are_suppressed_with_their_complement(counts, expected):
     rows = counts_disclosed(counts, min_cell=5)
     assert [(r["group"], r.get("n")) for r in rows] == expected
+
+
+def test_an_upload_whose_job_cannot_be_recorded_leaves_nothing_behind(world, settings, monkeypatch):
+    from validation.models import DatasetImport
+
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
+
+    def refuse(**kwargs):
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(DatasetImport.objects, "create", refuse)
+    upload = io.BytesIO(b"PK\x05\x06" + b"\x00" * 18)
+    upload.name = "empty.zip"
+    with pytest.raises(RuntimeError):
+        _client(world.steward).post(
+            f"/api/v1/datasets/{dataset.pk}/imports/", {"file": upload}, format="multipart"
+        )
+    assert [p for p in Path(settings.SEQUESTERED_ROOT).rglob("*") if p.is_file()] == []

@@ -34,19 +34,23 @@ def dataset_import_request(*, actor, dataset: Dataset, upload) -> DatasetImport:
     if upload.size > max_bytes:
         raise ApplicationError(f"The archive is larger than the limit of {max_bytes} bytes.")
     fd, staged = tempfile.mkstemp(prefix="upload-", suffix=".bin", dir=_uploads_root())
-    with open(fd, "wb") as out:
-        for chunk in upload.chunks(CHUNK):
-            out.write(chunk)
-    with transaction.atomic():
-        job = DatasetImport.objects.create(
-            dataset=dataset,
-            requested_by=actor,
-            source_name=(upload.name or "upload")[-255:],
-            staged_path=str(Path(staged).relative_to(settings.SEQUESTERED_ROOT)),
-        )
-        from validation import tasks
+    try:
+        with open(fd, "wb") as out:
+            for chunk in upload.chunks(CHUNK):
+                out.write(chunk)
+        with transaction.atomic():
+            job = DatasetImport.objects.create(
+                dataset=dataset,
+                requested_by=actor,
+                source_name=(upload.name or "upload")[-255:],
+                staged_path=str(Path(staged).relative_to(settings.SEQUESTERED_ROOT)),
+            )
+            from validation import tasks
 
-        transaction.on_commit(lambda: tasks.dataset_import.delay(import_id=job.pk))
+            transaction.on_commit(lambda: tasks.dataset_import.delay(import_id=job.pk))
+    except BaseException:
+        Path(staged).unlink(missing_ok=True)  # no partner data left behind without its job
+        raise
     return job
 
 
