@@ -16,13 +16,14 @@ import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from validation.ml.deidentify import deidentify, encode_file, identifying_elements
-from validation.ml.dicom_splice import snapshot, splice_file
+from validation.ml.dicom_splice import snapshot, splice_deidentified
 from validation.ml.preprocess import (
     DicomReadError,
     check_decodable,
@@ -83,12 +84,14 @@ def ingest_file(path: str | os.PathLike, policy: IngestPolicy) -> IngestedFile:
         result.error = exc.reason
         return result
     read = snapshot(ds, data)
-    result.attributes = dicom_attributes(ds)
     try:
         result.shape = check_decodable(ds)
     except DicomReadError as exc:
         result.error = exc.reason
         return result
+    finally:
+        # Before any de-identification; after the decode, which already read the image module.
+        result.attributes = dicom_attributes(ds)
     if policy.identity == "reject":
         found = identifying_elements(ds)
         if found:
@@ -101,9 +104,10 @@ def ingest_file(path: str | os.PathLike, policy: IngestPolicy) -> IngestedFile:
         stored = data
     else:
         try:
-            changed: set = set()
-            deidentify(ds, uid_secret=policy.uid_secret, changed=changed)
-            stored = splice_file(ds, read, changed) or encode_file(ds)
+            stored = splice_deidentified(ds, read, policy.uid_secret)
+            if stored is None:
+                deidentify(ds, uid_secret=policy.uid_secret)
+                stored = encode_file(ds)
         except Exception as exc:  # e.g. no SOP Class UID: not storable as a Part-10 file
             result.error = f"could not be de-identified: {type(exc).__name__}: {exc}"[:300]
             return result
@@ -147,14 +151,24 @@ def ingest_files(
         finally:
             close_packs()
         return
-    # forkserver: children fork from a clean server process, not from a Django process holding
-    # database connections and threads; they import only this module's pure dependencies.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["validation.ingest"])
+    context = start_workers()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         yield from pool.map(
             ingest_file, paths, [policy] * len(paths), chunksize=_chunk(len(paths), workers)
         )
+
+
+def start_workers() -> multiprocessing.context.BaseContext:
+    """Start (once per process) the server that ingest workers fork from, and return its context.
+
+    forkserver: children fork from a clean server process, not from a Django process holding
+    database connections and threads, and they import only this module's pure dependencies.
+    The server imports them once (about half a second); calling this before other work (reading
+    the manifest) overlaps that with it, and later imports in the same process fork at once."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["validation.ingest"])
+    forkserver.ensure_running()
+    return context
 
 
 def _chunk(n: int, workers: int) -> int:

@@ -124,7 +124,7 @@ def deidentify(
     counts: Counter[str] = Counter({key: 0 for key in _COUNT_KEYS})
     _deidentify_dataset(ds, uid_secret, counts, changed)
     _sync_file_meta(ds, uid_secret, counts)
-    _mark_deidentified(ds)
+    mark_deidentified(ds)
     if changed is not None:
         changed.update(Tag(k) for k in _MARK_KEYWORDS)
     return {key: counts[key] for key in _COUNT_KEYS}
@@ -146,10 +146,10 @@ def _table_action(tag: BaseTag) -> str | None:
 
 def _element_action(elem: DataElement) -> str | None:
     """The single action (X, Z, D, U or K = keep and recurse) this module applies to `elem`."""
-    return _resolve(elem.tag, elem.VR)
+    return action_for(elem.tag, elem.VR)
 
 
-def _resolve(tag: BaseTag, vr: str) -> str | None:
+def action_for(tag: BaseTag, vr: str) -> str | None:
     """The single action for a tag of this VR.
 
     A UI element never gets a dummy: D on a UID (Annotation Group UID) becomes the same consistent
@@ -189,7 +189,7 @@ def _touched(ds: Dataset) -> list[BaseTag]:
     ]
 
 
-def _raw_is_empty(ds: Dataset, tag: BaseTag, vr: str) -> bool:
+def raw_is_empty(ds: Dataset, tag: BaseTag, vr: str) -> bool:
     item = ds.get_item(tag)
     if isinstance(item, RawDataElement) and vr != "SQ":
         return item.length == 0 or (item.value is not None and not item.value.strip(b"\x00 \\"))
@@ -203,30 +203,30 @@ def _deidentify_dataset(
     Removed, emptied and dummied elements are never decoded; only UIDs and sequences are."""
     for tag in _touched(ds):
         before = counts.total()
-        _deidentify_element(ds, tag, secret, counts)
+        deidentify_element(ds, tag, secret, counts)
         if changed is not None and counts.total() != before:
             changed.add(tag)
 
 
-def _deidentify_element(ds: Dataset, tag: BaseTag, secret: bytes, counts: Counter[str]) -> None:
+def deidentify_element(ds: Dataset, tag: BaseTag, secret: bytes, counts: Counter[str]) -> None:
     if tag.element == 0x0000:
         # Group lengths are retired and would be wrong once elements are removed.
         del ds[tag]
         return
     vr = _vr_of(ds, tag)
-    action = _resolve(tag, vr)
+    action = action_for(tag, vr)
     if action == "X":
         del ds[tag]
         counts["removed"] += 1
     elif action in ("Z", "D", "U"):
-        if _raw_is_empty(ds, tag, vr):
+        if raw_is_empty(ds, tag, vr):
             return  # identifies nobody; D would invent a value the source did not have
         if action == "U":
             elem = ds[tag]
             elem.value = _map_uid_value(elem.value, secret)
             counts["uids_replaced"] += 1
         else:
-            value = _empty_value(vr) if action == "Z" else _dummy_value(vr)
+            value = _empty_value(vr) if action == "Z" else dummy_value(vr)
             ds[tag] = DataElement(tag, vr, value)
             counts["emptied" if action == "Z" else "dummied"] += 1
     elif vr == "SQ":
@@ -239,7 +239,7 @@ def _empty_value(vr: str) -> object:
     return Sequence() if vr == "SQ" else empty_value_for_VR(vr)
 
 
-def _dummy_value(vr: str) -> object:
+def dummy_value(vr: str) -> object:
     """A value valid for the VR that carries no information; zero-length where none exists.
 
     CS and UR have no neutral value ("ANONYMIZED" would be an invalid defined term), AT would
@@ -258,8 +258,8 @@ def _dummy_value(vr: str) -> object:
 
 
 def _is_dummy(elem: DataElement) -> bool:
-    """Whether `elem` already holds the dummy `_dummy_value` writes for its VR."""
-    dummy = _dummy_value(elem.VR)
+    """Whether `elem` already holds the dummy `dummy_value` writes for its VR."""
+    dummy = dummy_value(elem.VR)
     if isinstance(dummy, str):
         return str(elem.value) == dummy
     return elem.value == dummy
@@ -275,7 +275,7 @@ def _is_empty(elem: DataElement) -> bool:
 # --- UIDs ---------------------------------------------------------------------------------------
 
 
-def _new_uid(uid: str, secret: bytes) -> str:
+def replacement_uid(uid: str, secret: bytes) -> str:
     """Deterministic replacement UID under the 2.25 arc (UUID-derived, PS3.5 B.2): at most
     5 + 39 digits, no leading zeros, so always a valid UID of <= 64 characters."""
     digest = hmac.new(secret, uid.strip("\x00 ").encode("utf-8"), hashlib.sha256).digest()
@@ -285,8 +285,8 @@ def _new_uid(uid: str, secret: bytes) -> str:
 def _map_uid_value(value: object, secret: bytes) -> object:
     """Map a single or multi-valued UI value, keeping empty components empty."""
     if isinstance(value, MultiValue | list | tuple):
-        return [_new_uid(str(v), secret) if v else v for v in value]
-    return _new_uid(str(value), secret)
+        return [replacement_uid(str(v), secret) if v else v for v in value]
+    return replacement_uid(str(value), secret)
 
 
 def _sync_file_meta(ds: Dataset, secret: bytes, counts: Counter[str]) -> None:
@@ -297,7 +297,7 @@ def _sync_file_meta(ds: Dataset, secret: bytes, counts: Counter[str]) -> None:
     if "SOPInstanceUID" in ds and ds.SOPInstanceUID:
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     elif meta.MediaStorageSOPInstanceUID:
-        meta.MediaStorageSOPInstanceUID = _new_uid(meta.MediaStorageSOPInstanceUID, secret)
+        meta.MediaStorageSOPInstanceUID = replacement_uid(meta.MediaStorageSOPInstanceUID, secret)
     else:
         return
     counts["uids_replaced"] += 1
@@ -336,7 +336,7 @@ _MARK_KEYWORDS = (
 )
 
 
-def _mark_deidentified(ds: Dataset) -> None:
+def mark_deidentified(ds: Dataset) -> None:
     """Record in the file itself that, and how, it was de-identified (PS3.15 E.1.1 item 5)."""
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = list(_METHOD_VALUES)

@@ -31,7 +31,7 @@ from audit.models import AuditAction
 from audit.services import audit_record
 from validation.dataset_sources import DatasetSourceError, find_manifest, staged_dataset_source
 from validation.errors import ApplicationError, PermissionDenied
-from validation.ingest import IngestedFile, IngestPolicy, ingest_files, mask_bbox
+from validation.ingest import IngestedFile, IngestPolicy, ingest_files, mask_bbox, start_workers
 from validation.merkle import merkle_root
 from validation.models import (
     Case,
@@ -105,7 +105,7 @@ def dataset_create(
 
 def parse_manifest(manifest_path: Path) -> list[dict]:
     """Read and check every row; raise one ApplicationError listing each problem by line."""
-    root = manifest_path.parent
+    root = manifest_path.parent.resolve()
     try:
         handle = open(manifest_path, newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -168,7 +168,7 @@ def _raise_if(errors: list[str], message: str) -> None:
 
 def _inside(root: Path, rel: str, what: str, problems: list[str]) -> Path | None:
     path = (root / rel).resolve()
-    if not rel or not path.is_relative_to(root.resolve()):
+    if not rel or not path.is_relative_to(root):  # root is resolved once, by parse_manifest
         problems.append(f"{what} {rel!r} must be a path inside the manifest's folder")
     elif not path.is_file():
         problems.append(f"{what} {rel!r} does not exist")
@@ -331,6 +331,8 @@ def _import_rows(
     actor, dataset: Dataset, manifest: Path, staging_root: Path, workers: int, progress
 ) -> DatasetVersion:
     started = time.monotonic()
+    if workers > 1:
+        start_workers()  # the worker server starts while the manifest is read
     rows = parse_manifest(manifest)
     staging_root.mkdir(parents=True, exist_ok=True)
     store = Path(tempfile.mkdtemp(prefix="store-", dir=staging_root))
