@@ -6,6 +6,15 @@ import json
 import jsonschema
 
 METRICS = ["auc", "sensitivity", "specificity", "ppv", "npv", "accuracy"]
+# Between-group disparities of the decision (subgroups.fairness_summary computes each).
+DISPARITIES = [
+    "tpr_difference",
+    "fpr_difference",
+    "equalized_odds_difference",
+    "demographic_parity_difference",
+]
+_COMPARATOR = {"enum": [">=", ">", "<=", "<"]}
+_BOUND = {"enum": ["estimate", "lower", "upper"]}
 
 PROTOCOL_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -43,8 +52,8 @@ PROTOCOL_SCHEMA = {
                 "required": ["metric", "bound", "comparator", "value"],
                 "properties": {
                     "metric": {"enum": METRICS},
-                    "bound": {"enum": ["estimate", "lower", "upper"]},
-                    "comparator": {"enum": [">=", ">", "<=", "<"]},
+                    "bound": _BOUND,
+                    "comparator": _COMPARATOR,
                     "value": {"type": "number", "minimum": 0, "maximum": 1},
                 },
             },
@@ -58,11 +67,49 @@ PROTOCOL_SCHEMA = {
                 "properties": {
                     "attribute": {"type": "string", "minLength": 1, "maxLength": 64},
                     "bins": {"type": "array", "items": {"type": "number"}, "minItems": 2},
+                    # Pre-specified subgroups are confirmatory; exploratory ones get their
+                    # disparity p-values adjusted for multiplicity (see "multiplicity").
+                    "exploratory": {"type": "boolean"},
                 },
             },
         },
         "min_cell_size": {"type": "integer", "minimum": 1},
-        "failure_policy": {"enum": ["exclude-and-report"]},
+        # exclude-and-report: failed cases are counted and listed, not scored.
+        # score-as-error: a failed case counts as a wrong decision (a positive as a false
+        # negative, a negative as a false positive) and as the worst score for the AUC.
+        "failure_policy": {"enum": ["exclude-and-report", "score-as-error"]},
+        "interval_method": {"enum": ["wilson", "clopper-pearson"]},
+        "bootstrap": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["replicates", "seed"],
+            "properties": {
+                "replicates": {"type": "integer", "minimum": 0, "maximum": 20000},
+                "seed": {"type": "integer", "minimum": 0},
+                "method": {"enum": ["bca", "percentile"]},
+            },
+        },
+        "multiplicity": {"enum": ["holm", "bh", "none"]},
+        "calibration": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"bins": {"type": "integer", "minimum": 2, "maximum": 50}},
+        },
+        "fairness_criteria": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["attribute", "metric", "bound", "comparator", "value"],
+                "properties": {
+                    "attribute": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "metric": {"enum": DISPARITIES},
+                    "bound": _BOUND,
+                    "comparator": _COMPARATOR,
+                    "value": {"type": "number", "minimum": -1, "maximum": 1},
+                },
+            },
+        },
         "explain": {
             "type": "object",
             "additionalProperties": False,
@@ -82,6 +129,11 @@ DEFAULTS = {
     "secondary_endpoints": ["sensitivity", "specificity"],
     "confidence_level": 0.95,
     "failure_policy": "exclude-and-report",
+    "interval_method": "wilson",
+    "bootstrap": {"replicates": 2000, "seed": 20261123, "method": "bca"},
+    "multiplicity": "holm",
+    "calibration": {"bins": 10},
+    "fairness_criteria": [],
     "explain": {"cases": "positives"},
     "required_signatures": ["reviewed", "approved"],
 }
@@ -94,6 +146,26 @@ def protocol_errors(document) -> list[str]:
     for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
         path = "/".join(str(p) for p in error.absolute_path) or "(document)"
         errors.append(f"{path}: {error.message}")
+    return errors or _consistency_errors(document)
+
+
+def _consistency_errors(document: dict) -> list[str]:
+    """What the schema cannot say: bins must increase, an attribute is declared once, and a
+    fairness criterion names a declared subgroup attribute."""
+    errors = []
+    declared = [spec["attribute"] for spec in document.get("subgroups", [])]
+    for i, spec in enumerate(document.get("subgroups", [])):
+        bins = spec.get("bins")
+        if bins and any(b <= a for a, b in zip(bins, bins[1:], strict=False)):
+            errors.append(f"subgroups/{i}/bins: must be strictly increasing, got {bins}")
+        if spec["attribute"] in declared[:i]:
+            errors.append(f"subgroups/{i}/attribute: {spec['attribute']!r} is declared twice")
+    for i, criterion in enumerate(document.get("fairness_criteria", [])):
+        if criterion["attribute"] not in declared:
+            errors.append(
+                f"fairness_criteria/{i}/attribute: {criterion['attribute']!r} is not one of the "
+                f"protocol's subgroup attributes ({', '.join(declared) or 'none declared'})"
+            )
     return errors
 
 

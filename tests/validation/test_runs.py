@@ -74,7 +74,15 @@ def test_every_stage_is_idempotent_and_nothing_is_dropped(
         runs.run_score(run_id=run.pk)
         runs.run_score(run_id=run.pk)
     sections = {m.section: m.value for m in MetricResult.objects.filter(run=run)}
-    assert set(sections) == {"primary", "subgroups", "fairness", "failures", "acceptance"}
+    assert set(sections) == {
+        "primary",
+        "subgroups",
+        "fairness",
+        "failures",
+        "acceptance",
+        "bootstrap",
+        "calibration",
+    }
     assert sections["failures"]["by_category"] == [{"category": "unreadable", "n": 1}]
     assert sections["primary"]["counts"]["n"] == 16
     assert {row["attribute"] for row in sections["subgroups"]} == {"sex", "manufacturer"}

@@ -112,9 +112,14 @@ def aggregate_results(sections: dict, *, audience: str) -> dict:
     minimum size lose every number but their label for vendors and partners."""
     subgroups = subgroups_disclosed(sections.get("subgroups", []), audience=audience)
     primary = dict(sections.get("primary", {}))
+    bootstrap = dict(sections.get("bootstrap") or {})
+    if bootstrap:
+        bootstrap["subgroups"] = subgroups_disclosed(bootstrap["subgroups"], audience=audience)
     return {
         "primary": primary,
         "subgroups": subgroups,
+        "bootstrap": bootstrap,
+        "calibration": sections.get("calibration", {}),
         "fairness": sections.get("fairness", []),
         "failures": sections.get("failures", {}),
         "acceptance": sections.get("acceptance", {}),

@@ -1,28 +1,43 @@
 """Evaluating a protocol's pre-registered acceptance criteria against measured intervals."""
 
+import math
 import operator
 
 COMPARATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
-def evaluate_criteria(criteria: list[dict], intervals: dict[str, dict]) -> list[dict]:
+def evaluate_criteria(
+    criteria: list[dict], intervals: dict[str, dict], *, level: float = 0.95, subject: str = ""
+) -> list[dict]:
     """Each criterion names a metric, which bound of its interval to use (estimate, lower,
-    upper), a comparator and a value. A metric that could not be computed fails."""
+    upper), a comparator and a value. A metric that could not be computed, or a bound its
+    method does not give (a point estimate has no interval), fails; `note` says why. Each
+    result keeps the criterion, the observed number, the method and a readable name."""
     results = []
+    percent = f"{level * 100:g}%"
     for criterion in criteria:
         interval = intervals.get(criterion["metric"]) or {}
         observed = interval.get(criterion["bound"])
+        if observed is not None and isinstance(observed, float) and math.isnan(observed):
+            observed = None
         passed = observed is not None and COMPARATORS[criterion["comparator"]](
             observed, criterion["value"]
         )
         bound = {
-            "lower": "lower 95% bound of",
-            "upper": "upper 95% bound of",
+            "lower": f"lower {percent} bound of",
+            "upper": f"upper {percent} bound of",
             "estimate": "point estimate of",
         }[criterion["bound"]]
         metric = criterion["metric"]
-        shown = metric.upper() if metric in {"auc", "ppv", "npv"} else metric
-        name = f"{bound} {shown} {criterion['comparator']} {criterion['value']:g}"
+        shown = metric.upper() if metric in {"auc", "ppv", "npv"} else metric.replace("_", " ")
+        name = f"{subject}{bound} {shown} {criterion['comparator']} {criterion['value']:g}"
+        note = ""
+        if observed is None:
+            note = (
+                f"{shown} could not be computed"
+                if not interval
+                else f"{interval.get('method') or 'its method'} gives no {criterion['bound']}"
+            )
         results.append(
             {
                 **criterion,
@@ -30,6 +45,7 @@ def evaluate_criteria(criteria: list[dict], intervals: dict[str, dict]) -> list[
                 "observed": observed,
                 "passed": bool(passed),
                 "method": interval.get("method", ""),
+                "note": note,
             }
         )
     return results

@@ -8,6 +8,18 @@ tests reproduce published values (pROC's aSAH examples, the FDA 2007 guidance).
 
 from ._base import Interval, MetricInputError, to_jsonable
 from .binary import binary_metrics, confusion_counts
+from .bootstrap import (
+    BootstrapDistributions,
+    bca_bounds,
+    bootstrap_distributions,
+    bootstrap_indices,
+    bootstrap_metrics,
+    bootstrap_subgroup_metrics,
+    jackknife_acceleration,
+    percentile_bounds,
+)
+from .calibration import calibration_summary, reliability_bins
+from .multiplicity import adjust, benjamini_hochberg, holm, two_proportion_p_value
 from .proportions import (
     clopper_pearson_interval,
     likelihood_ratios,
@@ -20,21 +32,35 @@ from .subgroups import fairness_summary, group_labels, subgroup_table
 
 __all__ = [
     "AucResult",
+    "BootstrapDistributions",
     "Interval",
     "MetricInputError",
     "PairedAucResult",
+    "adjust",
     "auc_delong",
+    "bca_bounds",
+    "benjamini_hochberg",
     "binary_metrics",
+    "bootstrap_distributions",
+    "bootstrap_indices",
+    "bootstrap_metrics",
+    "bootstrap_subgroup_metrics",
+    "calibration_summary",
     "clopper_pearson_interval",
     "confusion_counts",
     "delong_paired",
     "fairness_summary",
     "group_labels",
+    "holm",
+    "jackknife_acceleration",
     "likelihood_ratios",
     "newcombe_difference_interval",
+    "percentile_bounds",
     "proportion_interval",
+    "reliability_bins",
     "roc_points",
     "subgroup_table",
     "to_jsonable",
+    "two_proportion_p_value",
     "wilson_interval",
 ]

@@ -1,0 +1,222 @@
+"""The full metric set of a run as the protocol plans it (validation.ml.evaluation). No Django."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from statsmodels.stats.multitest import multipletests
+
+from validation.ml.evaluation import Plan, evaluate
+from validation.ml.metrics.calibration import calibration_summary
+from validation.protocol_document import protocol_errors, with_defaults
+
+PROTOCOL = {
+    "schema_version": "1.0",
+    "task": "binary-classification",
+    "primary_endpoint": "auc",
+    "operating_point": {"source": "vendor-declared"},
+    "acceptance_criteria": [
+        {"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.6},
+        {"metric": "sensitivity", "bound": "estimate", "comparator": ">=", "value": 0.5},
+    ],
+    "subgroups": [
+        {"attribute": "sex"},
+        {"attribute": "site", "exploratory": True},
+        {"attribute": "scanner", "exploratory": True},
+    ],
+    "min_cell_size": 20,
+    "bootstrap": {"replicates": 300, "seed": 7},
+}
+
+
+def _study(n=600, seed=3):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    site = rng.choice(["A", "B", "C"], n)
+    # Site C is harder: its positives score lower, so its TPR is lower.
+    shift = np.where(site == "C", -1.0, 0.0)
+    logits = rng.normal(0, 1, n) + y * (1.6 + shift)
+    scores = 1 / (1 + np.exp(-(logits - 0.8)))
+    groups = {
+        "sex": rng.choice(["F", "M"], n),
+        "site": site,
+        "scanner": np.where(np.arange(n) < 8, "rare", rng.choice(["X", "Y"], n)),
+    }
+    return y, scores, groups
+
+
+def _plan(**changes):
+    document = with_defaults({**PROTOCOL, **changes})
+    assert protocol_errors(document) == []
+    return Plan.from_protocol(document, threshold=0.5)
+
+
+def test_failed_cases_are_excluded_and_counted():
+    y, s, groups = _study()
+    s = s.copy()
+    s[[0, 1, 2]] = np.nan
+    result = evaluate(y, s, groups, _plan())
+    assert result["scoring"]["n_failed"] == 3
+    assert result["scoring"]["n_scored"] == len(y) - 3
+    assert result["primary"]["counts"]["n"] == len(y) - 3
+    keep = ~np.isnan(s)
+    assert result["primary"]["auc"]["estimate"] == pytest.approx(roc_auc_score(y[keep], s[keep]))
+
+
+def test_score_as_error_counts_each_failure_as_a_wrong_decision_and_worst_rank():
+    y, s, groups = _study()
+    s = s.copy()
+    failed = np.array([i for i in range(40) if i % 4 == 0])
+    s[failed] = np.nan
+    result = evaluate(y, s, groups, _plan(failure_policy="score-as-error"))
+    ok = ~np.isnan(s)
+    counts = result["primary"]["counts"]
+    assert counts["n"] == len(y)
+    tp = int(((s >= 0.5) & (y == 1) & ok).sum())
+    fp_scored = int(((s >= 0.5) & (y == 0) & ok).sum())
+    assert counts["tp"] == tp
+    assert counts["fn"] == int((y == 1).sum()) - tp
+    assert counts["fp"] == fp_scored + int((y[failed] == 0).sum())
+    worst = np.where(ok, s, np.where(y == 1, -10.0, 10.0))
+    assert result["primary"]["auc"]["estimate"] == pytest.approx(roc_auc_score(y, worst))
+    # Calibration sees only the model's own probabilities.
+    assert result["calibration"]["n"] == int(ok.sum())
+
+
+def test_exploratory_disparity_p_values_are_adjusted_as_one_family():
+    y, s, groups = _study()
+    result = evaluate(y, s, groups, _plan(multiplicity="holm"))
+    rows = {row["attribute"]: row for row in result["fairness"]}
+    assert "tpr_p_adjusted" not in rows["sex"]
+    assert rows["sex"]["multiplicity"] == "none (pre-specified)"
+    family = [rows[a][k] for a in ("site", "scanner") for k in ("tpr_p_value", "fpr_p_value")]
+    expected = multipletests(family, method="holm")[1]
+    adjusted = [
+        rows[a][k] for a in ("site", "scanner") for k in ("tpr_p_adjusted", "fpr_p_adjusted")
+    ]
+    assert adjusted == pytest.approx(expected, abs=1e-12)
+    # The harder site shows a real TPR gap.
+    assert rows["site"]["tpr_min_group"] == "C"
+    assert rows["site"]["tpr_p_value"] < 0.01
+
+
+def test_fairness_criteria_pass_or_fail_on_the_numbers_they_name():
+    y, s, groups = _study()
+    criteria = [
+        {
+            "attribute": "site",
+            "metric": "tpr_difference",
+            "bound": "upper",
+            "comparator": "<=",
+            "value": 0.05,
+        },
+        {
+            "attribute": "sex",
+            "metric": "equalized_odds_difference",
+            "bound": "estimate",
+            "comparator": "<=",
+            "value": 0.9,
+        },
+        {
+            "attribute": "sex",
+            "metric": "demographic_parity_difference",
+            "bound": "upper",
+            "comparator": "<=",
+            "value": 0.9,
+        },
+    ]
+    result = evaluate(y, s, groups, _plan(fairness_criteria=criteria))
+    rows = {row["attribute"]: row for row in result["fairness"]}
+    judged = result["acceptance"]["criteria"][2:]
+    assert judged[0]["observed"] == rows["site"]["tpr_difference"]["upper"]
+    assert judged[0]["passed"] is False  # site C's gap is far above 5 points
+    assert judged[0]["name"].startswith("Site: upper 95% bound of tpr difference")
+    assert judged[1]["observed"] == rows["sex"]["equalized_odds_difference"]
+    assert judged[1]["passed"] is True
+    assert judged[2]["passed"] is False and "gives no upper" in judged[2]["note"]
+    assert result["acceptance"]["verdict"] == "fail"
+
+
+def test_bootstrap_is_seeded_and_marks_small_cells():
+    y, s, groups = _study()
+    first = evaluate(y, s, groups, _plan())["bootstrap"]
+    second = evaluate(y, s, groups, _plan())["bootstrap"]
+    assert first == second
+    assert first["replicates"] == 300 and first["method"] == "bca"
+    rare = [r for r in first["subgroups"] if r["group"] == "rare"]
+    assert rare and rare[0]["suppressed"] is True and rare[0]["n"] == 8
+    overall = first["overall"]["sensitivity"]
+    assert overall["lower"] < overall["estimate"] < overall["upper"]
+    other = evaluate(y, s, groups, _plan(bootstrap={"replicates": 300, "seed": 8}))["bootstrap"]
+    assert other["overall"]["auc"] != first["overall"]["auc"]
+
+
+def test_no_bootstrap_when_the_protocol_plans_none():
+    y, s, groups = _study()
+    result = evaluate(y, s, groups, _plan(bootstrap={"replicates": 0, "seed": 1}))
+    assert result["bootstrap"]["overall"] is None and result["bootstrap"]["note"] == "not planned"
+
+
+def test_calibration_only_for_probabilities():
+    y, s, groups = _study()
+    result = evaluate(y, s, groups, _plan())
+    expected = calibration_summary(y, s, n_bins=10)
+    assert result["calibration"]["brier"] == pytest.approx(expected["brier"])
+    assert result["calibration"]["slope"]["estimate"] == pytest.approx(expected["slope"].estimate)
+    logits = np.log(s / (1 - s))
+    plan = Plan.from_protocol(with_defaults(PROTOCOL), threshold=0.0)
+    assert "not probabilities" in evaluate(y, logits, groups, plan)["calibration"]["note"]
+
+
+def test_acceptance_names_the_protocols_confidence_level():
+    y, s, groups = _study()
+    result = evaluate(y, s, groups, _plan(confidence_level=0.9))
+    first = result["acceptance"]["criteria"][0]
+    assert first["name"] == "Lower 90% bound of AUC >= 0.6"
+    assert first["observed"] == result["primary"]["auc"]["lower"]
+    assert first["method"].startswith("DeLong")
+
+
+def test_clopper_pearson_on_request():
+    y, s, groups = _study()
+    result = evaluate(y, s, groups, _plan(interval_method="clopper-pearson"))
+    assert "Clopper" in result["primary"]["sensitivity"]["method"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"subgroups": [{"attribute": "age", "bins": [0, 40, 40]}]}, "strictly increasing"),
+        ({"subgroups": [{"attribute": "sex"}, {"attribute": "sex"}]}, "declared twice"),
+        (
+            {
+                "fairness_criteria": [
+                    {
+                        "attribute": "race",
+                        "metric": "tpr_difference",
+                        "bound": "upper",
+                        "comparator": "<=",
+                        "value": 0.1,
+                    }
+                ]
+            },
+            "not one of the protocol's subgroup attributes",
+        ),
+        ({"bootstrap": {"replicates": 100}}, "'seed' is a required property"),
+        ({"multiplicity": "bonferroni"}, "multiplicity"),
+    ],
+)
+def test_protocol_errors_say_what_is_wrong(change, message):
+    errors = protocol_errors({**PROTOCOL, **change})
+    assert any(message in e for e in errors), errors
+
+
+def test_undefined_metrics_fail_their_criteria_with_a_note():
+    y = np.array([1, 1, 1, 1])
+    s = np.array([0.9, 0.8, 0.7, 0.6])
+    result = evaluate(
+        y, s, {"sex": ["F", "M", "F", "M"], "site": ["A"] * 4, "scanner": ["X"] * 4}, _plan()
+    )
+    auc = result["acceptance"]["criteria"][0]
+    assert auc["passed"] is False and auc["observed"] is None and "could not" in auc["note"]
+    assert result["bootstrap"]["overall"] is None and result["bootstrap"]["note"]
+    assert result["calibration"]["slope"]["estimate"] is None  # undefined: one class only

@@ -1,0 +1,243 @@
+"""The full metric set of one validation run, as its locked protocol plans it. Pure: no Django.
+
+`evaluate` is what the scoring service stores and what `bench/metrics.py` times: primary
+metrics with named intervals, the ROC curve, stratified-bootstrap intervals overall and per
+subgroup, the subgroup table, fairness disparities with p-values (adjusted for multiplicity
+where the protocol marks a subgroup attribute exploratory), calibration, and the evaluation
+of every acceptance and fairness criterion with the numbers it used.
+
+Failed cases (the model crashed or timed out, or the image could not be read) arrive with a
+NaN score. Under ``exclude-and-report`` they are left out of every metric and counted; under
+``score-as-error`` each counts as a wrong decision: a positive below the threshold and below
+every other score, a negative at or above the threshold and above every other score (so the
+AUC, too, treats it as the worst possible ranking).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from validation.ml.acceptance import evaluate_criteria
+from validation.ml.metrics import (
+    MetricInputError,
+    binary_metrics,
+    roc_points,
+    to_jsonable,
+)
+from validation.ml.metrics.bootstrap import bootstrap_subgroup_metrics
+from validation.ml.metrics.calibration import calibration_summary
+from validation.ml.metrics.multiplicity import adjust
+from validation.ml.metrics.subgroups import subgroup_results
+
+ROC_POINTS_STORED = 200
+DISPARITY_INTERVAL = "Newcombe hybrid score (method 10)"
+FAIRLEARN_POINT = "fairlearn between-groups difference (point estimate)"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a locked protocol fixes before the run (see protocol_document.PROTOCOL_SCHEMA)."""
+
+    threshold: float
+    min_cell: int
+    level: float = 0.95
+    interval_method: str = "wilson"
+    failure_policy: str = "exclude-and-report"
+    bootstrap_replicates: int = 2000
+    bootstrap_seed: int = 0
+    bootstrap_method: str = "bca"
+    multiplicity: str = "holm"
+    calibration_bins: int = 10
+    exploratory: frozenset[str] = frozenset()
+    acceptance_criteria: list[dict] = field(default_factory=list)
+    fairness_criteria: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_protocol(cls, document: Mapping[str, Any], threshold: float) -> Plan:
+        bootstrap = document.get("bootstrap") or {}
+        return cls(
+            threshold=float(threshold),
+            min_cell=int(document["min_cell_size"]),
+            level=float(document.get("confidence_level", 0.95)),
+            interval_method=document.get("interval_method", "wilson"),
+            failure_policy=document.get("failure_policy", "exclude-and-report"),
+            bootstrap_replicates=int(bootstrap.get("replicates", 0)),
+            bootstrap_seed=int(bootstrap.get("seed", 0)),
+            bootstrap_method=bootstrap.get("method", "bca"),
+            multiplicity=document.get("multiplicity", "holm"),
+            calibration_bins=int((document.get("calibration") or {}).get("bins", 10)),
+            exploratory=frozenset(
+                s["attribute"] for s in document.get("subgroups", []) if s.get("exploratory")
+            ),
+            acceptance_criteria=list(document.get("acceptance_criteria", [])),
+            fairness_criteria=list(document.get("fairness_criteria", [])),
+        )
+
+
+def evaluate(y_true: Any, scores: Any, groups: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
+    """Every section of the run's results, JSON-ready: ``primary``, ``bootstrap``,
+    ``subgroups``, ``fairness``, ``calibration``, ``acceptance`` and ``scoring`` (how failed
+    cases were treated). ``scores`` holds NaN for failed cases; ``groups`` maps each protocol
+    attribute to one value per case."""
+    y = np.asarray(y_true, dtype=int)
+    s = np.asarray(scores, dtype=float)
+    failed = np.isnan(s)
+    groups = {name: np.asarray(values, dtype=object) for name, values in groups.items()}
+    y, s, groups, substituted, scoring = _apply_failure_policy(y, s, failed, groups, plan)
+
+    primary = binary_metrics(y, s, plan.threshold, level=plan.level, interval=plan.interval_method)
+    primary["roc"] = _roc(y, s)
+    subgroups, fairness = subgroup_results(
+        y, s, plan.threshold, groups, min_cell=plan.min_cell, level=plan.level
+    )
+    _adjust_p_values(fairness, plan)
+    sections = {
+        "primary": primary,
+        "bootstrap": _bootstrap(y, s, groups, plan),
+        "subgroups": subgroups,
+        "fairness": fairness,
+        "calibration": _calibration(y[~substituted], s[~substituted], plan),
+        "scoring": scoring,
+    }
+    sections = to_jsonable(sections)
+    sections["acceptance"] = _acceptance(sections["primary"], sections["fairness"], plan)
+    return sections
+
+
+# --- failed cases -------------------------------------------------------------------------------
+
+
+def _apply_failure_policy(y, s, failed, groups, plan: Plan):
+    """The cases the metrics see, their groups, which of them carry a substituted score, and
+    how failures were treated."""
+    n_failed = int(failed.sum())
+    scoring = {
+        "failure_policy": plan.failure_policy,
+        "n_cases": int(len(y)),
+        "n_failed": n_failed,
+        "n_failed_positive": int(y[failed].sum()),
+        "n_failed_negative": int((1 - y[failed]).sum()),
+    }
+    if plan.failure_policy == "score-as-error" and n_failed:
+        ok = s[~failed]
+        low = min(ok.min(initial=plan.threshold), plan.threshold) - 1.0
+        high = max(ok.max(initial=plan.threshold), plan.threshold) + 1.0
+        s = np.where(failed, np.where(y == 1, low, high), s)
+        scoring["n_scored"] = int(len(y))
+        scoring["treatment"] = (
+            f"{n_failed} failed case(s) scored as errors: positives as false negatives, "
+            "negatives as false positives, each ranked worst for the AUC"
+        )
+        return y, s, groups, failed, scoring
+    scoring["n_scored"] = int(len(y) - n_failed)
+    scoring["treatment"] = f"{n_failed} failed case(s) excluded from every metric and counted"
+    keep = ~failed
+    substituted = np.zeros(int(keep.sum()), dtype=bool)
+    return y[keep], s[keep], {k: v[keep] for k, v in groups.items()}, substituted, scoring
+
+
+# --- sections -----------------------------------------------------------------------------------
+
+
+def _roc(y: np.ndarray, s: np.ndarray) -> dict | None:
+    """The ROC curve, thinned to a bounded size for storage and plotting."""
+    if len(set(y.tolist())) < 2:
+        return None
+    fpr, tpr, _ = roc_points(y, s)
+    if len(fpr) > ROC_POINTS_STORED:
+        idx = np.unique(np.linspace(0, len(fpr) - 1, ROC_POINTS_STORED).round().astype(int))
+        fpr, tpr = fpr[idx], tpr[idx]
+    return {"fpr": [float(v) for v in fpr], "tpr": [float(v) for v in tpr]}
+
+
+def _bootstrap(y, s, groups, plan: Plan) -> dict[str, Any]:
+    settings = {
+        "replicates": plan.bootstrap_replicates,
+        "seed": plan.bootstrap_seed,
+        "method": plan.bootstrap_method,
+        "stratified_by": "reference label",
+    }
+    if plan.bootstrap_replicates == 0:
+        return {**settings, "overall": None, "subgroups": [], "note": "not planned"}
+    try:
+        result = bootstrap_subgroup_metrics(
+            y,
+            s,
+            plan.threshold,
+            groups,
+            seed=plan.bootstrap_seed,
+            replicates=plan.bootstrap_replicates,
+            method=plan.bootstrap_method,
+            level=plan.level,
+        )
+    except MetricInputError as exc:
+        return {**settings, "overall": None, "subgroups": [], "note": str(exc)}
+    for row in result["subgroups"]:
+        row["suppressed"] = row["n"] < plan.min_cell  # same rule as the subgroup table
+    return {**settings, **result, "note": ""}
+
+
+def _calibration(y: np.ndarray, s: np.ndarray, plan: Plan) -> dict[str, Any]:
+    """Calibration of the model's probabilities on the cases it actually scored (a worst score
+    substituted for a failed case is not a probability)."""
+    if len(s) == 0:
+        return {"note": "no scored cases"}
+    if s.min() < 0.0 or s.max() > 1.0:
+        return {"note": "scores are not probabilities in [0, 1]: calibration not assessed"}
+    summary = calibration_summary(y, s, n_bins=plan.calibration_bins, level=plan.level)
+    return {**summary, "note": ""}
+
+
+def _adjust_p_values(fairness: list[dict], plan: Plan) -> None:
+    """Adjust the exploratory attributes' disparity p-values as one family (the protocol's
+    method); pre-specified attributes keep theirs unadjusted. Adds ``*_p_adjusted``."""
+    family = [
+        (row, key)
+        for row in fairness
+        if row["attribute"] in plan.exploratory
+        for key in ("tpr_p_value", "fpr_p_value")
+        if row.get(key) is not None
+    ]
+    adjusted = adjust([row[key] for row, key in family], plan.multiplicity) if family else []
+    for (row, key), value in zip(family, adjusted, strict=True):
+        row[key.replace("_value", "_adjusted")] = float(value)
+    for row in fairness:
+        row["exploratory"] = row["attribute"] in plan.exploratory
+        row["multiplicity"] = plan.multiplicity if row["exploratory"] else "none (pre-specified)"
+
+
+def _acceptance(primary: dict, fairness: list[dict], plan: Plan) -> dict[str, Any]:
+    intervals = {k: v for k, v in primary.items() if isinstance(v, dict) and "estimate" in v}
+    criteria = evaluate_criteria(plan.acceptance_criteria, intervals, level=plan.level)
+    by_attribute = {row["attribute"]: row for row in fairness}
+    for criterion in plan.fairness_criteria:
+        row = by_attribute.get(criterion["attribute"], {})
+        criteria += evaluate_criteria(
+            [criterion],
+            _disparity_intervals(row),
+            level=plan.level,
+            subject=f"{criterion['attribute']}: ",
+        )
+    return {
+        "criteria": criteria,
+        "verdict": "pass" if criteria and all(c["passed"] for c in criteria) else "fail",
+    }
+
+
+def _disparity_intervals(row: Mapping[str, Any]) -> dict[str, dict]:
+    """The fairness row's disparities as intervals: TPR and FPR differences have Newcombe
+    intervals; fairlearn's worst-case differences are point estimates only."""
+    intervals = {}
+    for key in ("tpr_difference", "fpr_difference"):
+        if isinstance(row.get(key), dict):
+            intervals[key] = row[key]
+    for key in ("equalized_odds_difference", "demographic_parity_difference"):
+        value = row.get(key)
+        if value is not None and not math.isnan(value):
+            intervals[key] = {"estimate": value, "method": FAIRLEARN_POINT}
+    return intervals
