@@ -406,3 +406,34 @@ def test_stored_files_are_packed_read_only_and_checked_on_every_read(world, coho
     pack.write_bytes(bytes(data))
     with pytest.raises(SequesteredDataError, match="do not match the seal"):
         case_dicom_bytes(case)
+
+
+def test_manifest_paths_that_leave_the_folder_or_are_links_are_refused(
+    world, cohort, tmp_path, settings
+):
+    folder = _copy_cohort(cohort, tmp_path / "src")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    first = sorted((folder / "dicom").glob("*.dcm"))[0]
+    shutil.copy(first, outside / "elsewhere.dcm")
+    (folder / "linked.dcm").symlink_to(outside / "elsewhere.dcm")  # a link to a file outside
+    (folder / "linkdir").symlink_to(outside, target_is_directory=True)  # a folder outside
+
+    def edit(rows, fieldnames):
+        rows[0]["file"] = "linked.dcm"
+        rows[1]["file"] = "linkdir/elsewhere.dcm"
+        rows[2]["file"] = "../outside/elsewhere.dcm"
+        rows[3]["file"] = "dicom/"
+        return rows, fieldnames
+
+    _rewrite_manifest(folder, edit)
+    with pytest.raises(ApplicationError) as caught:
+        dataset_version_import(actor=world.steward, dataset=_dataset(world), source=folder)
+    text = "\n".join(caught.value.errors)
+    assert "line 2: file 'linked.dcm' does not exist" in text
+    assert (
+        "line 3: file 'linkdir/elsewhere.dcm' must be a path inside the manifest's folder" in text
+    )
+    assert "line 4: file '../outside/elsewhere.dcm' must be a path inside" in text
+    assert "line 5: file 'dicom/' must be a path inside" in text
+    assert _stored_files(settings.SEQUESTERED_ROOT) == []

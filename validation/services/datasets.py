@@ -16,6 +16,7 @@ import io
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -136,13 +137,13 @@ def _read_rows(reader: csv.DictReader, root: Path) -> tuple[list[dict], list[str
         raise ApplicationError(
             "The manifest header is invalid; nothing was imported.", errors=problems
         )
-    rows, errors, seen = [], [], {}
+    rows, errors, seen, folders = [], [], {}, {}
     for raw in reader:
         line = reader.line_num
         if None in raw:
             errors.append(f"line {line}: more fields than columns")
             continue
-        row, problems = _parse_row(raw, root)
+        row, problems = _parse_row(raw, root, folders)
         if row and row["case_id"] in seen:
             problems.append(
                 f"duplicate case_id {row['case_id']!r} (first on line {seen[row['case_id']]})"
@@ -166,18 +167,34 @@ def _raise_if(errors: list[str], message: str) -> None:
     )
 
 
-def _inside(root: Path, rel: str, what: str, problems: list[str]) -> Path | None:
-    path = (root / rel).resolve()
-    if not rel or not path.is_relative_to(root):  # root is resolved once, by parse_manifest
+def _inside(root: Path, rel: str, what: str, problems: list[str], folders: dict) -> Path | None:
+    """The file `rel` names under `root` (resolved, by parse_manifest), if it is a regular file
+    that really lies there. Its folder is resolved (links followed) once per manifest and
+    folder, in `folders`: resolving every path cost more than the rest of reading the
+    manifest. The file itself must not be a link."""
+    joined = os.path.join(root, rel)
+    if not rel or joined.endswith(("/", "/.", "/..")):
+        folder = None  # names a folder, not a file
+    else:
+        parent = os.path.dirname(joined)
+        folder = folders.get(parent) or folders.setdefault(parent, Path(parent).resolve())
+    if folder is None or not folder.is_relative_to(root):
         problems.append(f"{what} {rel!r} must be a path inside the manifest's folder")
-    elif not path.is_file():
+    elif not _is_regular_file(folder / os.path.basename(joined)):
         problems.append(f"{what} {rel!r} does not exist")
     else:
-        return path
+        return folder / os.path.basename(joined)
     return None
 
 
-def _parse_row(raw: dict, root: Path) -> tuple[dict | None, list[str]]:
+def _is_regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)  # lstat: a link is not a file here
+    except OSError:
+        return False
+
+
+def _parse_row(raw: dict, root: Path, folders: dict) -> tuple[dict | None, list[str]]:
     problems: list[str] = []
     case_id = (raw.get("case_id") or "").strip()
     if not case_id:
@@ -192,9 +209,9 @@ def _parse_row(raw: dict, root: Path) -> tuple[dict | None, list[str]]:
         problems.append("one DICOM file per case is supported (multi-image cases are not yet)")
         path = None
     else:
-        path = _inside(root, rel, "file", problems)
+        path = _inside(root, rel, "file", problems, folders)
     roi = _parse_roi(raw, problems)
-    mask = _parse_mask(raw, root, problems)
+    mask = _parse_mask(raw, root, problems, folders)
     if roi is not None and mask is not None:
         problems.append("give the ROI as a box or as a mask, not both")
     if problems:
@@ -225,11 +242,11 @@ def _parse_roi(raw: dict, problems: list[str]) -> list[float] | None:
     return [x0, y0, x1, y1]
 
 
-def _parse_mask(raw: dict, root: Path, problems: list[str]) -> np.ndarray | None:
+def _parse_mask(raw: dict, root: Path, problems: list[str], folders: dict) -> np.ndarray | None:
     rel = (raw.get("roi_mask") or "").strip()
     if not rel:
         return None
-    path = _inside(root, rel, "roi_mask", problems)
+    path = _inside(root, rel, "roi_mask", problems, folders)
     if path is None:
         return None
     if path.suffix.lower() not in MASK_SUFFIXES:
