@@ -37,6 +37,8 @@ class AuditAction(models.TextChoices):
     REPORT_SIGNATURE_REFUSED = "report.signature_refused"
     REPORT_ISSUED = "report.issued"
     REPORT_DOWNLOADED = "report.downloaded"
+    REPORT_CORRECTION_DRAFTED = "report.correction_drafted"
+    REPORT_VERIFIED = "report.verified"
 
 
 class AuditEvent(AppendOnlyModel):

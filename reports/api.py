@@ -2,15 +2,17 @@
 
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from reports.models import Report
 from reports.selectors import report_get_visible, report_is_current, reports_visible_to
-from reports.services import report_download, report_sign
+from reports.services import report_correct, report_download, report_sign, report_verify
 from reports.signing import public_key_fingerprint, public_key_pem
+from validation.errors import ApplicationError
 
 
 class ReportSerializer(serializers.ModelSerializer):
@@ -49,6 +51,17 @@ class SignSerializer(serializers.Serializer):
     meaning = serializers.ChoiceField(choices=["reviewed", "approved"])
 
 
+class CorrectSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class VerifySerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="The PDF to check.")
+
+
+MAX_VERIFY_BYTES = 50 * 2**20
+
+
 class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ReportSerializer
 
@@ -77,6 +90,34 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         report_sign(actor=request.user, report=report, **body.validated_data)
         report.refresh_from_db()
         return Response(ReportSerializer(report).data)
+
+    @action(detail=True, methods=["post"], serializer_class=CorrectSerializer)
+    def correct(self, request, pk=None):
+        """Draft a new version that supersedes this issued one (validation team)."""
+        body = CorrectSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        correction = report_correct(
+            actor=request.user, report=self.get_object(), reason=body.validated_data["reason"]
+        )
+        return Response(ReportSerializer(correction).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request={"multipart/form-data": VerifySerializer}, responses=None)
+    @action(
+        detail=False,
+        methods=["post"],
+        serializer_class=VerifySerializer,
+        parser_classes=[MultiPartParser],
+    )
+    def verify(self, request):
+        """Is this PDF an issued report, the current version, superseded, altered or unknown?
+        Any signed-in user may ask; the answer names only what the file itself claims."""
+        body = VerifySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        upload = body.validated_data["file"]
+        if upload.size > MAX_VERIFY_BYTES:
+            raise ApplicationError("The file is larger than any report the service issues.")
+        result = report_verify(actor=request.user, data=upload.read())
+        return Response(result.as_dict())
 
 
 class SigningKeySerializer(serializers.Serializer):

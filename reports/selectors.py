@@ -1,9 +1,16 @@
 """Reads of reports, scoped: vendors their own issued reports, partners those of runs on their
 data, the validation team and auditors all."""
 
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+
 from django.db.models import Q, QuerySet
+from pypdf import PdfReader
 
 from reports.models import Report
+from reports.signing import verify_digest
 from validation.models import Role
 from validation.selectors import _get_or_404, is_auditor, is_validation_team, org_ids_of
 
@@ -24,3 +31,103 @@ def report_get_visible(*, user, pk) -> Report:
 
 def report_is_current(report: Report) -> bool:
     return not Report.objects.filter(supersedes=report, issued_at__isnull=False).exists()
+
+
+# --- verification of a PDF someone holds ---------------------------------------------------------
+
+_HEX64 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+@dataclass(frozen=True)
+class PdfVerification:
+    """What the service knows about a PDF: ``issued-current``, ``superseded`` (with the
+    version that replaced it and the current one), ``altered`` (it names an issued report,
+    but its bytes are not that report's PDF) or ``unknown``."""
+
+    status: str
+    pdf_sha256: str
+    report: Report | None = None
+    superseded_by: Report | None = None
+    current: Report | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        def ref(report: Report | None) -> dict | None:
+            if report is None:
+                return None
+            return {
+                "reference": report.reference,
+                "version": report.version,
+                "issued_at": report.issued_at.isoformat() if report.issued_at else None,
+                "document_sha256": report.issued_document_sha256,
+                "pdf_sha256": report.pdf_sha256,
+            }
+
+        return {
+            "status": self.status,
+            "pdf_sha256": self.pdf_sha256,
+            "report": ref(self.report),
+            "superseded_by": ref(self.superseded_by),
+            "current": ref(self.current),
+            "detail": self.detail,
+        }
+
+
+def report_verification(data: bytes) -> PdfVerification:
+    """Compare a PDF's bytes with the issued record. An exact SHA-256 match is one of ours
+    (its service signature is checked too); otherwise, a PDF that names an issued report's
+    document hash (in its metadata or text) has been altered; anything else is unknown."""
+    digest = hashlib.sha256(data).hexdigest()
+    issued = Report.objects.filter(issued_at__isnull=False)
+    report = issued.filter(pdf_sha256=digest).first()
+    if report is not None:
+        if not verify_digest(report.issued_document_sha256, report.service_signature):
+            return PdfVerification(
+                "altered", digest, report, detail="the record's service signature does not verify"
+            )
+        newer = issued.filter(supersedes=report).first()
+        if newer is None:
+            return PdfVerification("issued-current", digest, report, current=report)
+        return PdfVerification(
+            "superseded", digest, report, superseded_by=newer, current=_current(newer)
+        )
+    candidates = _claimed_hashes(data)
+    by_hash = {
+        r.issued_document_sha256: r for r in issued.filter(issued_document_sha256__in=candidates)
+    }
+    claimed = next((by_hash[h] for h in candidates if h in by_hash), None)
+    if claimed is not None:
+        return PdfVerification(
+            "altered",
+            digest,
+            claimed,
+            current=_current(claimed),
+            detail=f"it names {claimed.reference} version {claimed.version}, but its bytes are "
+            f"not that report's PDF (SHA-256 {claimed.pdf_sha256})",
+        )
+    return PdfVerification("unknown", digest, detail="no issued report matches this file")
+
+
+def _current(report: Report) -> Report:
+    seen = {report.pk}
+    while newer := Report.objects.filter(supersedes=report, issued_at__isnull=False).first():
+        if newer.pk in seen:
+            break
+        seen.add(newer.pk)
+        report = newer
+    return report
+
+
+def _claimed_hashes(data: bytes) -> list[str]:
+    """Document hashes the file carries, the metadata's own entry first (a correction also
+    prints the hash of the version it supersedes): the entry when the PDF still parses, then
+    every 64-hex-digit string in its bytes (the metadata is stored uncompressed)."""
+    found = []
+    try:
+        value = (PdfReader(io.BytesIO(data)).metadata or {}).get("/blindspotdocumentsha256")
+        if value:
+            found.append(str(value))
+    except Exception:  # noqa: BLE001, S110 - a damaged PDF is data: it simply does not parse
+        pass
+    found += [m.decode("ascii") for m in _HEX64.findall(data)]
+    return list(dict.fromkeys(found))

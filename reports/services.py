@@ -11,9 +11,11 @@ from reports.canonical import canonical_json, content_sha256, document_sha256
 from reports.document import report_document_build
 from reports.models import Report, Signature
 from reports.rendering import render_pdf
+from reports.selectors import PdfVerification, report_verification
 from reports.signing import public_key_fingerprint, sign_digest
 from validation.errors import ApplicationError, PermissionDenied
 from validation.models import Membership, Organisation, Role, ValidationRun
+from validation.selectors import is_validation_team
 from validation.storage import media_path, media_put
 
 # Which role may give which signature meaning.
@@ -158,3 +160,66 @@ def report_download(*, actor, report: Report):
         payload={"pdf_sha256": report.pdf_sha256},
     )
     return media_path(report.pdf_path)
+
+
+@transaction.atomic
+def report_correct(*, actor, report: Report, reason: str) -> Report:
+    """Draft a correction: a new version of an issued report, rebuilt from the run's stored
+    results, that names the version it supersedes and why. It is signed and issued like any
+    report; from then on the old version verifies as superseded. Both stay retrievable.
+    Emits REPORT_CORRECTION_DRAFTED."""
+    if not is_validation_team(actor):
+        raise PermissionDenied("Only the validation team corrects reports.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError("A correction needs a reason; it is printed in the new version.")
+    report = Report.objects.select_for_update().get(pk=report.pk)
+    if report.issued_at is None:
+        raise ApplicationError("Only an issued report can be corrected; sign this one instead.")
+    if Report.objects.filter(supersedes=report).exists():
+        raise ApplicationError(
+            "This version already has a correction; correct the newest version instead.",
+            status_code=409,
+        )
+    version = Report.objects.filter(run=report.run).count() + 1
+    document = report_document_build(
+        report.run, report_ref=report.reference, version=version, generated_at=timezone.now()
+    )
+    document["report"]["supersedes"] = {
+        "version": report.version,
+        "document_sha256": report.issued_document_sha256,
+        "reason": reason[:2000],
+    }
+    correction = Report.objects.create(
+        run=report.run,
+        version=version,
+        supersedes=report,
+        document=document,
+        content_sha256=content_sha256(document),
+        required_signatures=report.required_signatures,
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.REPORT_CORRECTION_DRAFTED,
+        target=correction,
+        payload={
+            "supersedes_version": report.version,
+            "content_sha256": correction.content_sha256,
+            "reason": reason[:500],
+        },
+    )
+    return correction
+
+
+@transaction.atomic
+def report_verify(*, actor, data: bytes) -> PdfVerification:
+    """Say what the service knows of a PDF (reports.selectors.report_verification) and record
+    that it was asked (REPORT_VERIFIED, with the file's hash and the answer)."""
+    result = report_verification(data)
+    audit_record(
+        actor=actor,
+        action=AuditAction.REPORT_VERIFIED,
+        target=result.report,
+        payload={"pdf_sha256": result.pdf_sha256, "status": result.status},
+    )
+    return result

@@ -121,7 +121,9 @@ def requirement(criterion: Any) -> str:
     """A criterion as ``sensitivity (lower 95% CI bound) ≥ 0.800``."""
     if not isinstance(criterion, Mapping):
         return _MISSING
-    subject = text(criterion.get("metric"))
+    subject = text(criterion.get("metric")).replace("_", " ")
+    if not _missing(criterion.get("attribute")):  # a fairness criterion names its attribute
+        subject = f"{text(criterion.get('attribute'))}: {subject}"
     bound = criterion.get("bound")
     if bound in ("lower", "upper"):
         subject = f"{subject} ({bound} 95% CI bound)"

@@ -56,8 +56,19 @@ PROTOCOL = {
         {"attribute": "sex"},
         {"attribute": "manufacturer"},
         {"attribute": "age", "bins": [18, 40, 65, 120]},
-        {"attribute": "race"},
+        {"attribute": "race", "exploratory": True},
     ],
+    # Pre-registered: sensitivity may differ between scanners by at most 0.15.
+    "fairness_criteria": [
+        {
+            "attribute": "manufacturer",
+            "metric": "tpr_difference",
+            "bound": "estimate",
+            "comparator": "<=",
+            "value": 0.15,
+        }
+    ],
+    "bootstrap": {"replicates": 1000, "seed": 20261123, "method": "bca"},
     "min_cell_size": 10,
     "max_runs_per_vendor": 1000,
 }
