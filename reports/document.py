@@ -39,7 +39,20 @@ METHOD_NAMES = {
     "disparities": "Newcombe hybrid score (method 10)",
     "subgroups": "fairlearn MetricFrame",
     "explanations": "Grad-CAM (pytorch-grad-cam)",
+    "calibration": "Brier score; ECE over equal-width bins; intercept and slope by logistic "
+    "recalibration on logit(p), Wald intervals",
+    "p_values": "pooled two-proportion z-test",
 }
+
+
+def _bootstrap_method(plan: dict) -> str:
+    bootstrap = plan.get("bootstrap") or {}
+    if not bootstrap.get("replicates"):
+        return "not planned"
+    method = "BCa" if bootstrap.get("method", "bca") == "bca" else "percentile"
+    return (
+        f"stratified bootstrap, {method}, B={bootstrap['replicates']}, seed {bootstrap.get('seed')}"
+    )
 
 
 def _iso(moment) -> str | None:
@@ -236,6 +249,9 @@ def report_document_build(
             "subgroup_attributes": [s["attribute"] for s in plan["subgroups"]],
             "confidence_level": plan.get("confidence_level", 0.95),
             "failure_policy": plan.get("failure_policy"),
+            "interval_method": plan.get("interval_method", "wilson"),
+            "multiplicity": plan.get("multiplicity", "holm"),
+            "fairness_criteria": plan.get("fairness_criteria", []),
         },
         "test_data": _test_data(run, sections),
         "reference_standard": {
@@ -256,6 +272,13 @@ def report_document_build(
             {"quantity": "Likelihood ratios", "method": METHOD_NAMES["likelihood_ratios"]},
             {"quantity": "Subgroup metrics", "method": METHOD_NAMES["subgroups"]},
             {"quantity": "TPR/FPR differences", "method": METHOD_NAMES["disparities"]},
+            {
+                "quantity": "Disparity p-values",
+                "method": f"{METHOD_NAMES['p_values']}; exploratory attributes adjusted by "
+                f"{plan.get('multiplicity', 'holm')}",
+            },
+            {"quantity": "Calibration", "method": METHOD_NAMES["calibration"]},
+            {"quantity": "Bootstrap intervals (supporting)", "method": _bootstrap_method(plan)},
             {"quantity": "Explanations", "method": METHOD_NAMES["explanations"]},
         ],
         "primary": {
@@ -273,6 +296,7 @@ def report_document_build(
         # The issued report goes to the vendor: small cells carry no numbers in it.
         "subgroups": subgroups_disclosed(sections["subgroups"], audience="vendor"),
         "fairness": sections["fairness"],
+        "calibration": sections.get("calibration") or {},
         "explainability": _explainability(run, bool(grant and grant.allow_exemplars)),
         "failures": sections["failures"]["by_category"],
         "limitations": limitations,

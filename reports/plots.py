@@ -136,6 +136,55 @@ def forest_plot(
         return _svg_data_uri(fig)
 
 
+def calibration_plot(bins: Sequence[Mapping]) -> str | None:
+    """Reliability diagram: observed fraction (Wilson 95% CI) against mean predicted
+    probability per bin, marker area by the bin's count, with the identity line; an SVG data
+    URI, or ``None`` without bins."""
+    usable = [
+        b
+        for b in bins
+        if all(_is_finite(b.get(k)) for k in ("mean_predicted", "observed_fraction", "n"))
+    ]
+    if not usable:
+        return None
+    x = np.array([float(b["mean_predicted"]) for b in usable])
+    y = np.array([float(b["observed_fraction"]) for b in usable])
+    n = np.array([float(b["n"]) for b in usable])
+    low = np.array([_interval_end(b, "lower", y_) for b, y_ in zip(usable, y, strict=True)])
+    high = np.array([_interval_end(b, "upper", y_) for b, y_ in zip(usable, y, strict=True)])
+    with rc_context(_RC):
+        fig = Figure(figsize=(3.6, 3.4))
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [0, 1], color=_GRID, linewidth=1.0, linestyle="--")
+        ax.errorbar(
+            x,
+            y,
+            yerr=[np.clip(y - low, 0, None), np.clip(high - y, 0, None)],
+            fmt="none",
+            ecolor=_INK,
+            elinewidth=0.8,
+            capsize=2,
+        )
+        ax.scatter(x, y, s=12 + 60 * n / n.max(), color=_ACCENT, zorder=3)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("Mean predicted probability")
+        ax.set_ylabel("Observed fraction positive")
+        ax.grid(True, color=_GRID, linewidth=0.5)
+        fig.tight_layout(pad=0.4)
+        return _svg_data_uri(fig)
+
+
+def _is_finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _interval_end(bin_: Mapping, key: str, default: float) -> float:
+    interval = bin_.get("observed_interval")
+    value = interval.get(key) if isinstance(interval, Mapping) else None
+    return float(value) if _is_finite(value) else default
+
+
 def cam_overlay_png(image: np.ndarray, cam: np.ndarray, *, alpha: float = 0.45) -> str:
     """A grayscale image with a jet heat-map of ``cam`` blended on top, as a PNG data URI.
 

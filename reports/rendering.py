@@ -135,7 +135,10 @@ def _figures(document: Mapping) -> dict[str, str | None]:
     primary = _section(document, "primary")
     roc = primary.get("roc") if isinstance(primary.get("roc"), Mapping) else {}
     metrics = primary.get("metrics") if isinstance(primary.get("metrics"), Mapping) else {}
-    figures: dict[str, str | None] = {"roc": None, "forest": None}
+    figures: dict[str, str | None] = {"roc": None, "forest": None, "calibration": None}
+    calibration = _section(document, "calibration")
+    if isinstance(calibration.get("bins"), list):
+        figures["calibration"] = plots.calibration_plot(calibration["bins"])
     auc = primary.get("auc") if isinstance(primary.get("auc"), Mapping) else {}
     if roc.get("fpr") and roc.get("tpr"):
         sensitivity = metrics.get("sensitivity") or {}

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reports.plots import cam_overlay_png
 from reports.rendering import UNHASHED_KEYS, document_sha256
+from validation.ml.metrics import to_jsonable
+from validation.ml.metrics.calibration import calibration_summary
 
 _SAMPLE_KEY_SEED = bytes(range(32))
 _Z95 = NormalDist().inv_cdf(0.975)
@@ -96,6 +98,17 @@ def _subgroup(attribute, group, *, tp, fn, tn, fp, auc, min_cell_size=10) -> dic
         "suppressed": suppressed,
         "notes": [],
     }
+
+
+def _calibration() -> dict:
+    """A calibration section from the real engine on seeded, slightly over-confident scores."""
+    rng = np.random.default_rng(2026)
+    truth = rng.uniform(0.02, 0.98, 400)
+    y = (rng.uniform(size=400) < truth).astype(int)
+    logit = np.log(truth / (1 - truth)) * 1.4
+    scores = 1 / (1 + np.exp(-logit))
+    summary = to_jsonable(calibration_summary(y, scores, n_bins=10))
+    return {**summary, "note": ""}
 
 
 def _synthetic_radiograph(size: int, lesion: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -317,6 +330,7 @@ def _sample() -> dict:
             _subgroup("manufacturer", "Philips", tp=12, fn=2, tn=34, fp=8, auc=(0.889, 0.8, 0.978)),
             _subgroup("manufacturer", "Agfa", tp=1, fn=0, tn=3, fp=2, auc=(0.8, 0.4, 1.0)),
         ],
+        "calibration": _calibration(),
         "fairness": [
             {
                 "attribute": "sex",

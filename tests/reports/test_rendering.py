@@ -41,12 +41,13 @@ SECTION_HEADINGS = [
     "6 Primary results",
     "7 Subgroup results",
     "8 Fairness",
-    "9 Explainability",
-    "10 Failure analysis",
-    "11 Limitations",
-    "12 Environment",
-    "13 Audit trail excerpt",
-    "14 Signatures",
+    "9 Calibration",
+    "10 Explainability",
+    "11 Failure analysis",
+    "12 Limitations",
+    "13 Environment",
+    "14 Audit trail excerpt",
+    "15 Signatures",
 ]
 
 
