@@ -19,7 +19,7 @@ from PIL import Image
 # Matplotlib otherwise derives SVG element ids from a random salt.
 _RC = {
     "svg.hashsalt": "blindspot-report",
-    "svg.fonttype": "path",
+    "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
     "font.size": 8,
     "axes.linewidth": 0.6,

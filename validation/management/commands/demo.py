@@ -6,6 +6,7 @@ version, protocol version and run.
 """
 
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -85,6 +86,11 @@ class Command(BaseCommand):
         parser.add_argument("--cases", type=int, default=240)
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--training-cases", type=int, default=2000)
+        parser.add_argument(
+            "--protocol",
+            type=Path,
+            help="a protocol JSON document to validate under instead of the built-in one",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -92,11 +98,21 @@ class Command(BaseCommand):
                 cases=options["cases"],
                 seed=options["seed"],
                 training_cases=options["training_cases"],
+                protocol=self._protocol(options["protocol"]),
             )
         except ApplicationError as exc:
             raise CommandError("\n  ".join([exc.message, *exc.errors])) from exc
 
-    def _demo(self, *, cases: int, seed: int, training_cases: int) -> None:
+    @staticmethod
+    def _protocol(path: Path | None) -> dict:
+        if path is None:
+            return PROTOCOL
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"Cannot read the protocol {path}: {exc}") from exc
+
+    def _demo(self, *, cases: int, seed: int, training_cases: int, protocol: dict) -> None:
         if settings.PRODUCTION:
             raise CommandError("The demo creates known passwords; it refuses to run in production.")
         if cases < 20:
@@ -112,7 +128,7 @@ class Command(BaseCommand):
         package = self._package(people, orgs, seed=seed, training_cases=training_cases)
         self._step("Validation team locks the protocol and starts the blind run")
         protocol = protocol_create(
-            actor=people["rita"], name="Chest lesion triage, binary", document=PROTOCOL
+            actor=people["rita"], name="Chest lesion triage, binary", document=protocol
         )
         run = run_start(
             actor=people["rita"], package=package, dataset_version=version, protocol=protocol
