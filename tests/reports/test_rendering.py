@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import io
 import math
@@ -419,3 +420,19 @@ def test_failure_section_distinguishes_no_failures_from_missing_data():
         p.extract_text() for p in pypdf.PdfReader(io.BytesIO(render_pdf(document))).pages
     )
     assert "unreadable" in text and "never dropped" in text
+
+
+def test_worst_case_disparity_intervals_and_p_values_are_printed(sample):
+    document = copy.deepcopy(sample)
+    row = document["fairness"][0]
+    row["equalized_odds_difference_interval"] = {
+        "estimate": row["equalized_odds_difference"],
+        "lower": 0.0123,
+        "upper": 0.2345,
+        "method": "Stratified bootstrap, percentile (B=2000, seed=1)",
+        "level": 0.95,
+    }
+    row.update(tpr_p_value=0.0456, tpr_p_adjusted=0.0912, multiplicity="holm", exploratory=True)
+    flat = _flat(_text(render_pdf(document)))
+    assert "(0.012–0.234)" in flat
+    assert "p=0.046(adjusted,holm:0.091)" in flat

@@ -29,7 +29,12 @@ from validation.ml.metrics import (
     roc_points,
     to_jsonable,
 )
-from validation.ml.metrics.bootstrap import bootstrap_subgroup_metrics
+from validation.ml.metrics.bootstrap import (
+    ALL_METRICS,
+    bootstrap_disparities,
+    bootstrap_distributions,
+    bootstrap_tables,
+)
 from validation.ml.metrics.calibration import calibration_summary
 from validation.ml.metrics.multiplicity import adjust
 from validation.ml.metrics.subgroups import subgroup_results
@@ -98,7 +103,7 @@ def evaluate(y_true: Any, scores: Any, groups: Mapping[str, Any], plan: Plan) ->
     _adjust_p_values(fairness, plan)
     sections = {
         "primary": primary,
-        "bootstrap": _bootstrap(y, s, groups, plan),
+        "bootstrap": _bootstrap(y, s, groups, plan, fairness),
         "subgroups": subgroups,
         "fairness": fairness,
         "calibration": _calibration(y[~substituted], s[~substituted], plan),
@@ -155,7 +160,9 @@ def _roc(y: np.ndarray, s: np.ndarray) -> dict | None:
     return {"fpr": [float(v) for v in fpr], "tpr": [float(v) for v in tpr]}
 
 
-def _bootstrap(y, s, groups, plan: Plan) -> dict[str, Any]:
+def _bootstrap(y, s, groups, plan: Plan, fairness: list[dict]) -> dict[str, Any]:
+    """Bootstrap intervals overall and per subgroup, and for each attribute's worst-case
+    disparities (added to its fairness row), all from one set of replicates."""
     settings = {
         "replicates": plan.bootstrap_replicates,
         "seed": plan.bootstrap_seed,
@@ -165,20 +172,27 @@ def _bootstrap(y, s, groups, plan: Plan) -> dict[str, Any]:
     if plan.bootstrap_replicates == 0:
         return {**settings, "overall": None, "subgroups": [], "note": "not planned"}
     try:
-        result = bootstrap_subgroup_metrics(
+        dist = bootstrap_distributions(
             y,
             s,
             plan.threshold,
-            groups,
             seed=plan.bootstrap_seed,
             replicates=plan.bootstrap_replicates,
-            method=plan.bootstrap_method,
-            level=plan.level,
+            groups=groups,
+            metrics=ALL_METRICS,
         )
     except MetricInputError as exc:
         return {**settings, "overall": None, "subgroups": [], "note": str(exc)}
+    result = bootstrap_tables(dist, method=plan.bootstrap_method, level=plan.level)
+    for row in [result["overall"], *result["subgroups"]]:
+        row.pop("selection_rate")  # drawn for the disparities only
     for row in result["subgroups"]:
         row["suppressed"] = row["n"] < plan.min_cell  # same rule as the subgroup table
+    compared = {row["attribute"]: row["groups_compared"] for row in fairness}
+    for attribute, intervals in bootstrap_disparities(dist, compared, level=plan.level).items():
+        row = next(r for r in fairness if r["attribute"] == attribute)
+        for key, interval in intervals.items():
+            row[f"{key}_interval"] = interval
     return {**settings, **result, "note": ""}
 
 
@@ -231,13 +245,16 @@ def _acceptance(primary: dict, fairness: list[dict], plan: Plan) -> dict[str, An
 
 def _disparity_intervals(row: Mapping[str, Any]) -> dict[str, dict]:
     """The fairness row's disparities as intervals: TPR and FPR differences have Newcombe
-    intervals; fairlearn's worst-case differences are point estimates only."""
+    intervals, fairlearn's worst-case differences bootstrap percentile intervals (point
+    estimates only when no bootstrap was planned)."""
     intervals = {}
     for key in ("tpr_difference", "fpr_difference"):
         if isinstance(row.get(key), dict):
             intervals[key] = row[key]
     for key in ("equalized_odds_difference", "demographic_parity_difference"):
         value = row.get(key)
-        if value is not None and not math.isnan(value):
+        if isinstance(row.get(f"{key}_interval"), dict):
+            intervals[key] = row[f"{key}_interval"]  # bootstrap percentile, same estimate
+        elif value is not None and not math.isnan(value):
             intervals[key] = {"estimate": value, "method": FAIRLEARN_POINT}
     return intervals

@@ -16,6 +16,7 @@ from validation.ml.metrics.bootstrap import (
     _statistics,
     _weights,
     bca_bounds,
+    bootstrap_disparities,
     bootstrap_distributions,
     bootstrap_indices,
     bootstrap_metrics,
@@ -357,3 +358,64 @@ def test_argument_errors(kwargs, error, match):
     y, scores, _ = study(16, n=40)
     with pytest.raises(error, match=match):
         bootstrap_metrics(y, scores, THRESHOLD, **{"replicates": 10, **kwargs})
+
+
+# --- worst-case disparities ---------------------------------------------------------------------
+
+
+def test_disparity_intervals_equal_fairlearn_on_every_resampled_replicate():
+    """Each replicate's equalized-odds and demographic-parity differences equal fairlearn's own
+    functions on the explicitly resampled arrays; the interval is their percentile range."""
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    y, scores, groups = study(21, n=900)
+    site = np.array(["unknown" if v is None else v for v in groups["site"]])
+    compared = {"site": ["a", "b", "c"]}  # "unknown" left out, as fairness_summary would
+    replicates = 60
+    dist = bootstrap_distributions(
+        y,
+        scores,
+        THRESHOLD,
+        seed=4,
+        replicates=replicates,
+        groups=groups,
+        metrics=("sensitivity", "specificity", "selection_rate"),
+    )
+    index = first_indices(y, replicates, 4)
+    predicted = (scores >= THRESHOLD).astype(int)
+    eod, dpd = [], []
+    for row in index:
+        keep = np.isin(site[row], compared["site"])
+        yb, pb, gb = y[row][keep], predicted[row][keep], site[row][keep]
+        eod.append(equalized_odds_difference(yb, pb, sensitive_features=gb))
+        dpd.append(demographic_parity_difference(yb, pb, sensitive_features=gb))
+    result = bootstrap_disparities(dist, compared)["site"]
+    for key, values in (("equalized_odds_difference", eod), ("demographic_parity_difference", dpd)):
+        lower, upper = percentile_bounds(values)
+        assert result[key].lower == pytest.approx(lower, abs=1e-12)
+        assert result[key].upper == pytest.approx(upper, abs=1e-12)
+        assert result[key].lower <= result[key].estimate <= result[key].upper
+    keep = np.isin(site, compared["site"])
+    assert result["equalized_odds_difference"].estimate == pytest.approx(
+        equalized_odds_difference(y[keep], predicted[keep], sensitive_features=site[keep])
+    )
+    assert (
+        "selection_rate"
+        not in bootstrap_subgroup_metrics(y, scores, THRESHOLD, groups, seed=4, replicates=20)[
+            "overall"
+        ]
+    )
+
+
+def test_disparities_need_two_compared_groups():
+    y, scores, groups = study(22)
+    dist = bootstrap_distributions(
+        y,
+        scores,
+        THRESHOLD,
+        seed=1,
+        replicates=20,
+        groups=groups,
+        metrics=("sensitivity", "specificity", "selection_rate"),
+    )
+    assert bootstrap_disparities(dist, {"sex": ["F"], "site": ["a", "b"]}).keys() == {"site"}

@@ -132,8 +132,28 @@ def test_fairness_criteria_pass_or_fail_on_the_numbers_they_name():
     assert judged[0]["name"].startswith("Site: upper 95% bound of tpr difference")
     assert judged[1]["observed"] == rows["sex"]["equalized_odds_difference"]
     assert judged[1]["passed"] is True
-    assert judged[2]["passed"] is False and "gives no upper" in judged[2]["note"]
+    # fairlearn's worst-case differences get bootstrap percentile intervals.
+    dpd = rows["sex"]["demographic_parity_difference_interval"]
+    assert judged[2]["observed"] == dpd["upper"] and judged[2]["passed"] is True
+    assert dpd["method"].startswith("Stratified bootstrap, percentile (B=300, seed=7")
+    assert dpd["estimate"] == pytest.approx(rows["sex"]["demographic_parity_difference"])
     assert result["acceptance"]["verdict"] == "fail"
+
+
+def test_without_a_bootstrap_worst_case_disparities_have_no_bounds():
+    y, s, groups = _study()
+    criteria = [
+        {
+            "attribute": "sex",
+            "metric": "demographic_parity_difference",
+            "bound": "upper",
+            "comparator": "<=",
+            "value": 0.9,
+        },
+    ]
+    plan = _plan(fairness_criteria=criteria, bootstrap={"replicates": 0, "seed": 1})
+    judged = evaluate(y, s, groups, plan)["acceptance"]["criteria"][-1]
+    assert judged["passed"] is False and "gives no upper" in judged["note"]
 
 
 def test_bootstrap_is_seeded_and_marks_small_cells():

@@ -83,7 +83,11 @@ RATIOS = {  # metric: (numerator cells, denominator cells)
     "ppv": ((TP,), (TP, FP)),
     "npv": ((TN,), (TN, FN)),
     "accuracy": ((TP, TN), (TP, FN, FP, TN)),
+    "selection_rate": ((TP, FP), (TP, FN, FP, TN)),
 }
+# Computed on request only (the disparity intervals need it); not one of the report's metrics.
+OPTIONAL_METRICS = ("selection_rate",)
+ALL_METRICS = METRICS + OPTIONAL_METRICS
 CHUNK_BYTES = 64 * 2**20
 BYTES_PER_DRAW = 48
 MAX_WORKERS = 4
@@ -214,6 +218,15 @@ def bootstrap_subgroup_metrics(
         strata=strata,
         metrics=metrics,
     )
+    return bootstrap_tables(dist, method=method, level=level)
+
+
+def bootstrap_tables(
+    dist: BootstrapDistributions, *, method: str = "bca", level: float = 0.95
+) -> dict[str, Any]:
+    """The intervals of ``bootstrap_subgroup_metrics`` from distributions already drawn."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown bootstrap method {method!r}; use one of {', '.join(METHODS)}.")
     tables = [
         {
             metric: _interval(dist, metric, unit, method=method, level=level)
@@ -234,6 +247,77 @@ def bootstrap_subgroup_metrics(
         if unit
     ]
     return {"overall": tables[0], "subgroups": rows}
+
+
+def bootstrap_disparities(
+    dist: BootstrapDistributions,
+    compared: Mapping[str, Sequence[str]],
+    *,
+    level: float = 0.95,
+) -> dict[str, dict[str, Interval]]:
+    """Percentile intervals for fairlearn's worst-case disparities between the ``compared``
+    groups of each attribute, from the same replicates as every other interval:
+    ``equalized_odds_difference`` (the larger of the TPR and FPR spreads, max minus min over
+    the groups) and ``demographic_parity_difference`` (the selection-rate spread).
+
+    ``dist`` must hold sensitivity, specificity and selection_rate. A group whose rate is
+    undefined in a replicate (drawn without positives) sits that replicate out. Percentile,
+    not BCa: a maximum over groups has no closed-form jackknife here. Attributes with fewer
+    than two compared groups are left out.
+    """
+    z_critical(level)
+    index = {unit: i for i, unit in enumerate(dist.units)}
+    result = {}
+    for attribute, groups in compared.items():
+        columns = [index[(attribute, group)] for group in groups if (attribute, group) in index]
+        if len(columns) < 2:
+            continue
+        spreads = {
+            key: (
+                _spread(dist.replicates[rate][:, columns], flip),
+                _spread(dist.estimates[rate][np.newaxis, columns], flip)[0],
+            )
+            for key, rate, flip in (
+                ("tpr", "sensitivity", False),
+                ("fpr", "specificity", True),
+                ("selection", "selection_rate", False),
+            )
+        }
+        eod = (
+            np.fmax(spreads["tpr"][0], spreads["fpr"][0]),
+            max(spreads["tpr"][1], spreads["fpr"][1]),
+        )
+        result[attribute] = {
+            "equalized_odds_difference": _percentile_interval(*eod, dist.seed, level),
+            "demographic_parity_difference": _percentile_interval(
+                *spreads["selection"], dist.seed, level
+            ),
+        }
+    return result
+
+
+def _spread(values: np.ndarray, flip: bool) -> np.ndarray:
+    """Max minus min over groups for each row (rates of ``1 - value`` when ``flip``)."""
+    rates = 1.0 - values if flip else values
+    defined = np.isfinite(rates).sum(axis=1) >= 2
+    out = np.full(rates.shape[0], math.nan)
+    if defined.any():
+        kept = rates[defined]
+        out[defined] = np.nanmax(kept, axis=1) - np.nanmin(kept, axis=1)
+    return out
+
+
+def _percentile_interval(values: np.ndarray, estimate: float, seed: int, level: float) -> Interval:
+    defined = values[np.isfinite(values)]
+    dropped = values.size - defined.size
+    detail = f"B={values.size}, seed={seed}"
+    if dropped:
+        detail += f", {dropped} undefined replicate(s) dropped"
+    name = f"Stratified bootstrap, percentile ({detail})"
+    if defined.size < 2 or not math.isfinite(estimate):
+        return Interval.undefined(name, level)
+    lower, upper = percentile_bounds(defined, level=level)
+    return Interval(float(estimate), lower, upper, name, level)
 
 
 def bootstrap_distributions(
@@ -505,9 +589,9 @@ def _design(
         raise MetricInputError(
             f"The stratified bootstrap needs both classes (n_pos={n_pos}, n_neg={n - n_pos})."
         )
-    unknown = sorted(set(metrics) - set(METRICS))
+    unknown = sorted(set(metrics) - set(ALL_METRICS))
     if unknown or not metrics:
-        raise ValueError(f"Unknown metrics {unknown!r}; choose from {', '.join(METRICS)}.")
+        raise ValueError(f"Unknown metrics {unknown!r}; choose from {', '.join(ALL_METRICS)}.")
     predicted = predict(s, threshold) == 1
     order, stratum_sizes = _stratum_order(_strata_codes(y, strata))
     partitions = [np.zeros(n, dtype=np.int64)]
@@ -532,7 +616,7 @@ def _design(
             _layout(y, s, predicted, codes, np.arange(offsets[i], offsets[i + 1]))
             for i, codes in enumerate(partitions)
         ],
-        metrics=tuple(metric for metric in METRICS if metric in metrics),
+        metrics=tuple(metric for metric in ALL_METRICS if metric in metrics),
     )
 
 
