@@ -55,6 +55,7 @@ def _rewrite_manifest(folder: Path, edit) -> None:
 # --- sources ------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration  # also on PostgreSQL: the cases are inserted with raw executemany
 @pytest.mark.parametrize("kind", ["folder", "zip", "tar.gz"])
 def test_a_folder_and_its_archives_import_to_the_same_sealed_version(
     world, cohort, tmp_path, settings, kind
@@ -79,6 +80,16 @@ def test_a_folder_and_its_archives_import_to_the_same_sealed_version(
     assert version.merkle_root == reference.merkle_root
     assert version.cases.count() == 16 and not version.cases.exclude(read_error="").exists()
     assert version.import_seconds is not None and version.import_seconds > 0
+    # Every field round-trips: JSON attributes and ROI, pack offsets, hashes.
+    for case, ref in zip(version.cases.all(), reference.cases.all(), strict=True):
+        assert (case.case_id, case.label, case.roi, case.attributes) == (
+            ref.case_id,
+            ref.label,
+            ref.roi,
+            ref.attributes,
+        )
+        assert case.attributes["sex"] in {"F", "M"} and case.file_length > 0
+        assert case.file_offset is not None and len(case.file_sha256) == 64
     # Staging is private and temporary: nothing is left under incoming/.
     assert _stored_files(Path(settings.SEQUESTERED_ROOT) / "incoming") == []
 

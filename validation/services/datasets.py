@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditAction
@@ -450,6 +450,23 @@ def _commit_store(store: Path, root: Path) -> None:
             os.replace(staged, target)
 
 
+def _insert_cases(cases: list[Case]) -> None:
+    """Insert the rows with one executemany. `bulk_create` compiles SQL per field and row
+    (~0.1 ms a case, a tenth of the import's time with two workers, spent after they finish);
+    here each field still adapts its own value for this database (`get_db_prep_save`: JSON,
+    foreign keys), and the database enforces the same constraints and triggers."""
+    fields = [f for f in Case._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(Case._meta.db_table)} "  # noqa: S608 - quoted model identifiers; values are parameters
+        f"({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    rows = [[f.get_db_prep_save(f.pre_save(c, True), connection) for f in fields] for c in cases]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
 @transaction.atomic
 def _version_store(*, actor, dataset: Dataset, cases: list[Case], seconds: float) -> DatasetVersion:
     dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
@@ -467,7 +484,7 @@ def _version_store(*, actor, dataset: Dataset, cases: list[Case], seconds: float
     )
     for case in cases:
         case.dataset_version = version
-    Case.objects.bulk_create(cases, batch_size=500)
+    _insert_cases(cases)
     unreadable = sum(1 for c in cases if c.read_error)
     audit_record(
         actor=actor,
