@@ -30,7 +30,12 @@ def report_get_visible(*, user, pk) -> Report:
 
 
 def report_is_current(report: Report) -> bool:
-    return not Report.objects.filter(supersedes=report, issued_at__isnull=False).exists()
+    return _successor(report) is None
+
+
+def _successor(report: Report) -> Report | None:
+    """The issued version that supersedes this one, if any."""
+    return Report.objects.filter(supersedes=report, issued_at__isnull=False).first()
 
 
 # --- verification of a PDF someone holds ---------------------------------------------------------
@@ -85,7 +90,7 @@ def report_verification(data: bytes) -> PdfVerification:
             return PdfVerification(
                 "altered", digest, report, detail="the record's service signature does not verify"
             )
-        newer = issued.filter(supersedes=report).first()
+        newer = _successor(report)
         if newer is None:
             return PdfVerification("issued-current", digest, report, current=report)
         return PdfVerification(
@@ -109,11 +114,9 @@ def report_verification(data: bytes) -> PdfVerification:
 
 
 def _current(report: Report) -> Report:
-    seen = {report.pk}
-    while newer := Report.objects.filter(supersedes=report, issued_at__isnull=False).first():
-        if newer.pk in seen:
-            break
-        seen.add(newer.pk)
+    """The newest issued version of the chain (a version can only supersede an older one, so
+    the chain ends)."""
+    while (newer := _successor(report)) is not None:
         report = newer
     return report
 

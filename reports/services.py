@@ -31,17 +31,7 @@ def report_draft(*, run: ValidationRun) -> Report:
     existing = Report.objects.filter(run=run, version=1).first()
     if existing is not None:
         return existing
-    now = timezone.now()
-    document = report_document_build(run, report_ref=f"R-{run.pk:06d}", version=1, generated_at=now)
-    report = Report.objects.create(
-        run=run,
-        version=1,
-        document=document,
-        content_sha256=content_sha256(document),
-        required_signatures=run.protocol.document.get(
-            "required_signatures", ["reviewed", "approved"]
-        ),
-    )
+    report = _new_version(run, version=1)
     audit_record(
         actor=None,
         action=AuditAction.REPORT_DRAFTED,
@@ -49,6 +39,32 @@ def report_draft(*, run: ValidationRun) -> Report:
         payload={"content_sha256": report.content_sha256},
     )
     return report
+
+
+def _new_version(
+    run: ValidationRun, *, version: int, supersedes: Report | None = None, reason: str = ""
+) -> Report:
+    """A report draft built from the run's stored results; a correction names the version it
+    supersedes and why."""
+    document = report_document_build(
+        run, report_ref=f"R-{run.pk:06d}", version=version, generated_at=timezone.now()
+    )
+    if supersedes is not None:
+        document["report"]["supersedes"] = {
+            "version": supersedes.version,
+            "document_sha256": supersedes.issued_document_sha256,
+            "reason": reason[:2000],
+        }
+    return Report.objects.create(
+        run=run,
+        version=version,
+        supersedes=supersedes,
+        document=document,
+        content_sha256=content_sha256(document),
+        required_signatures=run.protocol.document.get(
+            "required_signatures", ["reviewed", "approved"]
+        ),
+    )
 
 
 def report_sign(*, actor, report: Report, password: str, meaning: str) -> Signature:
@@ -182,22 +198,7 @@ def report_correct(*, actor, report: Report, reason: str) -> Report:
             status_code=409,
         )
     version = Report.objects.filter(run=report.run).count() + 1
-    document = report_document_build(
-        report.run, report_ref=report.reference, version=version, generated_at=timezone.now()
-    )
-    document["report"]["supersedes"] = {
-        "version": report.version,
-        "document_sha256": report.issued_document_sha256,
-        "reason": reason[:2000],
-    }
-    correction = Report.objects.create(
-        run=report.run,
-        version=version,
-        supersedes=report,
-        document=document,
-        content_sha256=content_sha256(document),
-        required_signatures=report.required_signatures,
-    )
+    correction = _new_version(report.run, version=version, supersedes=report, reason=reason)
     audit_record(
         actor=actor,
         action=AuditAction.REPORT_CORRECTION_DRAFTED,

@@ -41,7 +41,7 @@ from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.tag import BaseTag, Tag
+from pydicom.tag import BaseTag
 
 PROFILE_NAME = "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile"
 
@@ -103,9 +103,7 @@ def identifying_elements(ds: pydicom.Dataset) -> list[str]:
     return sorted(found)
 
 
-def deidentify(
-    ds: pydicom.Dataset, *, uid_secret: bytes, changed: set[BaseTag] | None = None
-) -> dict[str, int]:
+def deidentify(ds: pydicom.Dataset, *, uid_secret: bytes) -> dict[str, int]:
     """Apply the basic profile in place, recursively in sequences; return counts per action
     {"removed": n, "emptied": n, "dummied": n, "uids_replaced": n}.
 
@@ -115,18 +113,13 @@ def deidentify(
     Pixel data and the attributes needed to decode it are not in the table and are never touched.
     Afterwards the dataset says so: Patient Identity Removed "YES", De-identification Method and
     its code sequence (DCM 113100).
-
-    `changed`, when given, receives the top-level tags whose value this changed or added (a
-    nested change counts for its top-level sequence): the others may be written back as read.
     """
     if not uid_secret:
         raise ValueError("uid_secret must be non-empty: without it the UID mapping is reversible")
     counts: Counter[str] = Counter({key: 0 for key in _COUNT_KEYS})
-    _deidentify_dataset(ds, uid_secret, counts, changed)
+    _deidentify_dataset(ds, uid_secret, counts)
     _sync_file_meta(ds, uid_secret, counts)
     mark_deidentified(ds)
-    if changed is not None:
-        changed.update(Tag(k) for k in _MARK_KEYWORDS)
     return {key: counts[key] for key in _COUNT_KEYS}
 
 
@@ -196,16 +189,11 @@ def raw_is_empty(ds: Dataset, tag: BaseTag, vr: str) -> bool:
     return _is_empty(ds[tag])
 
 
-def _deidentify_dataset(
-    ds: Dataset, secret: bytes, counts: Counter[str], changed: set[BaseTag] | None = None
-) -> None:
+def _deidentify_dataset(ds: Dataset, secret: bytes, counts: Counter[str]) -> None:
     """Apply the profile to one dataset level, then to every sequence item that remains.
     Removed, emptied and dummied elements are never decoded; only UIDs and sequences are."""
     for tag in _touched(ds):
-        before = counts.total()
         deidentify_element(ds, tag, secret, counts)
-        if changed is not None and counts.total() != before:
-            changed.add(tag)
 
 
 def deidentify_element(ds: Dataset, tag: BaseTag, secret: bytes, counts: Counter[str]) -> None:
@@ -327,13 +315,6 @@ def _describe(elem: DataElement) -> str:
     # Repeating groups (50xx, 60xx) only resolve through the dictionary lookup, not elem.keyword.
     label = "private" if tag.is_private else (elem.keyword or keyword_for_tag(tag) or "unknown")
     return f"({tag.group:04X},{tag.element:04X}) {label}"
-
-
-_MARK_KEYWORDS = (
-    "PatientIdentityRemoved",
-    "DeidentificationMethod",
-    "DeidentificationMethodCodeSequence",
-)
 
 
 def mark_deidentified(ds: Dataset) -> None:

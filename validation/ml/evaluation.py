@@ -40,7 +40,6 @@ from validation.ml.metrics.multiplicity import adjust
 from validation.ml.metrics.subgroups import subgroup_results
 
 ROC_POINTS_STORED = 200
-DISPARITY_INTERVAL = "Newcombe hybrid score (method 10)"
 FAIRLEARN_POINT = "fairlearn between-groups difference (point estimate)"
 
 

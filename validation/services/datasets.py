@@ -180,11 +180,12 @@ def _inside(root: Path, rel: str, what: str, problems: list[str], folders: dict)
         folder = folders.get(parent) or folders.setdefault(parent, Path(parent).resolve())
     if folder is None or not folder.is_relative_to(root):
         problems.append(f"{what} {rel!r} must be a path inside the manifest's folder")
-    elif not _is_regular_file(folder / os.path.basename(joined)):
+        return None
+    path = folder / os.path.basename(joined)
+    if not _is_regular_file(path):
         problems.append(f"{what} {rel!r} does not exist")
-    else:
-        return folder / os.path.basename(joined)
-    return None
+        return None
+    return path
 
 
 def _is_regular_file(path: Path) -> bool:

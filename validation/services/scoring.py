@@ -33,13 +33,8 @@ def run_compute_metrics(run: ValidationRun) -> dict:
     sections = evaluate(y, s, groups, plan)
     scoring = sections.pop("scoring")
     sections["failures"] = {
-        "policy": plan.failure_policy,
-        "n_cases": len(predictions),
-        "n_scored": scoring["n_scored"],
-        "n_failed": scoring["n_failed"],
-        "n_failed_positive": scoring["n_failed_positive"],
-        "n_failed_negative": scoring["n_failed_negative"],
-        "treatment": scoring["treatment"],
+        "policy": scoring.pop("failure_policy"),
+        **scoring,  # n_cases, n_scored, n_failed (positive, negative), treatment
         "by_category": [{"category": k, "n": v} for k, v in sorted(failures.items())],
     }
     for section, value in sections.items():

@@ -44,9 +44,9 @@ def subgroup_table(
     """One row per (attribute, group): size, prevalence, sensitivity and specificity with
     Wilson score intervals, and the DeLong AUC.
 
-    Per-group counts and rates come from a fairlearn ``MetricFrame`` (``count``,
-    ``true_positive_rate``, ``true_negative_rate``, ``selection_rate``). A rate whose
-    denominator is 0 is ``None`` (fairlearn itself would report 0 there), and so is the AUC
+    Per-group counts come from a fairlearn ``MetricFrame`` (one metric: the group's 2x2
+    cells), rates from the counts. A rate whose denominator is 0 is ``None`` (fairlearn's
+    own rate functions would report 0 there), and so is the AUC
     of a group with one class only; ``notes`` says why. Rows keep their numbers when
     ``suppressed`` (n < ``min_cell``): hiding them is the report's decision, per audience.
 
