@@ -110,14 +110,19 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     )
     def verify(self, request):
         """Is this PDF an issued report, the current version, superseded, altered or unknown?
-        Any signed-in user may ask; the answer names only what the file itself claims."""
+        Any signed-in user may ask. The report's identity, versions and hashes are named only
+        to those who may see that report; anyone else gets the answer alone."""
         body = VerifySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         upload = body.validated_data["file"]
         if upload.size > MAX_VERIFY_BYTES:
             raise ApplicationError("The file is larger than any report the service issues.")
         result = report_verify(actor=request.user, data=upload.read())
-        return Response(result.as_dict())
+        answer = result.as_dict()
+        visible = reports_visible_to(request.user).filter(pk=getattr(result.report, "pk", None))
+        if result.report is not None and not visible.exists():
+            answer.update(report=None, superseded_by=None, current=None, detail="")
+        return Response(answer)
 
 
 class SigningKeySerializer(serializers.Serializer):

@@ -148,6 +148,13 @@ def test_verify_and_correct_through_the_api(world, issued):
     client.force_authenticate(world.vendor_user)
     response = client.post(f"/api/v1/reports/{issued.pk}/correct/", {"reason": "x"})
     assert response.status_code == 404
+    # Another vendor holding the file learns the answer, not the report's identity or history.
+    upload = io.BytesIO(_pdf(issued))
+    upload.name = "report.pdf"
+    response = client.post("/api/v1/reports/verify/", {"file": upload}, format="multipart")
+    body = response.json()
+    assert body["status"] == "issued-current"
+    assert body["report"] is None and body["current"] is None and body["detail"] == ""
     client.force_authenticate(world.reviewer)
     response = client.post(f"/api/v1/reports/{issued.pk}/correct/", {"reason": "Typo in site."})
     assert response.status_code == 201 and response.json()["version"] == 2
