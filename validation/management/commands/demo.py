@@ -18,6 +18,7 @@ from reports.models import Report
 from reports.services import report_sign
 from validation.errors import ApplicationError
 from validation.models import Dataset, ModelPackage, Organisation, Role, ValidationRun
+from validation.protocol_document import protocol_errors
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.organisations import organisation_create, user_create_with_role
 from validation.services.packages import package_review, package_submit
@@ -108,9 +109,14 @@ class Command(BaseCommand):
         if path is None:
             return PROTOCOL
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise CommandError(f"Cannot read the protocol {path}: {exc}") from exc
+        # Checked before anything is created, so a bad protocol leaves nothing behind.
+        errors = protocol_errors(document)
+        if errors:
+            raise CommandError("\n  ".join([f"The protocol {path} is invalid:", *errors]))
+        return document
 
     def _demo(self, *, cases: int, seed: int, training_cases: int, protocol: dict) -> None:
         if settings.PRODUCTION:
