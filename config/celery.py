@@ -14,7 +14,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("blindspot")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = (Queue("default"), Queue("gpu"), Queue("reports"))
+# Each queue its own routing key: without one, Celery binds every queue to the default exchange
+# under the key "default", and a message for one queue lands in all three.
+QUEUES = ("default", "gpu", "reports")
+app.conf.task_queues = tuple(Queue(name, routing_key=name) for name in QUEUES)
 app.autodiscover_tasks()
 
 _COMMON = {"acks_late": True, "reject_on_worker_lost": True, "serializer": "json"}

@@ -158,6 +158,9 @@ PACKAGE_MAX_UNPACKED_BYTES = int(
     os.environ.get("BLINDSPOT_PACKAGE_MAX_UNPACKED_BYTES", str(1024 * 1024 * 1024))
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Where Django spools uploads above FILE_UPLOAD_MAX_MEMORY_SIZE (default: the system's /tmp).
+# Production points it inside SEQUESTERED_ROOT so that partner data never lands on /tmp.
+FILE_UPLOAD_TEMP_DIR = os.environ.get("BLINDSPOT_FILE_UPLOAD_TEMP_DIR") or None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Model runner (the only process that loads vendor code)
@@ -178,12 +181,26 @@ RUNNER_MEMORY_LIMIT_BYTES = int(
 RUNNER_CPU_LIMIT_S = float(os.environ.get("BLINDSPOT_RUNNER_CPU_LIMIT_S", str(4 * 3600)))
 # A warm runner unused this long is closed (it holds a model and a process).
 RUNNER_IDLE_SECONDS = float(os.environ.get("BLINDSPOT_RUNNER_IDLE_SECONDS", "600"))
+# Where each runner puts the model: "auto" (cuda when this worker has a GPU, else cpu), "cpu" or
+# "cuda"; AMP (autocast, bf16 where supported, else fp16) applies on cuda only. Both, like the
+# threads and the batch size above, are settings of each worker, not of a run.
+RUNNER_DEVICE = os.environ.get("BLINDSPOT_RUNNER_DEVICE", "auto")
+RUNNER_AMP = _env_bool("BLINDSPOT_RUNNER_AMP", False)
+
+# Runs: cases per shard (the unit a GPU worker takes from the queue; a shard must finish well
+# within CELERY_TASK_TIME_LIMIT), and how many shards a run sends straight to each worker that
+# already holds its package warm before the rest go to the shared `gpu` queue.
 RUN_SHARD_SIZE = int(os.environ.get("BLINDSPOT_RUN_SHARD_SIZE", "256"))
+RUN_AFFINITY_SHARDS_PER_WORKER = int(os.environ.get("BLINDSPOT_RUN_AFFINITY_SHARDS", "4"))
+# GPU workers report themselves (warm packages, device) every WORKER_HEARTBEAT_S; one silent for
+# WORKER_STALE_S is presumed dead and its unfinished shards go back to the shared queue.
+WORKER_HEARTBEAT_S = float(os.environ.get("BLINDSPOT_WORKER_HEARTBEAT_S", "10"))
+WORKER_STALE_S = float(os.environ.get("BLINDSPOT_WORKER_STALE_S", "60"))
 
 # Celery: eager when no broker is configured (embedded default).
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
 # Eager mode never talks to a broker; kombu's in-memory transport keeps it from guessing one.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_SERIALIZER = "json"
@@ -196,7 +213,13 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "3300"))
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "3600"))
 # Longer than the longest task, or Redis re-delivers a running task to a second worker.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(
+        os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(CELERY_TASK_TIME_LIMIT + 600))
+    )
+}
+# Each worker also consumes its own queue ("<hostname>.dq2"): shards routed to a warm worker.
+CELERY_WORKER_DIRECT = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -240,7 +263,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("BLINDSPOT_LOG_LEVEL", "INFO")},
     # WeasyPrint and fontTools narrate every render step at INFO.
-    "loggers": {name: {"level": "WARNING"} for name in ("weasyprint", "fontTools", "celery")},
+    "loggers": {
+        **{name: {"level": "WARNING"} for name in ("weasyprint", "fontTools")},
+        "celery": {"level": os.environ.get("BLINDSPOT_CELERY_LOG_LEVEL", "WARNING")},
+    },
 }
 
 # Where the runner finds extracted model files (read-only bound into the sandbox).

@@ -229,6 +229,7 @@ def report_document_build(
                 "finished_at": _iso(run.finished_at),
                 "stage_seconds": run.stage_seconds,
                 "device": run.device,
+                "execution": _execution(run),
             },
             "software": _software(),
             "sandbox": {"isolation": run.isolation or "none", "enabled": bool(run.sandboxed)},
@@ -301,4 +302,18 @@ def report_document_build(
         "failures": sections["failures"]["by_category"],
         "limitations": limitations,
         "audit_excerpt": _audit_excerpt(run),
+    }
+
+
+def _execution(run) -> dict:
+    """How inference was spread: counts only (worker names are the service's infrastructure)."""
+    from validation.selectors import run_execution
+
+    execution = run_execution(run)
+    return {
+        "shards": execution["shards"],
+        "workers": len(execution["workers"]),
+        "devices": execution["devices"],
+        "cold_starts": execution["cold_starts"],
+        "redeliveries": execution["redeliveries"],
     }

@@ -5,7 +5,8 @@ from config.celery import app
 from validation import tasks
 
 EXPECTED_QUEUES = {
-    tasks.run_infer: "gpu",
+    tasks.run_infer: "default",
+    tasks.run_shard: "gpu",
     tasks.run_explain: "gpu",
     tasks.run_score: "default",
     tasks.run_report: "reports",
@@ -24,10 +25,13 @@ def test_worker_settings():
     assert app.conf.worker_prefetch_multiplier == 1
     assert app.conf.accept_content == ["json"]
     assert {q.name for q in app.conf.task_queues} == {"default", "gpu", "reports"}
+    # One routing key each: bound under one shared key, a message would land in every queue.
+    assert sorted(q.routing_key for q in app.conf.task_queues) == ["default", "gpu", "reports"]
     visibility = app.conf.broker_transport_options["visibility_timeout"]
     assert visibility > app.conf.task_time_limit > app.conf.task_soft_time_limit
+    assert app.conf.worker_direct is True  # each worker's own queue, for cache-aware routing
 
 
 def test_eager_without_a_broker(settings):
-    assert settings.CELERY_BROKER_URL == "memory://"
+    assert settings.CELERY_BROKER_URL == "memory://localhost/"
     assert app.conf.task_always_eager is True

@@ -365,7 +365,7 @@ class ValidationRun(models.Model):
     cases_total = models.PositiveIntegerField(default=0)
     cases_done = models.PositiveIntegerField(default=0)
     stage_seconds = models.JSONField(default=dict)
-    isolation = models.CharField(max_length=200, blank=True)
+    isolation = models.TextField(blank=True)
     sandboxed = models.BooleanField(null=True)
     device = models.CharField(max_length=32, blank=True)
     error_public = models.CharField(max_length=500, blank=True)  # safe for vendors
@@ -388,6 +388,66 @@ class ValidationRun(models.Model):
 
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"
+
+
+class RunShard(models.Model):
+    """A slice of a run's cases: the unit one GPU worker takes from the queue.
+
+    `attempts` counts deliveries that claimed it (a worker lost mid-shard makes it 2);
+    `worker`, `device` and `cold_start` describe the attempt that finished it; `seconds` splits
+    that attempt's wall time into reading and decoding (overlapped with the model), waiting on
+    the model, and writing predictions."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        STOPPED = "stopped"  # the run was cancelled or failed before this shard finished
+
+    run = models.ForeignKey(ValidationRun, on_delete=models.PROTECT, related_name="shards")
+    index = models.PositiveIntegerField()
+    case_ids = models.JSONField()  # Case primary keys, in the run's case order
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    queue = models.CharField(max_length=200, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    device = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cold_start = models.BooleanField(null=True)
+    load_seconds = models.FloatField(null=True)
+    seconds = models.JSONField(default=dict)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="shard_once"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "running", "done", "stopped"]),
+                name="shard_status",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} shard {self.index} ({self.status})"
+
+
+class WorkerPresence(models.Model):
+    """What a GPU worker last said about itself: the packages it holds warm (for cache-aware
+    routing), its device, and a heartbeat; a worker whose heartbeat is stale is presumed dead and
+    its unfinished shards are sent to the shared queue again."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    queue = models.CharField(max_length=200)  # its own queue, for shards routed to it
+    device = models.CharField(max_length=32, blank=True)
+    device_name = models.CharField(max_length=200, blank=True)
+    warm_packages = models.JSONField(default=list)  # package SHA-256s
+    cold_starts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.hostname} ({self.device or 'device unknown'})"
 
 
 class Prediction(models.Model):

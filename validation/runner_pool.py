@@ -40,7 +40,8 @@ def _model_file(package: ModelPackage) -> Path:
 
 def runner_new(model_path: Path) -> ModelRunner:
     """A runner configured from this worker's settings (not started): the one place where the
-    threads, timeouts, limits and sandbox policy of model processes are decided."""
+    device, precision, threads, timeouts, limits and sandbox policy of model processes are
+    decided."""
     return ModelRunner(
         model_path,
         threads=settings.RUNNER_THREADS,
@@ -48,6 +49,8 @@ def runner_new(model_path: Path) -> ModelRunner:
         allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
         memory_limit_bytes=settings.RUNNER_MEMORY_LIMIT_BYTES,
         cpu_limit_s=settings.RUNNER_CPU_LIMIT_S,
+        device=settings.RUNNER_DEVICE,
+        amp=settings.RUNNER_AMP,
     )
 
 

@@ -5,9 +5,12 @@ endpoints use the same querysets as detail endpoints.
 """
 
 from collections import Counter
+from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from validation.disclosure import counts_disclosed
 from validation.models import (
@@ -22,6 +25,7 @@ from validation.models import (
     Protocol,
     Role,
     ValidationRun,
+    WorkerPresence,
 )
 
 
@@ -261,3 +265,26 @@ def runs_used(*, dataset_version: DatasetVersion, vendor: Organisation) -> int:
         .exclude(status=ValidationRun.Status.CANCELLED)
         .count()
     )
+
+
+def live_workers() -> list[WorkerPresence]:
+    """GPU workers whose heartbeat is fresher than WORKER_STALE_S."""
+    since = timezone.now() - timedelta(seconds=settings.WORKER_STALE_S)
+    return list(WorkerPresence.objects.filter(heartbeat_at__gte=since).order_by("hostname"))
+
+
+def run_execution(run: ValidationRun) -> dict:
+    """How a run's inference went: shards, the workers and devices that finished them, cold
+    starts, deliveries beyond the first (workers lost), and summed stage seconds."""
+    shards = list(run.shards.all())
+    totals: Counter = Counter()
+    for shard in shards:
+        totals.update({k: v for k, v in shard.seconds.items() if k != "wall"})
+    return {
+        "shards": len(shards),
+        "workers": sorted({s.worker for s in shards if s.worker}),
+        "devices": sorted({s.device for s in shards if s.device}),
+        "cold_starts": sum(1 for s in shards if s.cold_start),
+        "redeliveries": sum(max(0, s.attempts - 1) for s in shards),
+        "seconds": {key: round(value, 3) for key, value in sorted(totals.items())},
+    }

@@ -171,3 +171,26 @@ def test_manifest_and_protocol_schemas_are_published(db):
     assert manifest_errors(default_manifest(name="x", version="1", gradcam_target_layer="a")) == []
     assert client.get("/api/v1/schemas/package-manifest/9.9/").status_code == 404
     assert "acceptance_criteria" in client.get("/api/v1/schemas/protocol/").json()["required"]
+
+
+def test_only_the_team_reads_where_a_run_executed(world, objects):
+    from validation.models import RunShard
+
+    run = objects["runs"]
+    RunShard.objects.create(
+        run=run,
+        index=0,
+        case_ids=[1, 2],
+        status="done",
+        worker="gpu0@host-7",
+        device="cuda",
+        attempts=2,
+        cold_start=True,
+        seconds={"model": 1.5},
+    )
+    vendor_view = client_for(world.vendor_user).get(f"/api/v1/runs/{run.pk}/").json()
+    assert "execution" not in vendor_view and "host-7" not in str(vendor_view)
+    execution = client_for(world.reviewer).get(f"/api/v1/runs/{run.pk}/").json()["execution"]
+    assert (execution["shards"], execution["cold_starts"], execution["redeliveries"]) == (1, 1, 1)
+    assert execution["per_shard"][0]["worker"] == "gpu0@host-7"
+    assert execution["devices"] == ["cuda"] and execution["seconds"] == {"model": 1.5}

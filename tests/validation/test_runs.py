@@ -8,8 +8,10 @@ import pytest
 from audit.models import AuditAction
 from audit.selectors import audit_events_for
 from reports.models import Report
+from reports.rendering import render_html
 from tests.factories import protocol_document
-from validation.models import Explanation, MetricResult, Prediction, ValidationRun
+from tests.run_helpers import infer
+from validation.models import Explanation, MetricResult, Prediction, RunShard, ValidationRun
 from validation.services import runs
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.packages import package_review, package_submit
@@ -55,13 +57,16 @@ def _status(run):
 
 
 def test_every_stage_is_idempotent_and_nothing_is_dropped(
-    queued_run, django_capture_on_commit_callbacks
+    queued_run, django_capture_on_commit_callbacks, settings
 ):
     run = queued_run
+    settings.RUN_SHARD_SIZE = 9
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        runs.run_infer(run_id=run.pk)
-        runs.run_infer(run_id=run.pk)  # re-delivery
-    assert len(queued) == 1 and _status(run) == Status.SCORING
+        infer(run.pk, deliveries=2)  # planner and every shard delivered twice
+    assert [q.__qualname__ for q in queued].count("_advance.<locals>.<lambda>") == 1
+    assert _status(run) == Status.SCORING
+    shards = list(RunShard.objects.filter(run=run))
+    assert len(shards) == 2 and all(s.status == "done" and s.attempts == 1 for s in shards)
     predictions = Prediction.objects.filter(run=run)
     assert predictions.count() == 17  # one per case, the unreadable one included
     broken = predictions.get(case__case_id="BROKEN")
@@ -96,6 +101,12 @@ def test_every_stage_is_idempotent_and_nothing_is_dropped(
     runs.run_report(run_id=run.pk)
     runs.run_report(run_id=run.pk)
     assert Report.objects.filter(run=run).count() == 1
+    document = Report.objects.get(run=run).document
+    execution = document["identity"]["run"]["execution"]
+    assert (execution["shards"], execution["workers"], execution["redeliveries"]) == (2, 1, 0)
+    assert execution["devices"] == ["cpu"]
+    html = render_html(document)
+    assert "2 on 1 worker (cpu)" in html and "Repeated deliveries" in html
     assert _status(run) == Status.AWAITING_SIGNATURE
     actions = [e.action for e in audit_events_for(run)]
     assert actions == [
@@ -125,7 +136,7 @@ def test_an_unexpected_error_fails_the_run_with_a_safe_message(world, queued_run
         manifest={**package.manifest, "input": {"channels": "many"}}
     )
     with pytest.raises(ValueError):
-        runs.run_infer(run_id=queued_run.pk)
+        infer(queued_run.pk)
     run = ValidationRun.objects.get(pk=queued_run.pk)
     assert run.status == Status.FAILED
     assert run.error_public == runs.PUBLIC_FAILURE["internal-error"]
@@ -135,8 +146,8 @@ def test_an_unexpected_error_fails_the_run_with_a_safe_message(world, queued_run
 
 def test_the_report_document_carries_no_numbers_for_small_cells(queued_run, settings):
     """The issued report goes to the vendor: cells under min_cell_size keep only their label."""
-    with_small = runs.run_infer, runs.run_score, runs.run_explain, runs.run_report
-    for stage in with_small:
+    infer(queued_run.pk)
+    for stage in (runs.run_score, runs.run_explain, runs.run_report):
         stage(run_id=queued_run.pk)
     document = Report.objects.get(run=queued_run).document
     sections = {m.section: m.value for m in MetricResult.objects.filter(run=queued_run)}

@@ -30,6 +30,7 @@ from torch import nn
 
 from validation.ml.reference_model import TinyLesionNet
 from validation.runner import confinement
+from validation.runner import sandbox as sandbox_module
 from validation.runner.client import REPO_ROOT, ModelRunner, RunnerError
 from validation.runner.sandbox import BwrapSandbox, detect_sandbox
 
@@ -409,3 +410,94 @@ def test_a_checkout_under_tmp_still_runs(reference_pt2, tmp_path):
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.split() == [detect_sandbox().mode, "(3,", "1)"]
+
+
+# -- GPU device nodes ----------------------------------------------------------------------------
+
+_FAKE_DEV = [
+    "/dev/nvidia-caps",
+    "/dev/nvidia-modeset",
+    "/dev/nvidia-uvm",
+    "/dev/nvidia-uvm-tools",
+    "/dev/nvidia0",
+    "/dev/nvidia1",
+    "/dev/nvidiactl",
+]
+_FAKE_NODES = [node for node in _FAKE_DEV if node != "/dev/nvidia-modeset"]
+
+
+def _fake_dev(monkeypatch, listing: list[str]) -> None:
+    """This host has no GPU: answer the sandbox's /dev/nvidia* listing from `listing`."""
+    real_glob = sandbox_module.glob.glob
+
+    def fake_glob(pattern, *args, **kwargs):
+        if pattern == "/dev/nvidia*":
+            return list(listing)
+        return real_glob(pattern, *args, **kwargs)
+
+    monkeypatch.setattr(sandbox_module.glob, "glob", fake_glob)
+
+
+def _bound(prefix: list[str], option: str) -> list[str]:
+    return [prefix[i + 1] for i, arg in enumerate(prefix) if arg == option]
+
+
+def test_bwrap_binds_the_gpu_nodes_when_asked(monkeypatch):
+    _fake_dev(monkeypatch, _FAKE_DEV)
+    sandbox = BwrapSandbox("bwrap")
+    prefix = sandbox.command_prefix(gpu=True)
+    assert _bound(prefix, "--dev-bind") == _FAKE_NODES  # not nvidia-modeset (displays only)
+    for node in _FAKE_NODES:
+        at = prefix.index(node)
+        assert prefix[at - 1 : at + 2] == ["--dev-bind", node, node]
+        assert at > prefix.index("--dev")  # bwrap's fresh /dev would hide an earlier bind
+    assert "/dev/nvidia0" in sandbox.describe(gpu=True)
+    # A CPU runner gets neither the nodes nor the mention.
+    assert "--dev-bind" not in sandbox.command_prefix(gpu=False)
+    assert sandbox.describe(gpu=False) == sandbox.description
+    assert "GPU" not in sandbox.description
+
+
+def test_bwrap_without_gpu_nodes_is_unchanged(monkeypatch):
+    _fake_dev(monkeypatch, [])
+    sandbox = BwrapSandbox("bwrap")
+    assert sandbox.command_prefix(gpu=True) == sandbox.command_prefix(gpu=False)
+    assert sandbox.describe(gpu=True) == sandbox.description
+
+
+def test_bwrap_binds_driver_libraries_outside_usr(monkeypatch, tmp_path):
+    driver = tmp_path / "driver" / "lib64"
+    driver.mkdir(parents=True)
+    (driver / "libcuda.so.1").write_bytes(b"")
+    (tmp_path / "other").mkdir()
+    monkeypatch.setenv("LD_LIBRARY_PATH", f"{tmp_path / 'other'}:{driver}:relative")
+    _fake_dev(monkeypatch, _FAKE_DEV)
+    prefix = BwrapSandbox("bwrap").command_prefix(gpu=True)
+    assert str(driver) in _bound(prefix, "--ro-bind")
+    assert str(tmp_path / "other") not in _bound(prefix, "--ro-bind")  # no libcuda.so there
+    environment = dict(e.split("=", 1) for e in _setenv(prefix))
+    assert str(driver) in environment["LD_LIBRARY_PATH"].split(":")
+    # Without a GPU the host's LD_LIBRARY_PATH stays out, as before.
+    assert "LD_LIBRARY_PATH" not in BwrapSandbox("bwrap").command_prefix(gpu=False)
+
+
+def _setenv(prefix: list[str]) -> list[str]:
+    return [f"{prefix[i + 1]}={prefix[i + 2]}" for i, a in enumerate(prefix) if a == "--setenv"]
+
+
+def test_a_bound_device_node_is_usable_inside_bwrap(monkeypatch):
+    # No NVIDIA node here: a host character device that bwrap's minimal /dev lacks stands in,
+    # so the real bwrap shows the --dev-bind arguments are accepted and land after --dev.
+    sandbox = _bwrap()
+    node = next((n for n in ("/dev/kvm", "/dev/fuse", "/dev/net/tun") if os.path.exists(n)), None)
+    if node is None:
+        pytest.skip("no spare character device on this host")
+    monkeypatch.setattr(sandbox_module, "_gpu_device_nodes", lambda: [node])
+    test = shutil.which("test") or "/usr/bin/test"
+
+    def inside(gpu: bool) -> int:
+        command = [*sandbox.command_prefix(gpu=gpu), test, "-c", node]
+        return subprocess.run(command, timeout=30, check=False).returncode
+
+    assert inside(gpu=True) == 0
+    assert inside(gpu=False) != 0

@@ -102,9 +102,31 @@ class RunTeamSerializer(RunSerializer):
     """The validation team also reads the failure details (stderr tail)."""
 
     error_detail = serializers.CharField()
+    execution = serializers.SerializerMethodField()
 
     class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "error_detail", "isolation", "device"]
+        fields = [*RunSerializer.Meta.fields, "error_detail", "isolation", "device", "execution"]
+
+    def get_execution(self, run) -> dict:
+        """Shards: which worker and device took each, deliveries, cold starts and seconds."""
+        from validation.selectors import run_execution
+
+        return {
+            **run_execution(run),
+            "per_shard": [
+                {
+                    "index": s.index,
+                    "cases": len(s.case_ids),
+                    "status": s.status,
+                    "worker": s.worker,
+                    "device": s.device,
+                    "attempts": s.attempts,
+                    "cold_start": s.cold_start,
+                    "seconds": s.seconds,
+                }
+                for s in run.shards.all()
+            ],
+        }
 
 
 def aggregate_results(sections: dict, *, audience: str) -> dict:

@@ -10,6 +10,7 @@ modality LUT -> window or percentile scaling to [0, 1] -> MONOCHROME1 inversion 
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -380,8 +381,17 @@ def resize(img: np.ndarray, height: int, width: int, method: str) -> np.ndarray:
     return ry @ img @ rx.T
 
 
+@functools.lru_cache(maxsize=64)
 def _resize_matrix(n_in: int, n_out: int, method: str) -> np.ndarray:
-    """Row i holds the weights of input samples for output sample i (pixel-centre convention)."""
+    """Row i holds the weights of input samples for output sample i (pixel-centre convention).
+    Cached (read-only): a cohort has few image sizes, and building the area weights cost more
+    than the resize itself."""
+    m = _resize_weights(n_in, n_out, method)
+    m.setflags(write=False)
+    return m
+
+
+def _resize_weights(n_in: int, n_out: int, method: str) -> np.ndarray:
     if method not in RESIZE_METHODS:
         raise ValueError(f"unknown resize method {method!r}")
     scale = n_in / n_out

@@ -38,6 +38,7 @@ EXIT_NO_CONFINEMENT = 5  # worker.EXIT_NO_CONFINEMENT (the worker module imports
 STDERR_TAIL_BYTES = 16 * 1024
 DETAIL_CHARS = 4000
 MAX_PIPELINE_DEPTH = 4  # also the number of shared-memory slots in each direction
+DEVICES = ("auto", "cpu", "cuda")  # worker.DEVICES
 
 PUBLIC_MESSAGES = {
     "load-failed": "The model could not be loaded.",
@@ -86,6 +87,12 @@ class ModelRunner:
     limits and a seccomp deny-list for sockets and exec. Without seccomp (no pyseccomp or
     libseccomp) the worker refuses to start ("no-isolation") unless `allow_unsandboxed=True`.
     After `start`, `isolation` describes the sandbox and what the worker reported it enforced.
+
+    `device`: "cpu", "cuda" (the worker fails to load, "load-failed", without a usable GPU) or
+    "auto" (CUDA where the worker finds a GPU, else the CPU). Unless it is "cpu", the sandbox
+    binds the host's GPU device nodes in. `amp` runs the model under CUDA autocast (bfloat16 or
+    float16); it is ignored on the CPU. ONNX models always run on the CPU. After `start`,
+    `info` says what the worker uses: "device", "device_name", "amp" (effective), "threads".
     """
 
     def __init__(
@@ -104,7 +111,13 @@ class ModelRunner:
         max_reply_bytes: int = protocol.DEFAULT_MAX_PAYLOAD_BYTES,
         memory_limit_bytes: int = confinement.DEFAULT_MEMORY_LIMIT_BYTES,
         cpu_limit_s: float | None = confinement.DEFAULT_CPU_LIMIT_S,
+        device: str = "auto",
+        amp: bool = False,
     ) -> None:
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+        self.device = device
+        self.amp = bool(amp)
         self.model_path = Path(model_path).resolve()
         self.threads = max(1, int(threads))
         self.batch_timeout_s = batch_timeout_s
@@ -145,7 +158,7 @@ class ModelRunner:
         sandbox = self._sandbox or detect_sandbox()
         if not sandbox.isolated and not self.allow_unsandboxed:
             raise RunnerError("no-isolation", "no working sandbox (bwrap, unshare) on this host")
-        self.isolation = sandbox.description
+        self.isolation = sandbox.describe(gpu=self._may_use_gpu)
 
         environment = self._environment()
         self._shared = (
@@ -166,7 +179,9 @@ class ModelRunner:
             else []
         )
         command = [
-            *sandbox.command_prefix(ro_binds=self._ro_binds(), env=environment),
+            *sandbox.command_prefix(
+                ro_binds=self._ro_binds(), env=environment, gpu=self._may_use_gpu
+            ),
             self.python,
             "-P",  # do not put the working directory on sys.path
             "-s",  # no user site-packages
@@ -183,6 +198,9 @@ class ModelRunner:
                 if self.cpu_limit_s is None
                 else ["--cpu-limit", str(float(self.cpu_limit_s))]
             ),
+            "--device",
+            self.device,
+            *(["--amp"] if self.amp else []),
             "--seccomp",
             "optional" if self.allow_unsandboxed else "required",
             *([] if sandbox.isolated else ["--no-nproc-limit"]),
@@ -224,7 +242,8 @@ class ModelRunner:
         self.info = self._request("ping", timeout_s=self.start_timeout_s)[0]
         self.load_seconds = time.monotonic() - started
         self.isolation = (
-            f"{sandbox.description}; {confinement.describe(self.info.get('confinement'))}"
+            f"{sandbox.describe(gpu=self._may_use_gpu)}; "
+            f"{confinement.describe(self.info.get('confinement'))}"
         )
         return self
 
@@ -524,6 +543,11 @@ class ModelRunner:
         text = b"".join(self._stderr_tail).decode("utf-8", errors="replace")
         return text[-DETAIL_CHARS:]
 
+    @property
+    def _may_use_gpu(self) -> bool:
+        """Whether the worker may open the GPU (ONNX never does: see `onnx_model`)."""
+        return self.device != "cpu" and self.model_path.suffix != ".onnx"
+
     def _ro_binds(self) -> list[Path]:
         """What the worker may read besides the system and Python: its code and the model file
         (not its directory: other files may sit beside it). The sandbox adds the rest."""
@@ -534,7 +558,7 @@ class ModelRunner:
 
     def _environment(self) -> dict[str, str]:
         threads = str(self.threads)
-        return {
+        environment = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "PYTHONPATH": str(REPO_ROOT),
             "PYTHONDONTWRITEBYTECODE": "1",
@@ -542,6 +566,10 @@ class ModelRunner:
             "MKL_NUM_THREADS": threads,
             **ALLOCATOR_ENV,
         }
+        if self._may_use_gpu and "CUDA_VISIBLE_DEVICES" in os.environ:
+            # The operator's choice of GPUs for this process holds for its workers too.
+            environment["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+        return environment
 
 
 # Each request brings fresh input arrays; with glibc's default thresholds every one is mmapped and

@@ -4,6 +4,10 @@ Grad-CAM needs the model's module tree to hook a layer; an ONNX graph run by onn
 Converting ONNX back to torch (onnx2torch) worked in a spike but only for graphs from the legacy
 exporter at opset 17, so Blindspot does not pretend: ONNX packages get predictions, and their
 reports say plainly that explanations are unavailable. Imported only by the sandboxed worker.
+
+ONNX always runs on the CPU: onnxruntime's CUDA provider is a separate build (onnxruntime-gpu)
+tied to its own CUDA version. A runner asked for ``cuda`` still serves, and its info says so in
+``note`` rather than failing a package that runs fine on the CPU.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ class UnsupportedOperation(Exception):
 class OnnxModel:
     """Same surface as the worker's LoadedModel: info, predict, gradcam, input_shape."""
 
-    def __init__(self, path: str, *, threads: int) -> None:
+    def __init__(self, path: str, *, threads: int, requested_device: str = "cpu") -> None:
         import onnxruntime as ort
 
         started = time.perf_counter()
@@ -44,6 +48,11 @@ class OnnxModel:
             self.output_columns = self._run(probe).shape[1]
         self.load_seconds = time.perf_counter() - started
         self.confinement: dict[str, Any] = {}
+        self.note = (
+            "cuda was asked for; ONNX models run on the CPU (onnxruntime CPU provider)"
+            if requested_device == "cuda"
+            else None
+        )
 
     def info(self) -> dict[str, Any]:
         import onnxruntime as ort
@@ -52,6 +61,9 @@ class OnnxModel:
             "confinement": self.confinement,
             "pid": os.getpid(),
             "device": "cpu",
+            "device_name": "cpu",
+            "amp": False,
+            **({"note": self.note} if self.note else {}),
             "backend": f"onnxruntime {ort.__version__}",
             "threads": self.session.get_session_options().intra_op_num_threads,
             "load_seconds": round(self.load_seconds, 4),

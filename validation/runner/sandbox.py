@@ -14,7 +14,10 @@ because a container's seccomp profile often blocks user namespaces even where th
   on the host (partner images, the database, keys, the rest of the checkout) does not exist
   inside. Note: run by root, uid 65534 inside maps to root outside, so the protection is the
   mount namespace (nothing writable, nothing else visible) and the missing capabilities, not
-  file permissions.
+  file permissions. With ``gpu=True`` (a runner that may use CUDA) and NVIDIA device nodes on the
+  host, those nodes are bound into the minimal ``/dev`` (CUDA opens them read-write) and driver
+  libraries that live outside ``/usr`` are bound read-only; the model can then drive the GPU
+  (that is the point) but still sees no other device and nothing else of the host.
 - ``unshare``: a private network namespace only (``unshare --net``; an unprivileged caller adds
   ``--map-root-user``). Keeps the model off the network, nothing more: the host file system is
   visible and, run as root, writable.
@@ -28,7 +31,9 @@ the model (see `confinement`).
 from __future__ import annotations
 
 import functools
+import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,13 +53,23 @@ class Sandbox:
     def description(self) -> str:
         raise NotImplementedError
 
+    def describe(self, *, gpu: bool = False) -> str:
+        """`description` for a worker started with `command_prefix(gpu=gpu)`."""
+        return self.description
+
     def command_prefix(
-        self, ro_binds: Sequence[Path] = (), env: Mapping[str, str] | None = None
+        self,
+        ro_binds: Sequence[Path] = (),
+        env: Mapping[str, str] | None = None,
+        *,
+        gpu: bool = False,
     ) -> list[str]:
         """Arguments to put before the worker command; `ro_binds` must be readable inside.
 
         `env`, where given, is the complete environment inside (a sandbox that clears the
-        environment sets it itself; the others rely on the caller's `Popen(env=...)`).
+        environment sets it itself; the others rely on the caller's `Popen(env=...)`). `gpu`:
+        the worker may use CUDA, so the GPU must be reachable inside (only `BwrapSandbox` hides
+        the host's /dev in the first place).
         """
         raise NotImplementedError
 
@@ -79,16 +94,36 @@ class BwrapSandbox(Sandbox):
             "cleared environment, dies with its parent"
         )
 
+    def describe(self, *, gpu: bool = False) -> str:
+        nodes = _gpu_device_nodes() if gpu else []
+        if not nodes:
+            return self.description
+        return f"{self.description}; GPU device nodes bound read-write: {', '.join(nodes)}"
+
     def command_prefix(
-        self, ro_binds: Sequence[Path] = (), env: Mapping[str, str] | None = None
+        self,
+        ro_binds: Sequence[Path] = (),
+        env: Mapping[str, str] | None = None,
+        *,
+        gpu: bool = False,
     ) -> list[str]:
+        nodes = _gpu_device_nodes() if gpu else []
+        libraries = _gpu_library_dirs() if nodes else []
+        environment = {**(env or {}), **_BWRAP_ENV}
+        if libraries:
+            # --clearenv drops the host's LD_LIBRARY_PATH; without it libcuda.so is not found.
+            environment["LD_LIBRARY_PATH"] = ":".join(libraries)
         prefix = [self.executable, *_BWRAP_BASE, "--clearenv"]
-        for key, value in {**(env or {}), **_BWRAP_ENV}.items():
+        for key, value in environment.items():
             prefix += ["--setenv", key, value]
         prefix += _system_mounts()
+        for node in nodes:  # after --dev /dev (in _system_mounts), which would hide them
+            prefix += ["--dev-bind", node, node]
+        outside_usr = [Path(d) for d in libraries if not Path(d).resolve().is_relative_to("/usr")]
         # After --tmpfs /tmp (in _system_mounts), parents before children: a bind under /tmp
         # placed before the tmpfs, or a parent bound after its child, would hide it.
-        for path in sorted(_dedupe([*_python_installation(), *ro_binds]), key=_depth):
+        binds = _dedupe([*_python_installation(), *outside_usr, *ro_binds])
+        for path in sorted(binds, key=_depth):
             prefix += ["--ro-bind", str(path), str(path)]
         # The root tmpfs (with the folders bwrap made for the binds) read-only; /tmp stays writable.
         return [*prefix, "--remount-ro", "/", "--chdir", "/", "--"]
@@ -106,7 +141,11 @@ class UnshareSandbox(Sandbox):
         return "unshare: private network namespace only (no network access)"
 
     def command_prefix(
-        self, ro_binds: Sequence[Path] = (), env: Mapping[str, str] | None = None
+        self,
+        ro_binds: Sequence[Path] = (),
+        env: Mapping[str, str] | None = None,
+        *,
+        gpu: bool = False,
     ) -> list[str]:
         if os.geteuid() == 0:
             return [self.executable, "--net", "--"]
@@ -119,7 +158,11 @@ class NoSandbox(Sandbox):
         return "none: the model runs without isolation (sandbox disabled by the operator)"
 
     def command_prefix(
-        self, ro_binds: Sequence[Path] = (), env: Mapping[str, str] | None = None
+        self,
+        ro_binds: Sequence[Path] = (),
+        env: Mapping[str, str] | None = None,
+        *,
+        gpu: bool = False,
     ) -> list[str]:
         return []
 
@@ -170,6 +213,35 @@ def _system_mounts() -> list[str]:
         "/proc",
     ]
     return args
+
+
+# What CUDA opens: the control node, one node per GPU, unified memory and, with MIG, the
+# capability nodes. Not nvidia-modeset (displays only).
+_GPU_NODE = re.compile(r"nvidia(ctl|\d+|-uvm|-uvm-tools|-caps)")
+# Where container runtimes put the driver's user-space libraries (libcuda.so) when not in the
+# dynamic loader's cache; the host's LD_LIBRARY_PATH is searched too.
+_GPU_LIBRARY_DIRS = ("/usr/local/nvidia/lib64", "/usr/local/nvidia/lib")
+
+
+def _gpu_device_nodes() -> list[str]:
+    """The host's NVIDIA device nodes a CUDA worker needs; none on a host without a GPU."""
+    return sorted(
+        path for path in glob.glob("/dev/nvidia*") if _GPU_NODE.fullmatch(os.path.basename(path))
+    )
+
+
+def _gpu_library_dirs() -> list[str]:
+    """Directories holding the driver's libcuda.so that the loader finds only by path."""
+    candidates = [*_GPU_LIBRARY_DIRS, *os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)]
+    found: list[str] = []
+    for directory in candidates:
+        if (
+            os.path.isabs(directory)
+            and directory not in found
+            and glob.glob(os.path.join(glob.escape(directory), "libcuda.so*"))
+        ):
+            found.append(directory)
+    return found
 
 
 def _python_installation() -> list[Path]:

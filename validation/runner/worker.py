@@ -1,12 +1,14 @@
 """The sandboxed model worker: `python -m validation.runner.worker --model PATH --threads N`.
 
 This is the only process that ever loads a vendor model. It is started by `ModelRunner` inside the
-sandbox, imports torch, confines itself (rlimits and a seccomp deny-list, see `confinement`; with
-``--seccomp required`` it exits with `EXIT_NO_CONFINEMENT` when it cannot), loads the `.pt2` once,
-and then answers requests framed by `protocol` on its original stdin/stdout until `shutdown` or
-end of input. Everything else it prints goes to stderr: fd 1 is
-pointed at stderr before any vendor code runs, so a stray `print` in a model cannot corrupt the
-reply stream.
+sandbox, imports torch, picks its device (``--device auto|cpu|cuda``; CUDA is initialised here,
+see `select_device`), confines itself (rlimits and a seccomp deny-list, see `confinement`; with
+``--seccomp required`` it exits with `EXIT_NO_CONFINEMENT` when it cannot), loads the `.pt2` once
+onto that device, and then answers requests framed by `protocol` on its original stdin/stdout
+until `shutdown` or end of input. ``--amp`` runs the model under CUDA autocast (bfloat16 where
+the GPU supports it, else float16); on the CPU it is ignored. Everything else it prints goes to
+stderr: fd 1 is pointed at stderr before any vendor code runs, so a stray `print` in a model
+cannot corrupt the reply stream.
 
 Ops: ``ping`` (returns load facts), ``predict`` (float32 (N, C, H, W) -> float32 (N, K) raw model
 outputs), ``gradcam`` (same input, ``target_layer``, ``target_index`` -> outputs and CAMs
@@ -18,6 +20,7 @@ load, the first request gets ``load-failed`` and the worker exits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -48,35 +51,96 @@ class RequestError(Exception):
         self.detail = detail
 
 
+class DeviceUnavailable(RuntimeError):
+    """The requested device cannot be used here; the worker answers ``load-failed``."""
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def select_device(requested: str) -> str:
+    """The device to load on for `requested`, "cpu" or "cuda" (then with CUDA initialised).
+
+    Called after ``import torch`` and before `confine`, because bringing CUDA up is trusted work
+    the limits are not sized for: creating the context opens /dev/nvidia* and can map large
+    private regions (counted by RLIMIT_DATA) and starts driver threads (counted by RLIMIT_NPROC);
+    cuBLAS and cuDNN load and allocate their workspaces on first use, and autograd starts a
+    thread per GPU on its first backward pass. So a tiny convolution, matrix product and backward
+    pass run here too, and the limits then bound only what the model does. The seccomp filter
+    denies nothing this uses (open, ioctl, mmap); it is the rlimits that it must precede.
+    """
+    import torch
+
+    if requested == "cpu":
+        return "cpu"
+    if not torch.cuda.is_available():
+        if requested == "auto":
+            return "cpu"
+        raise DeviceUnavailable(
+            "device 'cuda' was asked for, but no CUDA GPU is available to the worker (torch "
+            f"{torch.__version__}, CUDA {torch.version.cuda or 'none: a CPU-only build'})"
+        )
+    try:
+        torch.cuda.init()
+        x = torch.ones((1, 1, 8, 8), device="cuda", requires_grad=True)
+        y = torch.nn.functional.conv2d(x, torch.ones((1, 1, 3, 3), device="cuda")).flatten(1)
+        (y @ y.T).sum().backward()
+        torch.cuda.synchronize()
+    except RuntimeError as exc:
+        raise DeviceUnavailable(f"CUDA failed to initialise: {exc}") from None
+    return "cuda"
+
+
 class LoadedModel:
     """An exported program, unflattened, with what the worker learnt about it while loading."""
 
-    def __init__(self, path: str, *, threads: int) -> None:
+    def __init__(self, path: str, *, threads: int, device: str = "cpu", amp: bool = False) -> None:
         import torch
+        from torch.export.passes import move_to_device_pass
 
         started = time.perf_counter()
         torch.set_num_threads(threads)
+        self.device = torch.device(device)
+        # Autocast only where it pays (tensor cores); bfloat16 keeps float32's range, so no
+        # overflow to inf in logits, where the GPU has it.
+        self.amp_dtype: torch.dtype | None = None
+        if amp and self.device.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         program = torch.export.load(path)
         if len(program.graph_signature.user_inputs) != 1:
             raise ValueError("the model must take exactly one tensor input")
         self.input_shape = _static_input_shape(program)
+        if self.device.type != "cpu":
+            # Moves constants too (`module.to` would not) and rewrites devices named in the graph.
+            program = move_to_device_pass(program, self.device)
         self.module = torch.export.unflatten(program)
         self.output_columns: int | None = None
         if self.input_shape is not None and all(d is not None for d in self.input_shape[1:]):
             probe = torch.zeros((1, *self.input_shape[1:]), dtype=torch.float32)
-            with torch.no_grad():
-                self.output_columns = _as_outputs(self.module(probe), 1).shape[1]
+            with torch.no_grad(), self.autocast():
+                self.output_columns = _as_outputs(self.module(probe.to(self.device)), 1).shape[1]
         self.load_seconds = time.perf_counter() - started
         self._explainer: Any = None
         self.confinement: dict[str, Any] = {}
 
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        import torch
+
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
     def info(self) -> dict[str, Any]:
         import torch
 
+        cuda = self.device.type == "cuda"
         return {
             "confinement": self.confinement,
             "pid": os.getpid(),
-            "device": "cpu",
+            "device": self.device.type,
+            "device_name": torch.cuda.get_device_name(self.device) if cuda else "cpu",
+            "amp": self.amp_dtype is not None,
+            "amp_dtype": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else None,
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "load_seconds": round(self.load_seconds, 4),
@@ -87,8 +151,9 @@ class LoadedModel:
     def predict(self, images: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.no_grad():
-            return _as_outputs(self.module(torch.from_numpy(images)), len(images))
+        with torch.no_grad(), self.autocast():
+            outputs = self.module(torch.from_numpy(images).to(self.device))
+            return _as_outputs(outputs, len(images))
 
     def gradcam(
         self, images: np.ndarray, target_layer: str, target_index: int
@@ -102,7 +167,9 @@ class LoadedModel:
                 "bad-input", f"target_index {target_index} >= {self.output_columns} outputs"
             )
         if self._explainer is None:
-            self._explainer = GradCamExplainer(self.module)
+            self._explainer = GradCamExplainer(
+                self.module, device=self.device, autocast=self.autocast
+            )
         try:
             outputs, cams = self._explainer(torch.from_numpy(images), target_layer, target_index)
         except UnknownLayerError as exc:
@@ -235,6 +302,8 @@ def serve(
     limits: confinement.Limits | None = None,
     require_seccomp: bool = True,
     shared: protocol.SharedRegion | None = None,
+    device: str = "cpu",
+    amp: bool = False,
 ) -> int:
     requests, replies = _claim_stdio()
     shared_view = shared.view if shared is not None else None
@@ -246,17 +315,29 @@ def serve(
         import onnxruntime  # noqa: F401 - trusted import, before the limits and the filter
 
         from validation.runner.onnx_model import OnnxModel
-    applied = confine(limits or confinement.Limits(), require_seccomp=require_seccomp)
     model: LoadedModel | OnnxModel | None = None
     load_error: tuple[str, str] | None = None
-    try:
-        model = (OnnxModel if onnx else LoadedModel)(model_path, threads=threads)
-        model.confinement = applied
-        log.info("loaded %s in %.2f s", model_path, model.load_seconds)
-    except Exception as exc:  # anything the vendor's file makes torch raise
-        category, detail = _classify(exc)
-        load_error = ("oom" if category == "oom" else "load-failed", detail)
-        log.error("load failed: %s", detail)
+    selected = "cpu"
+    if not onnx:  # onnxruntime stays on the CPU whatever was asked (see onnx_model)
+        try:
+            selected = select_device(device)
+        except DeviceUnavailable as exc:
+            load_error = ("load-failed", str(exc))
+            log.error("load failed: %s", exc)
+    applied = confine(limits or confinement.Limits(), require_seccomp=require_seccomp)
+    if load_error is None:
+        try:
+            model = (
+                OnnxModel(model_path, threads=threads, requested_device=device)
+                if onnx
+                else LoadedModel(model_path, threads=threads, device=selected, amp=amp)
+            )
+            model.confinement = applied
+            log.info("loaded %s on %s in %.2f s", model_path, selected, model.load_seconds)
+        except Exception as exc:  # anything the vendor's file makes torch raise
+            category, detail = _classify(exc)
+            load_error = ("oom" if category == "oom" else "load-failed", detail)
+            log.error("load failed: %s", detail)
 
     while True:
         try:
@@ -308,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared-fd", type=int, help="a SharedRegion's memfd, from the client")
     parser.add_argument("--shared-slots", type=int, default=0)
     parser.add_argument("--shared-slot-bytes", type=int, default=0)
+    parser.add_argument("--device", choices=DEVICES, default="cpu")
+    parser.add_argument("--amp", action="store_true", help="CUDA autocast; ignored on the CPU")
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="runner[%(process)d] %(message)s"
@@ -328,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         limits=limits,
         require_seccomp=args.seccomp == "required",
         shared=shared,
+        device=args.device,
+        amp=args.amp,
     )
 
 

@@ -6,32 +6,26 @@ writes nothing twice), then advances the state and queues the next stage on comm
 """
 
 import functools
-import io
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable
 
-import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record
 from validation.errors import ApplicationError, PermissionDenied
-from validation.ml.localisation import cam_to_uint8, localisation_agreement
 from validation.ml.preprocess import InputSpec, batch_inputs
-from validation.ml.scores import positive_scores
 from validation.models import (
     DatasetVersion,
     Explanation,
     ModelPackage,
-    Prediction,
     Protocol,
     ValidationRun,
 )
 from validation.runner.client import RunnerError
-from validation.runner_pool import runner_discard, runner_for, runner_is_sandboxed
+from validation.runner_pool import runner_for
 from validation.selectors import (
     active_grant_for,
     active_grants,
@@ -41,6 +35,7 @@ from validation.selectors import (
 )
 from validation.services.protocols import protocol_lock
 from validation.services.scoring import run_compute_metrics
+from validation.services.shards import explanation_row
 from validation.storage import case_dicom_bytes
 
 Status = ValidationRun.Status
@@ -231,17 +226,17 @@ def _batches(items: list, size: int):
 
 
 @_stage
-def run_infer(*, run_id: int, batch_size: int = 32) -> None:
-    """Inference over every case not yet predicted (so a re-delivered task resumes where the
-    last one stopped). Unreadable files and model failures become predictions with an error
-    category, counted later. Moves queued/running -> scoring. Emits RUN_STARTED and
-    RUN_INFERENCE_DONE."""
-    from validation import tasks
+def run_infer(*, run_id: int) -> None:
+    """Start inference: claim the run (queued -> running), stop it if the grant was revoked
+    meanwhile, cut it into shards and queue them (`services.shards`); the shard that finishes
+    last moves the run to scoring. A re-delivered task queues the unfinished shards again, which
+    costs nothing: predictions are unique per (run, case). Emits RUN_STARTED."""
+    from validation.services.shards import shards_dispatch, shards_plan
 
     run = _claim(run_id, {Status.QUEUED, Status.RUNNING}, Status.RUNNING, started_at=timezone.now())
     if run is None:
         return
-    if run.stage_seconds.get("inference") is None and not run.predictions.exists():
+    if run.stage_seconds.get("inference") is None and not run.shards.exists():
         if (
             active_grant_for(
                 dataset_version=run.dataset_version,
@@ -258,85 +253,12 @@ def run_infer(*, run_id: int, batch_size: int = 32) -> None:
             return
         with transaction.atomic():
             audit_record(actor=None, action=AuditAction.RUN_STARTED, target=run)
-    began = time.perf_counter()
-    package = run.package
-    manifest = package.manifest
-    spec = InputSpec.from_dict(manifest["input"])
-    output = manifest["output"]
-    try:
-        runner = runner_for(package)
-    except RunnerError as exc:
-        run_fail(
-            run_id=run_id,
-            category=exc.category if exc.category == "no-isolation" else "load-failed",
-            detail=exc.detail,
-        )
-        return
-    ValidationRun.objects.filter(pk=run_id).update(
-        isolation=runner.isolation or "",
-        sandboxed=runner_is_sandboxed(runner),
-        device=runner.info.get("device", "cpu"),
-    )
-    done = set(run.predictions.values_list("case_id", flat=True))
-    pending = [c for c in cases_for_run(run) if c.pk not in done]
-    for batch in _batches(pending, batch_size):
-        if not _still(run_id, Status.RUNNING):
-            return  # cancelled: stop at the batch boundary
-        rows = _infer_batch(runner, package, batch, spec, output)
-        for row in rows:
-            row.run_id = run_id
-        Prediction.objects.bulk_create(rows, ignore_conflicts=True)
-        ValidationRun.objects.filter(pk=run_id).update(cases_done=run.predictions.count())
-    counts = Counter(p.error_category or "scored" for p in run.predictions.all())
-    _advance(
-        run,
-        from_status=Status.RUNNING,
-        to_status=Status.SCORING,
-        action=AuditAction.RUN_INFERENCE_DONE,
-        stage="inference",
-        seconds=time.perf_counter() - began,
-        payload=dict(counts),
-        next_task=tasks.run_score,
-    )
-
-
-def _infer_batch(runner, package, cases, spec, output) -> list[Prediction]:
-    readable = [c for c in cases if not c.read_error]
-    rows = [Prediction(case=c, error_category="unreadable") for c in cases if c.read_error]
-    if readable:
-        x, errors = batch_inputs([case_dicom_bytes(c) for c in readable], spec)
-        ok = [i for i, e in enumerate(errors) if e is None]
-        rows += [
-            Prediction(case=readable[i], error_category="unreadable")
-            for i, e in enumerate(errors)
-            if e is not None
-        ]
-        if ok:
-            rows += _predict_cases(runner, package, [readable[i] for i in ok], x[ok], output)
-    return rows
-
-
-def _predict_cases(runner, package, cases, x, output) -> list[Prediction]:
-    try:
-        logits = runner.predict(x)
-        scores = positive_scores(
-            logits, activation=output["activation"], positive_index=output["positive_index"]
-        )
-        if len(scores) != len(cases) or not np.isfinite(scores).all():
-            raise RunnerError(category="bad-output", detail="non-finite or misshapen scores")
-        return [Prediction(case=c, score=float(s)) for c, s in zip(cases, scores, strict=True)]
-    except (RunnerError, ValueError) as exc:
-        category = getattr(exc, "category", "bad-output")
-        if category in {"crash", "timeout", "oom"}:
-            runner_discard(package)
-        if len(cases) == 1:
-            return [Prediction(case=cases[0], error_category=category)]
-        # Find the case that broke the model: each one alone, so one bad case costs one case.
-        return [
-            row
-            for c, xi in zip(cases, x, strict=True)
-            for row in _predict_cases(runner_for(package), package, [c], xi[None], output)
-        ]
+    with transaction.atomic():
+        shards = shards_plan(run)
+        if not shards:
+            run_fail(run_id=run_id, category="internal-error", detail="The dataset has no cases.")
+            return
+        shards_dispatch(run, shards)
 
 
 @_stage
@@ -391,25 +313,11 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
             _logits, cams = runner_for(run.package).gradcam(
                 x, manifest["gradcam_target_layer"], manifest["output"]["positive_index"]
             )
-            rows = []
-            for case, cam, error in zip(batch, cams, errors, strict=True):
-                if error is not None:
-                    continue
-                hit, energy = (None, None)
-                if case.roi:
-                    source = (case.attributes.get("rows"), case.attributes.get("columns"))
-                    hit, energy = localisation_agreement(cam, case.roi, source_shape=source)
-                buf = io.BytesIO()
-                np.save(buf, cam_to_uint8(cam), allow_pickle=False)
-                rows.append(
-                    Explanation(
-                        run=run,
-                        case=case,
-                        cam_npy=buf.getvalue(),
-                        pointing_hit=hit,
-                        energy_in_roi=energy,
-                    )
-                )
+            rows = [
+                explanation_row(run, case, cam)
+                for case, cam, error in zip(batch, cams, errors, strict=True)
+                if error is None
+            ]
             Explanation.objects.bulk_create(rows, ignore_conflicts=True)
     except RunnerError as exc:
         run_fail(run_id=run_id, category=exc.category, detail=exc.detail)

@@ -1,0 +1,33 @@
+"""Driving a run's inference the way the queue would, in-process: plan, then every shard."""
+
+from validation.models import RunShard
+from validation.services import runs
+from validation.services.shards import shard_execute
+
+
+def infer(run_id: int, *, deliveries: int = 1, worker: str = "test@worker") -> None:
+    """`run_infer`, then each shard `deliveries` times (a second delivery must be a no-op)."""
+    for _ in range(deliveries):
+        runs.run_infer(run_id=run_id)
+        for index in RunShard.objects.filter(run_id=run_id).values_list("index", flat=True):
+            shard_execute(run_id=run_id, index=index, worker=worker)
+
+
+def start_run(world, *, package_path, manifest, protocol: dict):
+    """A queued run of this package on a freshly imported, sealed and granted dataset version,
+    started by the reviewer (its first task is not run: on-commit work in a test transaction
+    never fires)."""
+    from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
+    from validation.services.packages import package_review, package_submit
+    from validation.services.protocols import protocol_create
+
+    with open(package_path, "rb") as fh:
+        package = package_submit(actor=world.vendor_user, upload=fh)
+    package = package_review(actor=world.reviewer, package=package, approve=True)
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
+    version = dataset_version_import(actor=world.steward, dataset=dataset, source=manifest)
+    dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
+    protocol = protocol_create(actor=world.reviewer, name="P", document=protocol)
+    return runs.run_start(
+        actor=world.reviewer, package=package, dataset_version=version, protocol=protocol
+    )

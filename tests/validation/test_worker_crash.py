@@ -1,0 +1,187 @@
+"""Crash safety on the real stack: Redis as the broker, PostgreSQL, two Celery GPU worker
+processes (solo pool, sandboxed runners). One worker is SIGKILLed, with its model process, in the
+middle of a shard; the run must still complete with exactly one prediction per case and the same
+metrics as an uninterrupted run of the same package on the same data."""
+
+import math
+import time
+
+import pytest
+from django.db import connection
+
+from audit.models import AuditAction, AuditEvent
+from tests.factories import protocol_document
+from validation.dev_fleet import WorkerFleet, redis_url
+from validation.ml.cohort import generate_cohort
+from validation.models import MetricResult, Prediction, RunShard, ValidationRun
+from validation.services import runs
+from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
+from validation.services.packages import package_review, package_submit
+from validation.services.protocols import protocol_create
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+CASES, SHARD, BATCH = 120, 30, 2
+SECTIONS = ("primary", "subgroups", "fairness", "calibration", "bootstrap", "acceptance")
+
+
+@pytest.fixture
+def broker():
+    if connection.vendor != "postgresql":
+        pytest.skip("worker processes need a shared database: runs in the PostgreSQL tier")
+    try:
+        url, proc = redis_url()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    if proc is not None:
+        proc.kill()
+
+
+@pytest.fixture
+def dispatch_via(monkeypatch):
+    """Make this process send tasks to a broker instead of running them eagerly, as the web
+    process does in production; undone (connections dropped) after the test."""
+    from config.celery import app
+
+    def drop_connections() -> None:
+        for pool in (app.amqp._producer_pool, app._pool):
+            if pool is not None:
+                pool.force_close_all()
+        app.amqp._producer_pool = app._pool = None
+
+    def switch(url: str) -> None:
+        drop_connections()  # made for the in-memory transport of eager mode
+        monkeypatch.setitem(app.conf, "task_always_eager", False)
+        monkeypatch.setitem(app.conf, "broker_url", url)
+
+    yield switch
+    drop_connections()
+
+
+def _worker_env(settings, broker: str) -> dict[str, str]:
+    db = connection.settings_dict
+    return {
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        "CELERY_BROKER_URL": broker,
+        "BLINDSPOT_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "BLINDSPOT_SEQUESTERED_ROOT": str(settings.SEQUESTERED_ROOT),
+        "BLINDSPOT_RUNNER_CACHE_ROOT": str(settings.RUNNER_CACHE_ROOT),
+        "BLINDSPOT_RUNNER_THREADS": "1",
+        "BLINDSPOT_RUNNER_BATCH_SIZE": str(BATCH),
+        "BLINDSPOT_RUN_SHARD_SIZE": str(SHARD),
+        "BLINDSPOT_WORKER_HEARTBEAT_S": "1",
+        "BLINDSPOT_WORKER_STALE_S": "4",
+    }
+
+
+def _start_run(world, version, package, protocol):
+    return runs.run_start(
+        actor=world.reviewer, package=package, dataset_version=version, protocol=protocol
+    )
+
+
+def _wait(predicate, timeout_s: float, what: str, fleet: WorkerFleet, interval: float = 0.02):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(interval)
+    logs = "\n".join(f"--- {h}\n{fleet.log(h)}" for h in fleet.workers)
+    state = list(ValidationRun.objects.values_list("pk", "status", "error_detail"))
+    shards = list(RunShard.objects.values_list("run_id", "index", "status", "worker", "attempts"))
+    raise AssertionError(f"timed out waiting for {what}\nruns {state}\nshards {shards}\n{logs}")
+
+
+def _close(a, b, path="") -> None:
+    """Equal structures; floats equal to 1e-9 relative (batches differ once a shard resumes)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            _close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (a != a and b != b), path
+    else:
+        assert a == b, path
+
+
+def test_a_worker_killed_mid_shard_loses_nothing(
+    world, package_file, tmp_path, settings, broker, dispatch_via
+):
+    settings.RUN_SHARD_SIZE, settings.RUNNER_BATCH_SIZE = SHARD, BATCH
+    manifest = generate_cohort(tmp_path / "cohort", cases=CASES, seed=11, prevalence=0.5)
+    with open(package_file, "rb") as fh:
+        package = package_submit(actor=world.vendor_user, upload=fh)
+    package = package_review(actor=world.reviewer, package=package, approve=True)
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
+    version = dataset_version_import(actor=world.steward, dataset=dataset, source=manifest)
+    dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
+    document = protocol_document(min_cell_size=5, subgroups=[{"attribute": "sex"}])
+    protocol = protocol_create(actor=world.reviewer, name="P", document=document)
+
+    # The uninterrupted reference: eager, in this process (no broker configured here).
+    reference = _start_run(world, version, package, protocol)
+    reference.refresh_from_db()
+    assert reference.status == ValidationRun.Status.AWAITING_SIGNATURE
+
+    with WorkerFleet(_worker_env(settings, broker), log_dir=tmp_path / "logs") as fleet:
+        victim, survivor = fleet.start("w1"), fleet.start("w2")
+        fleet.wait_ready([victim, survivor])
+        dispatch_via(broker)
+        run = _start_run(world, version, package, protocol)  # its planner goes through Redis
+
+        def victim_mid_shard():
+            for shard in RunShard.objects.filter(run=run, status="running", worker=victim):
+                done = Prediction.objects.filter(run=run, case_id__in=shard.case_ids).count()
+                if 0 < done < len(shard.case_ids):
+                    return shard, done
+            return None
+
+        shard, done_at_kill = _wait(victim_mid_shard, 120, "the victim mid-shard", fleet)
+        fleet.kill(victim)
+        _wait(
+            lambda: ValidationRun.objects.filter(
+                pk=run.pk, status__in=["awaiting-signature", "failed"]
+            ).exists(),
+            300,
+            "the run to finish",
+            fleet,
+            interval=0.5,
+        )
+        log = fleet.log(survivor)
+
+    run.refresh_from_db()
+    assert run.status == ValidationRun.Status.AWAITING_SIGNATURE, (run.error_detail, log)
+    shard.refresh_from_db()
+    assert 0 < done_at_kill < SHARD
+    assert shard.status == "done" and shard.attempts >= 2 and shard.worker == survivor
+
+    predictions = Prediction.objects.filter(run=run)
+    assert predictions.count() == CASES == run.cases_done
+    assert predictions.values("case_id").distinct().count() == CASES
+    scores = dict(predictions.values_list("case_id", "score"))
+    expected = dict(Prediction.objects.filter(run=reference).values_list("case_id", "score"))
+    assert scores.keys() == expected.keys()
+    for case_id, score in expected.items():
+        assert math.isclose(scores[case_id], score, rel_tol=1e-6), case_id
+    assert run.explanations.count() == reference.explanations.count() == CASES // 2
+
+    for section in SECTIONS:
+        got = MetricResult.objects.get(run=run, section=section).value
+        want = MetricResult.objects.get(run=reference, section=section).value
+        _close(got, want, section)
+
+    done = AuditEvent.objects.get(action=AuditAction.RUN_INFERENCE_DONE, target_id=str(run.pk))
+    execution = done.payload["execution"]
+    assert execution["shards"] == CASES // SHARD and execution["redeliveries"] >= 1
+    assert survivor in execution["workers"]

@@ -1,0 +1,354 @@
+"""Inference in shards: a run's cases split into slices that GPU workers take from the queue.
+
+`shards_plan` cuts the run (once; a re-delivered planner finds the shards already there) and
+queues one `run_shard` task per unfinished shard on commit, routed by `routing.shard_queues`
+(warm workers first). `shard_execute` claims a shard under row locks, feeds the warm sandboxed
+runner batch by batch while a thread reads and decodes the next batch, writes predictions (and
+the Grad-CAM maps of the protocol's explain cases, from the same pass) under unique (run, case)
+constraints, and stops at the next batch when the run is no longer running. A worker lost
+mid-shard costs nothing but time: the shard is delivered again (broker visibility timeout, or a
+live worker's rescue of a dead worker's shards, see `services.workers`) and resumes from the
+cases not yet predicted. The shard that finishes last moves the run on to scoring.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from audit.models import AuditAction
+from validation.ml.localisation import cam_to_uint8, localisation_agreement
+from validation.ml.preprocess import InputSpec, batch_inputs
+from validation.ml.scores import positive_scores
+from validation.models import Case, Explanation, Prediction, RunShard, ValidationRun
+from validation.routing import queue_for_dispatch, shard_queues
+from validation.runner.client import RunnerError
+from validation.runner_pool import runner_discard, runner_for, runner_is_sandboxed, runners_warm
+from validation.selectors import cases_for_run, run_execution
+from validation.services.workers import worker_cold_start
+from validation.storage import SequesteredDataError, case_dicom_bytes
+from validation.worker_lifecycle import note_device
+
+Status = ValidationRun.Status
+ShardStatus = RunShard.Status
+
+
+def shards_plan(run: ValidationRun, *, shard_size: int | None = None) -> list[RunShard]:
+    """Cut the run's cases into shards of `shard_size` (default: the setting), in case order.
+    Idempotent: the shards of a run are cut once."""
+    size = max(1, shard_size or settings.RUN_SHARD_SIZE)
+    if not run.shards.exists():
+        ids = list(cases_for_run(run).values_list("pk", flat=True))
+        RunShard.objects.bulk_create(
+            [
+                RunShard(run=run, index=i // size, case_ids=ids[i : i + size])
+                for i in range(0, len(ids), size)
+            ],
+            ignore_conflicts=True,
+        )
+    return list(run.shards.order_by("index"))
+
+
+def shards_dispatch(run: ValidationRun, shards: list[RunShard]) -> None:
+    """Queue the unfinished shards on commit, each on the queue `routing` picks for it."""
+    from validation import tasks
+
+    pending = [s for s in shards if s.status in (ShardStatus.PENDING, ShardStatus.RUNNING)]
+    for shard, queue in zip(pending, shard_queues(run.package.sha256, len(pending)), strict=True):
+        RunShard.objects.filter(pk=shard.pk).update(queue=queue)
+        transaction.on_commit(
+            lambda index=shard.index, queue=queue: tasks.run_shard.apply_async(
+                kwargs={"run_id": run.pk, "index": index}, queue=queue_for_dispatch(queue)
+            )
+        )
+
+
+@dataclass
+class _Prepared:
+    """One batch read from the sequestered store and decoded, ready for the model."""
+
+    cases: list[Case]
+    rows: list[Prediction]  # the cases that never reach the model (unreadable)
+    model_cases: list[Case]
+    x: np.ndarray
+    seconds: float
+
+
+def shard_execute(*, run_id: int, index: int, worker: str) -> None:
+    """Run one shard on this worker's warm runner (see the module docstring). An error nobody
+    expected fails the run (traceback for reviewers) and is re-raised for the task's log."""
+    try:
+        _execute(run_id, index, worker)
+    except Exception:
+        from validation.services.runs import run_fail
+
+        RunShard.objects.filter(run_id=run_id, index=index).exclude(status=ShardStatus.DONE).update(
+            status=ShardStatus.STOPPED
+        )
+        run_fail(run_id=run_id, category="internal-error", detail=traceback.format_exc())
+        raise
+
+
+def _execute(run_id: int, index: int, worker: str) -> None:
+    shard = _claim_shard(run_id, index, worker)
+    if shard is None:
+        return
+    run = shard.run
+    package = run.package
+    began = time.perf_counter()
+    cold = package.sha256 not in runners_warm()
+    try:
+        runner = runner_for(package)
+    except RunnerError as exc:
+        from validation.services.runs import run_fail
+
+        _stop_shard(shard)
+        category = exc.category if exc.category == "no-isolation" else "load-failed"
+        run_fail(run_id=run_id, category=category, detail=exc.detail)
+        return
+    load_seconds = round(time.perf_counter() - began, 3) if cold else 0.0
+    note_device(runner.info)
+    if cold:
+        worker_cold_start(hostname=worker)
+    ValidationRun.objects.filter(pk=run_id).update(
+        isolation=runner.isolation or "",
+        sandboxed=runner_is_sandboxed(runner),
+        device=runner.info.get("device", "cpu"),
+    )
+    work = _ShardWork(run, shard)
+    done = set(run.predictions.filter(case_id__in=shard.case_ids).values_list("case_id", flat=True))
+    cases = [c for c in _shard_cases(shard) if c.pk not in done]
+    for prepared in _prepared_batches(cases, work.spec, settings.RUNNER_BATCH_SIZE):
+        if not ValidationRun.objects.filter(pk=run_id, status=Status.RUNNING).exists():
+            _stop_shard(shard)  # cancelled or failed: stop at the batch boundary
+            return
+        work.batch(prepared)
+    seconds = {
+        **work.seconds,
+        "load": load_seconds,
+        "wall": round(time.perf_counter() - began, 3),
+    }
+    _finish_shard(shard, runner, seconds=seconds, cold=cold)
+
+
+class _ShardWork:
+    """The model side of a shard: scores for every case, Grad-CAM maps from the same pass for
+    the cases the protocol explains (readable positives), each batch written as it lands."""
+
+    def __init__(self, run: ValidationRun, shard: RunShard) -> None:
+        manifest = run.package.manifest
+        self.run, self.shard, self.package = run, shard, run.package
+        self.spec = InputSpec.from_dict(manifest["input"])
+        self.output = manifest["output"]
+        wanted = run.protocol.document.get("explain", {}).get("cases", "positives")
+        self.layer = manifest.get("gradcam_target_layer") if wanted == "positives" else None
+        self.seconds = {"read_decode": 0.0, "model": 0.0, "write": 0.0}
+
+    def batch(self, prepared: _Prepared) -> None:
+        self.seconds["read_decode"] += prepared.seconds
+        started = time.perf_counter()
+        rows, maps = list(prepared.rows), []
+        cases = prepared.model_cases
+        explain = [i for i, c in enumerate(cases) if self.layer and c.label == 1]
+        plain = sorted(set(range(len(cases))) - set(explain))
+        if explain:
+            explained, maps = self._explain([cases[i] for i in explain], prepared.x[explain])
+            rows += explained
+        if plain:
+            rows += _predict_cases(
+                self.package,
+                [cases[i] for i in plain],
+                prepared.x[plain],
+                self.output,
+            )
+        written = time.perf_counter()
+        self.seconds["model"] += written - started
+        for row in rows:
+            row.run_id = self.run.pk
+        with transaction.atomic():
+            Prediction.objects.bulk_create(rows, ignore_conflicts=True)
+            Explanation.objects.bulk_create(maps, ignore_conflicts=True)
+        done = self.run.predictions.count()
+        ValidationRun.objects.filter(pk=self.run.pk).update(
+            cases_done=Greatest(F("cases_done"), done)
+        )
+        self.seconds["write"] += time.perf_counter() - written
+
+    def _explain(self, cases: list[Case], x: np.ndarray):
+        """Scores and maps in one forward-and-backward pass; on a failure the cases fall back
+        to plain prediction (with its per-case retry) and `run_explain` retries their maps."""
+        try:
+            logits, cams = runner_for(self.package).gradcam(
+                x, self.layer, self.output["positive_index"]
+            )
+            scores = _scores(logits, self.output, len(cases))
+        except (RunnerError, ValueError) as exc:
+            if getattr(exc, "category", "") in {"crash", "timeout", "oom"}:
+                runner_discard(self.package)
+            return _predict_cases(self.package, cases, x, self.output), []
+        rows = [Prediction(case=c, score=float(s)) for c, s in zip(cases, scores, strict=True)]
+        return rows, [explanation_row(self.run, c, cam) for c, cam in zip(cases, cams, strict=True)]
+
+
+def explanation_row(run: ValidationRun, case: Case, cam: np.ndarray) -> Explanation:
+    """A Grad-CAM map stored as uint8 .npy, with its agreement with the case's ROI if any."""
+    hit, energy = (None, None)
+    if case.roi:
+        source = (case.attributes.get("rows"), case.attributes.get("columns"))
+        hit, energy = localisation_agreement(cam, case.roi, source_shape=source)
+    buf = io.BytesIO()
+    np.save(buf, cam_to_uint8(cam), allow_pickle=False)
+    return Explanation(
+        run=run, case=case, cam_npy=buf.getvalue(), pointing_hit=hit, energy_in_roi=energy
+    )
+
+
+def _scores(logits: np.ndarray, output: dict, n: int) -> np.ndarray:
+    scores = positive_scores(
+        logits, activation=output["activation"], positive_index=output["positive_index"]
+    )
+    if len(scores) != n or not np.isfinite(scores).all():
+        raise RunnerError(category="bad-output", detail="non-finite or misshapen scores")
+    return scores
+
+
+def _predict_cases(package, cases, x, output) -> list[Prediction]:
+    """Scores for a batch; when the model fails on it, each case is retried once on its own, so
+    one bad case costs one case: a case that fails alone is recorded with its category."""
+    try:
+        scores = _scores(runner_for(package).predict(x), output, len(cases))
+        return [Prediction(case=c, score=float(s)) for c, s in zip(cases, scores, strict=True)]
+    except (RunnerError, ValueError) as exc:
+        category = getattr(exc, "category", "bad-output")
+        if category in {"crash", "timeout", "oom"}:
+            runner_discard(package)  # the next call starts a fresh runner
+        if len(cases) == 1:
+            return [Prediction(case=cases[0], error_category=category)]
+        return [
+            row
+            for c, xi in zip(cases, x, strict=True)
+            for row in _predict_cases(package, [c], xi[None], output)
+        ]
+
+
+def _prepare(cases: list[Case], spec: InputSpec) -> _Prepared:
+    started = time.perf_counter()
+    rows = [Prediction(case=c, error_category="unreadable") for c in cases if c.read_error]
+    readable, blobs = [], []
+    for case in cases:
+        if case.read_error:
+            continue
+        try:
+            blobs.append(case_dicom_bytes(case))
+            readable.append(case)
+        except SequesteredDataError:
+            rows.append(Prediction(case=case, error_category="unreadable"))
+    x, errors = batch_inputs(blobs, spec)
+    ok = [i for i, e in enumerate(errors) if e is None]
+    rows += [
+        Prediction(case=readable[i], error_category="unreadable")
+        for i, e in enumerate(errors)
+        if e is not None
+    ]
+    return _Prepared(
+        cases=cases,
+        rows=rows,
+        model_cases=[readable[i] for i in ok],
+        x=x[ok],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _prepared_batches(cases: list[Case], spec: InputSpec, size: int) -> Iterator[_Prepared]:
+    """The shard's batches, each read and decoded on a thread while the model works on the one
+    before (the runner waits on its pipes with the GIL released)."""
+    batches = [cases[i : i + size] for i in range(0, len(cases), size)]
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-decode") as pool:
+        upcoming = pool.submit(_prepare, batches[0], spec)
+        for following in [*batches[1:], None]:
+            prepared = upcoming.result()
+            if following is not None:
+                upcoming = pool.submit(_prepare, following, spec)
+            yield prepared
+
+
+def _shard_cases(shard: RunShard) -> list[Case]:
+    by_pk = Case.objects.in_bulk(shard.case_ids)
+    return [by_pk[pk] for pk in shard.case_ids if pk in by_pk]
+
+
+def _claim_shard(run_id: int, index: int, worker: str) -> RunShard | None:
+    """Lock run and shard; claim the shard for this worker if the run is running and the shard
+    is not finished (a shard still marked running was lost with its worker: take it over)."""
+    with transaction.atomic():
+        run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()
+        shard = RunShard.objects.select_for_update().filter(run_id=run_id, index=index).first()
+        if run is None or shard is None or shard.status in (ShardStatus.DONE, ShardStatus.STOPPED):
+            return None
+        if run.status != Status.RUNNING:
+            shard.status = ShardStatus.STOPPED
+            shard.save(update_fields=["status"])
+            return None
+        shard.status = ShardStatus.RUNNING
+        shard.attempts += 1
+        shard.worker = worker
+        shard.started_at = timezone.now()
+        shard.save(update_fields=["status", "attempts", "worker", "started_at"])
+        shard.run = run
+        return shard
+
+
+def _stop_shard(shard: RunShard) -> None:
+    RunShard.objects.filter(pk=shard.pk).exclude(status=ShardStatus.DONE).update(
+        status=ShardStatus.STOPPED
+    )
+
+
+def _finish_shard(shard: RunShard, runner, *, seconds: dict, cold: bool) -> None:
+    """Mark the shard done; the shard that finds every shard of its run done moves the run on
+    (`_advance` checks the state under lock, so two finishing at once advance it once)."""
+    from validation import tasks
+    from validation.services.runs import _advance
+
+    with transaction.atomic():
+        locked = RunShard.objects.select_for_update().get(pk=shard.pk)
+        if locked.status != ShardStatus.RUNNING:
+            return
+        locked.status = ShardStatus.DONE
+        locked.finished_at = timezone.now()
+        locked.device = str(runner.info.get("device", "cpu"))[:32]
+        locked.cold_start = cold
+        locked.load_seconds = seconds["load"] if cold else None
+        locked.seconds = {key: round(value, 3) for key, value in seconds.items()}
+        locked.save()
+    run = shard.run
+    if run.shards.exclude(status=ShardStatus.DONE).exists():
+        return
+    counts = Counter(
+        p.error_category or "scored" for p in run.predictions.only("error_category").iterator()
+    )
+    summary = run_execution(run)
+    _advance(
+        run,
+        from_status=Status.RUNNING,
+        to_status=Status.SCORING,
+        action=AuditAction.RUN_INFERENCE_DONE,
+        stage="inference",
+        seconds=(timezone.now() - run.started_at).total_seconds(),
+        payload={**dict(counts), "execution": summary},
+        next_task=tasks.run_score,
+    )

@@ -1,0 +1,82 @@
+"""What a Celery worker that consumes the `gpu` queue does besides its tasks: a heartbeat thread
+that reports its warm packages and device (for cache-aware routing) and rescues the shards of
+dead workers, and a clean goodbye on shutdown. Connected in `ValidationConfig.ready`; the
+signals fire only in worker processes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+from django.db import close_old_connections
+
+log = logging.getLogger(__name__)
+
+_stop = threading.Event()
+_state: dict[str, str] = {}
+
+
+def _consumes_gpu(consumer) -> bool:
+    queues = getattr(consumer.app.amqp.queues, "consume_from", None) or {}
+    return "gpu" in queues
+
+
+def beat(hostname: str) -> None:
+    """One heartbeat: presence, then the rescue of dead workers' shards."""
+    from validation.runner_pool import runners_warm
+    from validation.services.workers import shards_rescue, worker_heartbeat
+
+    close_old_connections()
+    try:
+        worker_heartbeat(
+            hostname=hostname,
+            warm_packages=runners_warm(),
+            device=_state.get("device", ""),
+            device_name=_state.get("device_name", ""),
+        )
+        rescued = shards_rescue()
+        if rescued:
+            log.warning("sent shards of dead workers to the shared queue: %s", rescued)
+    except Exception:  # a heartbeat must never kill the worker; the next one tries again
+        log.exception("worker heartbeat failed")
+    finally:
+        close_old_connections()
+
+
+def note_device(info: dict) -> None:
+    """Called with a runner's ping info: the device this worker's models run on."""
+    _state["device"] = str(info.get("device", ""))
+    _state["device_name"] = str(info.get("device_name", ""))
+
+
+@worker_ready.connect
+def _gpu_worker_ready(sender=None, **_kwargs) -> None:
+    if sender is None or not _consumes_gpu(sender):
+        return
+    # The cores belong to the model process: this one's numpy (decoding and resizing the next
+    # batch) runs on one BLAS thread instead of one per core competing with the model.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    hostname = sender.hostname
+    _state["hostname"] = hostname
+
+    def loop() -> None:
+        while not _stop.is_set():
+            beat(hostname)
+            _stop.wait(settings.WORKER_HEARTBEAT_S)
+
+    threading.Thread(target=loop, name="worker-heartbeat", daemon=True).start()
+
+
+@worker_shutdown.connect
+def _leave(**_kwargs) -> None:
+    hostname = _state.get("hostname")
+    _stop.set()
+    if hostname:
+        from validation.services.workers import worker_leave
+
+        close_old_connections()
+        worker_leave(hostname=hostname)
