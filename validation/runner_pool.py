@@ -16,7 +16,11 @@ from validation.storage import media_path, model_cache_path, package_relpath
 
 _runners: dict[str, ModelRunner] = {}
 _last_used: dict[str, float] = {}
+# _lock guards the two dicts and is only ever held for a moment: the worker's heartbeat reads
+# them (`runners_warm`) and must not wait for a model to load. _starting serialises cold starts,
+# which can take minutes for a large model on a GPU.
 _lock = threading.Lock()
+_starting = threading.Lock()
 _reaper: threading.Thread | None = None
 
 
@@ -60,11 +64,18 @@ def runner_for(package: ModelPackage) -> ModelRunner:
         _reaper_ensure()
         _last_used[package.sha256] = time.monotonic()
         runner = _runners.get(package.sha256)
-        if runner is not None and runner.running:
+    if runner is not None and runner.running:
+        return runner
+    with _starting:
+        with _lock:
+            runner = _runners.get(package.sha256)
+        if runner is not None and runner.running:  # started by another thread meanwhile
             return runner
         runner = runner_new(_model_file(package))
         runner.start()
-        _runners[package.sha256] = runner
+        with _lock:
+            _runners[package.sha256] = runner
+            _last_used[package.sha256] = time.monotonic()
         return runner
 
 

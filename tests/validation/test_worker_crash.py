@@ -76,7 +76,7 @@ def _worker_env(settings, broker: str) -> dict[str, str]:
         "BLINDSPOT_RUNNER_BATCH_SIZE": str(BATCH),
         "BLINDSPOT_RUN_SHARD_SIZE": str(SHARD),
         "BLINDSPOT_WORKER_HEARTBEAT_S": "1",
-        "BLINDSPOT_WORKER_STALE_S": "4",
+        "BLINDSPOT_WORKER_STALE_S": "10",
     }
 
 
