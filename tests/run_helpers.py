@@ -13,10 +13,9 @@ def infer(run_id: int, *, deliveries: int = 1, worker: str = "test@worker") -> N
             shard_execute(run_id=run_id, index=index, worker=worker)
 
 
-def start_run(world, *, package_path, manifest, protocol: dict):
-    """A queued run of this package on a freshly imported, sealed and granted dataset version,
-    started by the reviewer (its first task is not run: on-commit work in a test transaction
-    never fires)."""
+def run_setup(world, *, package_path, manifest, protocol: dict):
+    """An approved package, a freshly imported, sealed and granted dataset version, and a
+    protocol: (package, version, protocol), ready for the reviewer to start runs."""
     from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
     from validation.services.packages import package_review, package_submit
     from validation.services.protocols import protocol_create
@@ -27,7 +26,15 @@ def start_run(world, *, package_path, manifest, protocol: dict):
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
     version = dataset_version_import(actor=world.steward, dataset=dataset, source=manifest)
     dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
-    protocol = protocol_create(actor=world.reviewer, name="P", document=protocol)
+    return package, version, protocol_create(actor=world.reviewer, name="P", document=protocol)
+
+
+def start_run(world, *, package_path, manifest, protocol: dict):
+    """A queued run of `run_setup`'s package, version and protocol, started by the reviewer (its
+    first task is not run: on-commit work in a test transaction never fires)."""
+    package, version, protocol = run_setup(
+        world, package_path=package_path, manifest=manifest, protocol=protocol
+    )
     return runs.run_start(
         actor=world.reviewer, package=package, dataset_version=version, protocol=protocol
     )

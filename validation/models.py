@@ -413,7 +413,6 @@ class RunShard(models.Model):
     device = models.CharField(max_length=32, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     cold_start = models.BooleanField(null=True)
-    load_seconds = models.FloatField(null=True)
     seconds = models.JSONField(default=dict)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -442,7 +441,6 @@ class WorkerPresence(models.Model):
     device = models.CharField(max_length=32, blank=True)
     device_name = models.CharField(max_length=200, blank=True)
     warm_packages = models.JSONField(default=list)  # package SHA-256s
-    cold_starts = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField()
     heartbeat_at = models.DateTimeField()
 

@@ -273,10 +273,11 @@ def live_workers() -> list[WorkerPresence]:
     return list(WorkerPresence.objects.filter(heartbeat_at__gte=since).order_by("hostname"))
 
 
-def run_execution(run: ValidationRun) -> dict:
+def run_execution(run: ValidationRun, shards: list | None = None) -> dict:
     """How a run's inference went: shards, the workers and devices that finished them, cold
-    starts, deliveries beyond the first (workers lost), and summed stage seconds."""
-    shards = list(run.shards.all())
+    starts, deliveries beyond the first (workers lost), and summed stage seconds. `shards`: the
+    run's shards when the caller already holds them."""
+    shards = list(run.shards.all()) if shards is None else shards
     totals: Counter = Counter()
     for shard in shards:
         totals.update({k: v for k, v in shard.seconds.items() if k != "wall"})

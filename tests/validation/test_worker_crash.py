@@ -11,13 +11,11 @@ from django.db import connection
 
 from audit.models import AuditAction, AuditEvent
 from tests.factories import protocol_document
+from tests.run_helpers import run_setup
 from validation.dev_fleet import WorkerFleet, redis_url
 from validation.ml.cohort import generate_cohort
 from validation.models import MetricResult, Prediction, RunShard, ValidationRun
 from validation.services import runs
-from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
-from validation.services.packages import package_review, package_submit
-from validation.services.protocols import protocol_create
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -120,14 +118,10 @@ def test_a_worker_killed_mid_shard_loses_nothing(
 ):
     settings.RUN_SHARD_SIZE, settings.RUNNER_BATCH_SIZE = SHARD, BATCH
     manifest = generate_cohort(tmp_path / "cohort", cases=CASES, seed=11, prevalence=0.5)
-    with open(package_file, "rb") as fh:
-        package = package_submit(actor=world.vendor_user, upload=fh)
-    package = package_review(actor=world.reviewer, package=package, approve=True)
-    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
-    version = dataset_version_import(actor=world.steward, dataset=dataset, source=manifest)
-    dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
     document = protocol_document(min_cell_size=5, subgroups=[{"attribute": "sex"}])
-    protocol = protocol_create(actor=world.reviewer, name="P", document=document)
+    package, version, protocol = run_setup(
+        world, package_path=package_file, manifest=manifest, protocol=document
+    )
 
     # The uninterrupted reference: eager, in this process (no broker configured here).
     reference = _start_run(world, version, package, protocol)

@@ -111,8 +111,9 @@ class RunTeamSerializer(RunSerializer):
         """Shards: which worker and device took each, deliveries, cold starts and seconds."""
         from validation.selectors import run_execution
 
+        shards = list(run.shards.all())
         return {
-            **run_execution(run),
+            **run_execution(run, shards),
             "per_shard": [
                 {
                     "index": s.index,
@@ -124,7 +125,7 @@ class RunTeamSerializer(RunSerializer):
                     "cold_start": s.cold_start,
                     "seconds": s.seconds,
                 }
-                for s in run.shards.all()
+                for s in shards
             ],
         }
 

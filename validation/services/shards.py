@@ -37,7 +37,6 @@ from validation.routing import queue_for_dispatch, shard_queues
 from validation.runner.client import RunnerError
 from validation.runner_pool import runner_discard, runner_for, runner_is_sandboxed, runners_warm
 from validation.selectors import cases_for_run, run_execution
-from validation.services.workers import worker_cold_start
 from validation.storage import SequesteredDataError, case_dicom_bytes
 from validation.worker_lifecycle import note_device
 
@@ -102,6 +101,8 @@ def shard_execute(*, run_id: int, index: int, worker: str) -> None:
 
 
 def _execute(run_id: int, index: int, worker: str) -> None:
+    from validation.services.runs import _still, run_fail
+
     shard = _claim_shard(run_id, index, worker)
     if shard is None:
         return
@@ -112,16 +113,12 @@ def _execute(run_id: int, index: int, worker: str) -> None:
     try:
         runner = runner_for(package)
     except RunnerError as exc:
-        from validation.services.runs import run_fail
-
         _stop_shard(shard)
         category = exc.category if exc.category == "no-isolation" else "load-failed"
         run_fail(run_id=run_id, category=category, detail=exc.detail)
         return
     load_seconds = round(time.perf_counter() - began, 3) if cold else 0.0
     note_device(runner.info)
-    if cold:
-        worker_cold_start(hostname=worker)
     ValidationRun.objects.filter(pk=run_id).update(
         isolation=runner.isolation or "",
         sandboxed=runner_is_sandboxed(runner),
@@ -131,7 +128,7 @@ def _execute(run_id: int, index: int, worker: str) -> None:
     done = set(run.predictions.filter(case_id__in=shard.case_ids).values_list("case_id", flat=True))
     cases = [c for c in _shard_cases(shard) if c.pk not in done]
     for prepared in _prepared_batches(cases, work.spec, settings.RUNNER_BATCH_SIZE):
-        if not ValidationRun.objects.filter(pk=run_id, status=Status.RUNNING).exists():
+        if not _still(run_id, Status.RUNNING):
             _stop_shard(shard)  # cancelled or failed: stop at the batch boundary
             return
         work.batch(prepared)
@@ -332,7 +329,6 @@ def _finish_shard(shard: RunShard, runner, *, seconds: dict, cold: bool) -> None
         locked.finished_at = timezone.now()
         locked.device = str(runner.info.get("device", "cpu"))[:32]
         locked.cold_start = cold
-        locked.load_seconds = seconds["load"] if cold else None
         locked.seconds = {key: round(value, 3) for key, value in seconds.items()}
         locked.save()
     run = shard.run

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from validation.models import RunShard, ValidationRun, WorkerPresence
@@ -35,10 +35,6 @@ def worker_heartbeat(
         hostname=hostname, defaults=fields, create_defaults={**fields, "started_at": now}
     )
     return presence
-
-
-def worker_cold_start(*, hostname: str) -> None:
-    WorkerPresence.objects.filter(hostname=hostname).update(cold_starts=F("cold_starts") + 1)
 
 
 def worker_leave(*, hostname: str) -> list[tuple[int, int]]:
