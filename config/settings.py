@@ -185,6 +185,11 @@ RUNNER_IDLE_SECONDS = float(os.environ.get("BLINDSPOT_RUNNER_IDLE_SECONDS", "600
 # "cuda"; AMP (autocast, bf16 where supported, else fp16) applies on cuda only. Both, like the
 # threads and the batch size above, are settings of each worker, not of a run.
 RUNNER_DEVICE = os.environ.get("BLINDSPOT_RUNNER_DEVICE", "auto")
+if RUNNER_DEVICE not in ("auto", "cpu", "cuda"):  # validation.runner.client.DEVICES
+    # Refused here, when the worker starts, rather than by every run it would take and fail.
+    raise ImproperlyConfigured(
+        f"BLINDSPOT_RUNNER_DEVICE must be auto, cpu or cuda, not {RUNNER_DEVICE!r}."
+    )
 RUNNER_AMP = _env_bool("BLINDSPOT_RUNNER_AMP", False)
 
 # Runs: cases per shard (the unit a GPU worker takes from the queue; a shard must finish well

@@ -36,3 +36,17 @@ def test_production_passes_the_deploy_checklist(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_an_unknown_runner_device_stops_the_process_with_a_clear_error(tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "BLINDSPOT_"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**base, "BLINDSPOT_VAR_DIR": str(tmp_path), "BLINDSPOT_RUNNER_DEVICE": "gpu"},
+    )
+    assert result.returncode != 0
+    assert "BLINDSPOT_RUNNER_DEVICE must be auto, cpu or cuda, not 'gpu'" in result.stderr
