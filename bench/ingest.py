@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=ROOT / "var"))
     try:
         _django(workdir)
-        from validation.ml.cohort import generate_cohort
+        from validation.synthetic.cohort import generate_cohort
 
         if args.cohort:
             manifest = args.cohort / "manifest.csv"

@@ -10,7 +10,7 @@ One run, no Django, on a synthetic study (seeded): `--cases` cases with a preval
 20%, probability scores, and 6 subgroup attributes of 3 to 6 levels (sex with some unknown,
 age band, site, scanner vendor, ethnicity with missing values, view).
 
-- The fast path, as a validation run computes it: `validation.ml.evaluation.evaluate` with a
+- The fast path, as a validation run computes it: `validation.stats.evaluation.evaluate` with a
   plan of BCa bootstrap intervals (`--replicates`, overall and for every subgroup, six metrics
   with the AUC), calibration, Holm adjustment of two exploratory attributes, and acceptance
   and fairness criteria. Its total is the figure; a second pass times the steps one by one
@@ -49,11 +49,11 @@ if str(REPO_ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 from sklearn.metrics import confusion_matrix, roc_auc_score  # noqa: E402
 
-from validation.ml.evaluation import Plan, evaluate  # noqa: E402
-from validation.ml.metrics import binary_metrics  # noqa: E402
-from validation.ml.metrics.bootstrap import bootstrap_subgroup_metrics  # noqa: E402
-from validation.ml.metrics.calibration import calibration_summary  # noqa: E402
-from validation.ml.metrics.subgroups import subgroup_results  # noqa: E402
+from validation.stats.evaluation import Plan, evaluate  # noqa: E402
+from validation.stats.metrics import binary_metrics  # noqa: E402
+from validation.stats.metrics.bootstrap import bootstrap_subgroup_metrics  # noqa: E402
+from validation.stats.metrics.calibration import calibration_summary  # noqa: E402
+from validation.stats.metrics.subgroups import subgroup_results  # noqa: E402
 
 TARGET_SECONDS = 30.0
 TARGET_SPEEDUP = 20.0

@@ -69,7 +69,7 @@ def fresh_database(admin_url: str, name: str) -> str:
 
 def configure(args: argparse.Namespace, var_dir: Path) -> dict[str, str]:
     """Environment shared by this process (the web side) and the workers, set before Django."""
-    from validation.dev_fleet import redis_url
+    from tests.support.worker_fleet import redis_url
 
     broker, _started = redis_url(args.redis)
     import redis
@@ -117,12 +117,12 @@ def build_resnet_package(out: Path, size: int) -> Path:
 def world(args: argparse.Namespace, var_dir: Path):
     """Organisations, people, the imported dataset version, the approved package, the protocol."""
     from validation.management.commands.demo import PROTOCOL
-    from validation.ml.cohort import generate_cohort
     from validation.models import Organisation, Role
     from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
     from validation.services.organisations import organisation_create, user_create_with_role
     from validation.services.packages import package_review, package_submit
     from validation.services.protocols import protocol_create
+    from validation.synthetic.cohort import generate_cohort
 
     orgs = {
         kind: organisation_create(actor=None, name=f"Bench {kind}", kind=kind)
@@ -170,7 +170,7 @@ def raw_throughput(package, version, args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from validation.ml.preprocess import InputSpec, batch_inputs
+    from validation.dicom.pixels import InputSpec, batch_inputs
     from validation.runner_pool import _model_file
     from validation.storage import case_dicom_bytes
 
@@ -243,7 +243,7 @@ def main() -> int:
     args = parse_args()
     var_dir = Path(tempfile.mkdtemp(prefix="blindspot-bench-run-"))
     env = configure(args, var_dir)
-    from validation.dev_fleet import WorkerFleet
+    from tests.support.worker_fleet import WorkerFleet
 
     reviewer, package, version, protocol = world(args, var_dir)
     raw = raw_throughput(package, version, args)

@@ -57,15 +57,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from validation.ml.reference_model import (  # noqa: E402
-    GRADCAM_TARGET_LAYER,
-    INPUT_SHAPE,
-    TinyLesionNet,
-)
 from validation.packaging import build_package, default_manifest, read_package  # noqa: E402
 from validation.runner import protocol  # noqa: E402
 from validation.runner.client import ALLOCATOR_ENV, ModelRunner, RunnerError  # noqa: E402
 from validation.runner.explain import GradCamExplainer  # noqa: E402
+from validation.synthetic.reference_model import (  # noqa: E402
+    GRADCAM_TARGET_LAYER,
+    INPUT_SHAPE,
+    TinyLesionNet,
+)
 
 TARGET_RATIO = 0.90
 OPS = (("predict", "inference"), ("gradcam", "inference + Grad-CAM"))

@@ -11,11 +11,11 @@ from django.db.models import Q
 
 from audit.models import AuditEvent
 from reports.plots import cam_overlay_png
-from validation.disclosure import subgroups_disclosed
-from validation.ml.preprocess import InputSpec, read_dicom, resize, scale_unit
+from validation.dicom.pixels import InputSpec, read_dicom, resize, scale_unit
 from validation.models import Case, MetricResult, ValidationRun
 from validation.protocol_document import METRICS
 from validation.selectors import active_grant_for
+from validation.stats.disclosure import subgroups_disclosed
 from validation.storage import case_dicom_bytes
 
 SCHEMA_VERSION = "1.0"

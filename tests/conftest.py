@@ -61,8 +61,8 @@ def package_file(tmp_path_factory) -> Path:
     """A real package (untrained TinyLesionNet, torch.export) built by the vendor-side builder."""
     import torch
 
-    from validation.ml.reference_model import TinyLesionNet
     from validation.packaging import build_package, default_manifest
+    from validation.synthetic.reference_model import TinyLesionNet
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("pkg") / "model.tar.gz"
@@ -77,6 +77,6 @@ def package_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory) -> Path:
     """16 real synthetic DICOM cases (8 positive) with their manifest."""
-    from validation.ml.cohort import generate_cohort
+    from validation.synthetic.cohort import generate_cohort
 
     return generate_cohort(tmp_path_factory.mktemp("cohort"), cases=16, seed=3, prevalence=0.5)

@@ -12,7 +12,6 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from validation.disclosure import counts_disclosed
 from validation.models import (
     Case,
     Dataset,
@@ -27,6 +26,7 @@ from validation.models import (
     ValidationRun,
     WorkerPresence,
 )
+from validation.stats.disclosure import counts_disclosed
 
 
 def roles_of(user) -> set[str]:

@@ -10,12 +10,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.factories import PackageFactory, protocol_document
-from validation.disclosure import counts_disclosed
 from validation.errors import ApplicationError
 from validation.models import DatasetVersion, ModelPackage, ValidationRun
 from validation.services import runs
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.protocols import protocol_create
+from validation.stats.disclosure import counts_disclosed
 
 pytestmark = pytest.mark.django_db
 

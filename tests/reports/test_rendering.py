@@ -27,7 +27,7 @@ from reports.rendering import (
     render_html,
     render_pdf,
 )
-from reports.sample_document import sample_document
+from tests.support.sample_document import sample_document
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -218,7 +218,7 @@ def test_same_document_gives_identical_pdf_in_separate_processes(tmp_path):
     script = (
         "import sys\n"
         "from reports.rendering import render_pdf\n"
-        "from reports.sample_document import sample_document\n"
+        "from tests.support.sample_document import sample_document\n"
         "sys.stdout.buffer.write(render_pdf(sample_document()))\n"
     )
     outputs = []

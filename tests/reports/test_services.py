@@ -10,10 +10,10 @@ from audit.immutability import ImmutableRecordError
 from audit.models import AuditAction, AuditEvent
 from reports.canonical import UNHASHED_KEYS, content_sha256, document_sha256
 from reports.models import Report, Signature
-from reports.sample_document import sample_document
 from reports.services import report_sign
 from reports.signing import public_key_pem, verify_digest
 from tests.factories import PASSWORD, RunFactory, member
+from tests.support.sample_document import sample_document
 from validation.errors import ApplicationError, PermissionDenied
 from validation.models import Role, ValidationRun
 from validation.storage import media_path

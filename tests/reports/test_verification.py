@@ -16,9 +16,9 @@ from reports.services import report_correct, report_draft, report_sign
 from tests.factories import PASSWORD, RunFactory
 from validation.errors import ApplicationError, PermissionDenied
 from validation.management.commands.demo import PROTOCOL
-from validation.ml.evaluation import Plan, evaluate
 from validation.models import MetricResult, ValidationRun
 from validation.protocol_document import with_defaults
+from validation.stats.evaluation import Plan, evaluate
 from validation.storage import media_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

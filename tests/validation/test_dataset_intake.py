@@ -18,9 +18,9 @@ from PIL import Image
 from pydicom.data import get_testdata_files
 
 from audit.models import AuditAction, AuditEvent
+from validation.dicom.deidentify import identifying_elements
+from validation.dicom.pixels import PHOTOMETRIC_SUPPORTED
 from validation.errors import ApplicationError
-from validation.ml.deidentify import identifying_elements
-from validation.ml.preprocess import PHOTOMETRIC_SUPPORTED
 from validation.models import Case, Dataset, DatasetVersion
 from validation.services.datasets import dataset_create, dataset_version_import
 from validation.storage import SequesteredDataError, case_dicom_bytes

@@ -9,7 +9,6 @@ import torch
 
 from reports.models import Report
 from tests.factories import protocol_document
-from validation.ml.reference_model import TinyLesionNet
 from validation.models import Explanation, Prediction, ValidationRun
 from validation.packaging import build_package, default_manifest, read_package_contents
 from validation.runner.client import ModelRunner, RunnerError
@@ -17,6 +16,7 @@ from validation.services import runs
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.packages import package_review, package_submit
 from validation.services.protocols import protocol_create
+from validation.synthetic.reference_model import TinyLesionNet
 
 
 @pytest.fixture(scope="module")

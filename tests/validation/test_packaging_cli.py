@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from validation.ml.reference_model import TinyLesionNet
 from validation.packaging import default_manifest, manifest_errors, read_package
+from validation.synthetic.reference_model import TinyLesionNet
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ def _build(tmp_path, manifest, *extra):
             "-m",
             "validation.packaging",
             "--model",
-            "validation.ml.reference_model:TinyLesionNet",
+            "validation.synthetic.reference_model:TinyLesionNet",
             "--manifest",
             str(manifest_path),
             "--out",

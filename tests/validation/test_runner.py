@@ -25,7 +25,6 @@ import torch
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from validation.ml.reference_model import GRADCAM_TARGET_LAYER, TinyLesionNet
 from validation.packaging import (
     PackageError,
     build_package,
@@ -36,6 +35,7 @@ from validation.packaging import (
 from validation.runner import protocol
 from validation.runner.client import REPO_ROOT, ModelRunner, RunnerError
 from validation.runner.sandbox import NoSandbox, detect_sandbox
+from validation.synthetic.reference_model import GRADCAM_TARGET_LAYER, TinyLesionNet
 
 torch.set_num_threads(1)
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from validation.ml.reference_model import GRADCAM_TARGET_LAYER, TinyLesionNet
 from validation.packaging import build_package, default_manifest, read_package_contents
 from validation.runner.client import ModelRunner, RunnerError
 from validation.runner.explain import GradCamExplainer
+from validation.synthetic.reference_model import GRADCAM_TARGET_LAYER, TinyLesionNet
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -28,11 +28,11 @@ import pytest
 import torch
 from torch import nn
 
-from validation.ml.reference_model import TinyLesionNet
 from validation.runner import confinement
 from validation.runner import sandbox as sandbox_module
 from validation.runner.client import REPO_ROOT, ModelRunner, RunnerError
 from validation.runner.sandbox import BwrapSandbox, detect_sandbox
+from validation.synthetic.reference_model import TinyLesionNet
 
 torch.set_num_threads(1)
 

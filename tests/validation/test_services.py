@@ -14,8 +14,8 @@ from tests.factories import (
     PackageFactory,
     protocol_document,
 )
+from validation.dicom.merkle import merkle_root
 from validation.errors import ApplicationError, PermissionDenied
-from validation.merkle import merkle_root
 from validation.models import Case, DatasetVersion, ModelPackage, Protocol
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.packages import package_review, package_submit
@@ -267,7 +267,7 @@ def test_package_intake_never_imports_torch():
     import sys
 
     code = (
-        "import sys, validation.packaging, validation.ml.preprocess; "
+        "import sys, validation.packaging, validation.dicom.pixels; "
         "sys.exit(1 if 'torch' in sys.modules else 0)"
     )
     assert (

@@ -12,7 +12,7 @@ from torch import nn
 
 from tests.factories import CaseFactory, RunFactory, protocol_document
 from tests.run_helpers import infer, start_run
-from validation.ml.preprocess import InputSpec, batch_inputs
+from validation.dicom.pixels import InputSpec, batch_inputs
 from validation.models import MetricResult, Prediction, RunShard, ValidationRun, WorkerPresence
 from validation.packaging import build_package, default_manifest
 from validation.routing import direct_queue, shard_queues

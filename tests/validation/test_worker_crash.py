@@ -12,10 +12,10 @@ from django.db import connection
 from audit.models import AuditAction, AuditEvent
 from tests.factories import protocol_document
 from tests.run_helpers import run_setup
-from validation.dev_fleet import WorkerFleet, redis_url
-from validation.ml.cohort import generate_cohort
+from tests.support.worker_fleet import WorkerFleet, redis_url
 from validation.models import MetricResult, Prediction, RunShard, ValidationRun
 from validation.services import runs
+from validation.synthetic.cohort import generate_cohort
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -3,8 +3,8 @@ withheld from them; case-level data has no serializer here at all."""
 
 from rest_framework import serializers
 
-from validation.disclosure import subgroups_disclosed
 from validation.models import ModelPackage, ValidationRun
+from validation.stats.disclosure import subgroups_disclosed
 
 
 class PackageSerializer(serializers.ModelSerializer):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from validation.errors import ApplicationError
-from validation.ml.scores import positive_scores
 from validation.runner.client import RunnerError
+from validation.runner.scores import positive_scores
 from validation.runner_pool import runner_new
 from validation.storage import model_cache_path
 

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record
+from validation.dicom.pixels import InputSpec, batch_inputs
 from validation.errors import ApplicationError, PermissionDenied
-from validation.ml.preprocess import InputSpec, batch_inputs
 from validation.models import (
     DatasetVersion,
     Explanation,

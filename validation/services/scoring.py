@@ -5,9 +5,9 @@ from collections import Counter
 import numpy as np
 from django.db import IntegrityError, transaction
 
-from validation.ml.acceptance import bin_label
-from validation.ml.evaluation import Plan, evaluate
 from validation.models import MetricResult, Prediction, ValidationRun
+from validation.stats.acceptance import bin_label
+from validation.stats.evaluation import Plan, evaluate
 
 
 def _attribute_values(cases, spec: dict) -> list:
@@ -19,7 +19,7 @@ def _attribute_values(cases, spec: dict) -> list:
 
 
 def run_compute_metrics(run: ValidationRun) -> dict:
-    """Compute every section the protocol plans (validation.ml.evaluation) and the failures
+    """Compute every section the protocol plans (validation.stats.evaluation) and the failures
     table, and store each as a MetricResult (unique per run and section, so a repeat stores
     nothing twice). Returns a small summary for the audit event."""
     protocol = run.protocol.document

@@ -29,14 +29,14 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from audit.models import AuditAction
-from validation.ml.localisation import cam_to_uint8, localisation_agreement
-from validation.ml.preprocess import InputSpec, batch_inputs
-from validation.ml.scores import positive_scores
+from validation.dicom.pixels import InputSpec, batch_inputs
 from validation.models import Case, Explanation, Prediction, RunShard, ValidationRun
 from validation.routing import queue_for_dispatch, shard_queues
 from validation.runner.client import RunnerError
+from validation.runner.scores import positive_scores
 from validation.runner_pool import runner_discard, runner_for, runner_is_sandboxed, runners_warm
 from validation.selectors import cases_for_run, run_execution
+from validation.stats.localisation import cam_to_uint8, localisation_agreement
 from validation.storage import SequesteredDataError, case_dicom_bytes
 from validation.worker_lifecycle import note_device
 

@@ -201,7 +201,7 @@ class Command(BaseCommand):
         return users
 
     def _cohort(self, *, cases: int, seed: int) -> Path:
-        from validation.ml.cohort import generate_cohort
+        from validation.synthetic.cohort import generate_cohort
 
         out = Path(settings.VAR_DIR) / "demo" / f"cohort-{cases}-seed{seed}"
         manifest = out / "manifest.csv"
@@ -225,8 +225,8 @@ class Command(BaseCommand):
         return version
 
     def _package(self, people, orgs, *, seed: int, training_cases: int) -> ModelPackage:
-        from validation.ml.cohort import training_arrays
-        from validation.ml.reference_model import train_reference_model
+        from validation.synthetic.cohort import training_arrays
+        from validation.synthetic.reference_model import train_reference_model
 
         x, y = training_arrays(training_cases, seed + 1000, size=64, site_weights=TRAINING_SITES)
         model = train_reference_model(x, y, seed=seed, epochs=10)

@@ -1,9 +1,10 @@
 """`manage.py make_cohort --out DIR --cases N --seed S [--prevalence P] [--shift KEY=VALUE ...]`
 
 Writes a synthetic multi-site DX/CR cohort (real DICOM files and the manifest CSV that
-`dataset_version_import` reads) with `validation.ml.cohort.generate_cohort`. Deterministic for a
-seed. ``--shift manufacturer="Cobalt Systems" --shift noise_scale=3`` makes that scanner's images
-noisier, so a model trained mostly on the other scanners shows a measurable disparity.
+`dataset_version_import` reads) with `validation.synthetic.cohort.generate_cohort`. Deterministic
+for a seed. ``--shift manufacturer="Cobalt Systems" --shift noise_scale=3``
+makes that scanner's images noisier, so a model trained mostly on the other scanners shows
+a measurable disparity.
 """
 
 import csv
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from validation.ml.cohort import generate_cohort
+from validation.synthetic.cohort import generate_cohort
 
 
 def parse_shift(items: list[str]) -> dict[str, str | float] | None:

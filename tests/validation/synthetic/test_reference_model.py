@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from validation.ml.reference_model import (
+from validation.synthetic.reference_model import (
     GRADCAM_TARGET_LAYER,
     TinyLesionNet,
     export_program,

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_files
 
-from validation.ml.cohort import generate_cohort
-from validation.ml.preprocess import (
+from validation.dicom.pixels import (
     DicomImage,
     DicomReadError,
     InputSpec,
@@ -19,6 +18,7 @@ from validation.ml.preprocess import (
     scale_unit,
     to_model_input,
 )
+from validation.synthetic.cohort import generate_cohort
 
 SPEC = {
     "channels": 1,
@@ -119,7 +119,7 @@ def test_read_dicom_attributes_and_errors(tmp_path):
 
 
 def test_monochrome1_file_gives_the_same_model_input_as_monochrome2():
-    from validation.ml.cohort import as_stored, site_by, synth_image
+    from validation.synthetic.cohort import as_stored, site_by, synth_image
 
     site = site_by("Borealis Imaging")
     assert site.photometric == "MONOCHROME1"
@@ -138,7 +138,7 @@ def test_monochrome1_file_gives_the_same_model_input_as_monochrome2():
     ("text", "years"), [("054Y", 54), ("018M", 1), ("010W", 0), ("5Y", None), ("", None)]
 )
 def test_parse_age(text, years):
-    from validation.ml.preprocess import parse_age
+    from validation.dicom.pixels import parse_age
 
     assert parse_age(text) == years
 

@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from validation.ml.deidentify import deidentify, encode_file, identifying_elements
-from validation.ml.dicom_splice import snapshot, splice_deidentified
-from validation.ml.preprocess import (
+from validation.dicom.deidentify import deidentify, encode_file, identifying_elements
+from validation.dicom.pixels import (
     DicomReadError,
     check_decodable,
     dicom_attributes,
     parse_dicom,
 )
+from validation.dicom.splice import snapshot, splice_deidentified
 
 IDENTITY_POLICIES = ("deidentify", "reject")
 MAX_TAGS_LISTED = 12
@@ -166,7 +166,7 @@ def start_workers() -> multiprocessing.context.BaseContext:
     The server imports them once (about half a second); calling this before other work (reading
     the manifest) overlaps that with it, and later imports in the same process fork at once."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["validation.ingest"])
+    context.set_forkserver_preload(["validation.dicom.ingest"])
     forkserver.ensure_running()
     return context
 

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from validation.ml.metrics import MetricInputError, auc_delong, binary_metrics, wilson_interval
-from validation.ml.metrics.bootstrap import (
+from validation.stats.metrics import MetricInputError, auc_delong, binary_metrics, wilson_interval
+from validation.stats.metrics.bootstrap import (
     METRICS,
     _design,
     _statistics,

@@ -8,10 +8,10 @@ import pytest
 from pydicom.data import get_testdata_file, get_testdata_files
 from pydicom.dataset import Dataset
 
-from validation.ml.cohort import generate_cohort
-from validation.ml.deidentify import deidentify, encode_file, identifying_elements
-from validation.ml.dicom_splice import snapshot, splice_deidentified
-from validation.ml.preprocess import DicomReadError, parse_dicom
+from validation.dicom.deidentify import deidentify, encode_file, identifying_elements
+from validation.dicom.pixels import DicomReadError, parse_dicom
+from validation.dicom.splice import snapshot, splice_deidentified
+from validation.synthetic.cohort import generate_cohort
 
 SECRET = b"splice-test-secret"
 

@@ -29,7 +29,7 @@ from pydicom.filewriter import write_data_element
 from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from validation.ml.deidentify import (
+from validation.dicom.deidentify import (
     action_for,
     deidentify_element,
     dummy_value,

@@ -8,8 +8,8 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
 
-from validation.ml.metrics import MetricInputError
-from validation.ml.metrics.multiplicity import (
+from validation.stats.metrics import MetricInputError
+from validation.stats.metrics.multiplicity import (
     adjust,
     benjamini_hochberg,
     holm,

@@ -23,7 +23,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from scipy.ndimage import gaussian_filter
 
-from validation.ml.preprocess import DicomImage, InputSpec, resize, to_model_input
+from validation.dicom.pixels import DicomImage, InputSpec, resize, to_model_input
 
 # Quantum-noise std per site (fraction of full range, at noise_scale 1): Acme, Borealis, Cobalt.
 NOISE = (0.035, 0.045, 0.04)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from validation import dataset_sources
 from validation.bounded_io import LimitedReader
-from validation.dataset_sources import (
+from validation.dicom import sources as dataset_sources
+from validation.dicom.sources import (
     MANIFEST_NAME,
     DatasetSourceError,
     find_manifest,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from validation.ml.metrics import auc_delong, wilson_interval
+from validation.stats.metrics import auc_delong, wilson_interval
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from fairlearn.metrics import demographic_parity_difference, equalized_odds_diff
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
-from validation.ml.metrics import (
+from validation.stats.metrics import (
     AucResult,
     Interval,
     MetricInputError,

@@ -18,8 +18,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
-from validation.ml.deidentify import (
-    BASIC_PROFILE,
+from validation.dicom.basic_profile import BASIC_PROFILE
+from validation.dicom.deidentify import (
     PROFILE_NAME,
     deidentify,
     encode_file,

@@ -10,8 +10,8 @@ from scipy import special
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss
 
-from validation.ml.metrics import MetricInputError, wilson_interval
-from validation.ml.metrics.calibration import (
+from validation.stats.metrics import MetricInputError, wilson_interval
+from validation.stats.metrics.calibration import (
     INTERCEPT_METHOD,
     SLOPE_METHOD,
     calibration_summary,

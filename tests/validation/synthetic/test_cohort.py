@@ -7,7 +7,13 @@ import numpy as np
 import pydicom
 import pytest
 
-from validation.ml.cohort import SITES, generate_cohort, site_by, synth_image, training_arrays
+from validation.synthetic.cohort import (
+    SITES,
+    generate_cohort,
+    site_by,
+    synth_image,
+    training_arrays,
+)
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +125,8 @@ def test_lesion_is_the_only_difference_and_sits_in_the_roi():
 
 
 def test_files_read_back_pixel_exact(tmp_path):
-    from validation.ml.cohort import _dicom_dataset, as_stored
-    from validation.ml.preprocess import read_dicom
+    from validation.dicom.pixels import read_dicom
+    from validation.synthetic.cohort import _dicom_dataset, as_stored
 
     demographics = {"sex": "F", "age": 54, "study_date": "20240102", "study_time": "101500"}
     for site in SITES:

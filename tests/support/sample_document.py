@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reports.plots import cam_overlay_png
 from reports.rendering import UNHASHED_KEYS, document_sha256
-from validation.ml.metrics import to_jsonable
-from validation.ml.metrics.calibration import calibration_summary
+from validation.stats.metrics import to_jsonable
+from validation.stats.metrics.calibration import calibration_summary
 
 _SAMPLE_KEY_SEED = bytes(range(32))
 _Z95 = NormalDist().inv_cdf(0.975)

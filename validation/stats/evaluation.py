@@ -22,22 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from validation.ml.acceptance import evaluate_criteria
-from validation.ml.metrics import (
+from validation.stats.acceptance import evaluate_criteria
+from validation.stats.metrics import (
     MetricInputError,
     binary_metrics,
     roc_points,
     to_jsonable,
 )
-from validation.ml.metrics.bootstrap import (
+from validation.stats.metrics.bootstrap import (
     ALL_METRICS,
     bootstrap_disparities,
     bootstrap_distributions,
     bootstrap_tables,
 )
-from validation.ml.metrics.calibration import calibration_summary
-from validation.ml.metrics.multiplicity import adjust
-from validation.ml.metrics.subgroups import subgroup_results
+from validation.stats.metrics.calibration import calibration_summary
+from validation.stats.metrics.multiplicity import adjust
+from validation.stats.metrics.subgroups import subgroup_results
 
 ROC_POINTS_STORED = 200
 FAIRLEARN_POINT = "fairlearn between-groups difference (point estimate)"

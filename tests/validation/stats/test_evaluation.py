@@ -1,13 +1,14 @@
-"""The full metric set of a run as the protocol plans it (validation.ml.evaluation). No Django."""
+"""The full metric set of a run as the protocol plans it (`validation.stats.evaluation`).
+No Django."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
-from validation.ml.evaluation import Plan, evaluate
-from validation.ml.metrics.calibration import calibration_summary
 from validation.protocol_document import protocol_errors, with_defaults
+from validation.stats.evaluation import Plan, evaluate
+from validation.stats.metrics.calibration import calibration_summary
 
 PROTOCOL = {
     "schema_version": "1.0",
