@@ -1,13 +1,19 @@
-"""The Celery app and the project's task decorators.
+"""The Celery app, the project's task decorators, and how services queue tasks.
 
 Every task is declared through `cpu_task`, `gpu_task` or `report_task` (a lint rule bans bare
-`shared_task`), so each one acks late, is rejected back to the queue when its worker dies, and
-lands on the queue its work belongs to.
+`shared_task`) with a stable `name=`, so each one acks late, is rejected back to the queue when
+its worker dies, lands on the queue its work belongs to, and keeps its name when its code moves.
+Services queue tasks by name with `enqueue_on_commit`, never by importing them.
 """
 
+from __future__ import annotations
+
 import os
+from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
+from django.db import transaction
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -28,6 +34,12 @@ app.conf.task_routes = TASK_ROUTES
 
 def _task_decorator(queue: str):
     def decorator(func=None, **options):
+        if not options.get("name"):
+            raise TypeError(
+                "Declare the task's stable name (name=...): a name derived from the module "
+                "changes when the code moves and strands the messages already queued."
+            )
+
         def wrap(f):
             task = app.task(**{**_COMMON, **options})(f)
             TASK_ROUTES[task.name] = {"queue": queue}
@@ -41,3 +53,26 @@ def _task_decorator(queue: str):
 cpu_task = _task_decorator("default")
 gpu_task = _task_decorator("gpu")
 report_task = _task_decorator("reports")
+
+
+@dataclass(frozen=True)
+class QueuedTask:
+    """A task to send once the transaction that asked for it commits (a callable for
+    `transaction.on_commit`; tests that capture on-commit callbacks can read what it sends)."""
+
+    name: str
+    kwargs: dict[str, Any]
+    queue: Any = None  # a queue name, a kombu Queue (a worker's own queue), or None: its route
+
+    def __call__(self) -> None:
+        options = {"queue": self.queue} if self.queue is not None else {}
+        app.tasks[self.name].apply_async(kwargs=self.kwargs, **options)
+
+
+def enqueue_on_commit(name: str, *, queue: Any = None, **kwargs: Any) -> QueuedTask:
+    """Queue the task registered as `name` with keyword arguments `kwargs` (ids only) when the
+    current transaction commits; nothing is sent if it rolls back. Eager in the embedded default
+    (no broker), exactly as `delay` would be."""
+    queued = QueuedTask(name=name, kwargs=kwargs, queue=queue)
+    transaction.on_commit(queued)
+    return queued

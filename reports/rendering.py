@@ -41,7 +41,7 @@ from reports.canonical import (  # noqa: F401 (re-exported: the rendering API)
     content_sha256,
     document_sha256,
 )
-from reports.template_filters import _is_number, _level_label, _sanitise, register, text
+from reports.template_filters import is_number, level_label, register, sanitise, text
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_NAME = "reports/report.html"
@@ -144,7 +144,7 @@ def _figures(document: Mapping) -> dict[str, str | None]:
         sensitivity = metrics.get("sensitivity") or {}
         specificity = metrics.get("specificity") or {}
         operating_point = None
-        if _is_number(sensitivity.get("estimate")) and _is_number(specificity.get("estimate")):
+        if is_number(sensitivity.get("estimate")) and is_number(specificity.get("estimate")):
             operating_point = (1 - specificity["estimate"], sensitivity["estimate"])
         figures["roc"] = plots.roc_plot(
             roc["fpr"], roc["tpr"], float(auc.get("estimate") or 0.0), operating_point
@@ -153,7 +153,7 @@ def _figures(document: Mapping) -> dict[str, str | None]:
     if isinstance(subgroups, list) and subgroups:
         reference = (metrics.get("sensitivity") or {}).get("estimate")
         figures["forest"] = plots.forest_plot(
-            subgroups, metric="sensitivity", reference=reference if _is_number(reference) else None
+            subgroups, metric="sensitivity", reference=reference if is_number(reference) else None
         )
     return figures
 
@@ -216,7 +216,7 @@ def _context(document: Mapping, check: Mapping[str, Any]) -> dict[str, Any]:
         "lock_before_run": lock_before_run,
         "document_hash": document_hash,
         "integrity_check": check,
-        "ci_label": _level_label(confidence),
+        "ci_label": level_label(confidence),
         "metric_labels": [
             ("sensitivity", "Sensitivity"),
             ("specificity", "Specificity"),
@@ -267,7 +267,7 @@ def render_html(document: dict) -> str:
     # Render from the canonical form (sorted keys, rounded floats), so two documents with the
     # same hash give the same PDF even after a JSONB round trip has reordered their keys.
     canonical = json.loads(canonical_json(document))
-    context = _context(_sanitise(canonical), _integrity_check(canonical))
+    context = _context(sanitise(canonical), _integrity_check(canonical))
     return _engine().get_template(TEMPLATE_NAME).render(Context(context, autoescape=True))
 
 

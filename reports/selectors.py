@@ -12,7 +12,7 @@ from pypdf import PdfReader
 from reports.models import Report
 from reports.signing import verify_digest
 from validation.models import Role
-from validation.selectors import _get_or_404, is_auditor, is_validation_team, org_ids_of
+from validation.selectors import get_or_404, is_auditor, is_validation_team, org_ids_of
 
 
 def reports_visible_to(user) -> QuerySet[Report]:
@@ -26,7 +26,7 @@ def reports_visible_to(user) -> QuerySet[Report]:
 
 
 def report_get_visible(*, user, pk) -> Report:
-    return _get_or_404(reports_visible_to(user), pk)
+    return get_or_404(reports_visible_to(user), pk)
 
 
 def report_is_current(report: Report) -> bool:

@@ -20,7 +20,7 @@ def _missing(value: Any) -> bool:
     return value is None or value == ""
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
@@ -33,7 +33,7 @@ def text(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, numbers.Integral):
         return str(int(value))
-    if _is_number(value):
+    if is_number(value):
         return f"{float(value):.10g}"
     return str(value)
 
@@ -52,40 +52,40 @@ def num3(value: Any) -> str:
     """A number to 3 decimals; an interval record as ``ci`` writes it."""
     if isinstance(value, Mapping):
         return ci(value)
-    if not _is_number(value):
+    if not is_number(value):
         return _MISSING if _missing(value) else str(value)
     return f"{float(value):.3f}".replace("-", "\N{MINUS SIGN}")
 
 
 @register.filter
 def count(value: Any) -> str:
-    if not _is_number(value):
+    if not is_number(value):
         return _MISSING if _missing(value) else str(value)
     return str(int(value))
 
 
 @register.filter
 def seconds(value: Any) -> str:
-    if not _is_number(value):
+    if not is_number(value):
         return _MISSING if _missing(value) else str(value)
     return f"{float(value):.2f} s"
 
 
-def _level_label(level: Any) -> str:
-    level = level if _is_number(level) and 0 < level < 1 else 0.95
+def level_label(level: Any) -> str:
+    level = level if is_number(level) and 0 < level < 1 else 0.95
     return f"{float(level) * 100:g}% CI"
 
 
 @register.filter
 def ci(interval: Any) -> str:
     """``{estimate, lower, upper[, level]}`` as ``0.842 (95% CI 0.781–0.903)``."""
-    if not isinstance(interval, Mapping) or not _is_number(interval.get("estimate")):
+    if not isinstance(interval, Mapping) or not is_number(interval.get("estimate")):
         return _MISSING
     estimate = num3(interval["estimate"])
     lower, upper = interval.get("lower"), interval.get("upper")
-    if not (_is_number(lower) and _is_number(upper)):
+    if not (is_number(lower) and is_number(upper)):
         return estimate
-    label = _level_label(interval.get("level"))
+    label = level_label(interval.get("level"))
     return f"{estimate} ({label} {_range(lower, upper)})"
 
 
@@ -101,14 +101,14 @@ def ci_range(interval: Any) -> str:
     if not isinstance(interval, Mapping):
         return ""
     lower, upper = interval.get("lower"), interval.get("upper")
-    if not (_is_number(lower) and _is_number(upper)):
+    if not (is_number(lower) and is_number(upper)):
         return ""
     return f"({_range(lower, upper)})"
 
 
 @register.filter
 def percent(value: Any) -> str:
-    if not _is_number(value):
+    if not is_number(value):
         return _MISSING if _missing(value) else str(value)
     return f"{float(value) * 100:g}%"
 
@@ -189,11 +189,11 @@ def _visible_text(value: str) -> str:
     return "".join(out)
 
 
-def _sanitise(value: Any) -> Any:
+def sanitise(value: Any) -> Any:
     if isinstance(value, str):
         return _visible_text(value)
     if isinstance(value, Mapping):
-        return {key: _sanitise(item) for key, item in value.items()}
+        return {key: sanitise(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_sanitise(item) for item in value]
+        return [sanitise(item) for item in value]
     return value

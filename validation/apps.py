@@ -6,4 +6,6 @@ class ValidationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from validation import worker_lifecycle  # noqa: F401 - connects the worker signals
+        # The tasks register under their stable names, which services queue them by; the worker
+        # lifecycle connects the GPU worker's signals.
+        from validation import tasks, worker_lifecycle  # noqa: F401

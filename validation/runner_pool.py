@@ -1,6 +1,7 @@
 """Warm model runners, one per (worker process, package): a model loads once and serves every
 batch and stage of every run of that package in this process. A daemon thread closes runners
-left idle for RUNNER_IDLE_SECONDS."""
+left idle for RUNNER_IDLE_SECONDS. The pool also knows the device this worker's models run on
+(from the runners it started), which the worker's heartbeat reports."""
 
 import atexit
 import threading
@@ -22,6 +23,8 @@ _last_used: dict[str, float] = {}
 _lock = threading.Lock()
 _starting = threading.Lock()
 _reaper: threading.Thread | None = None
+# What the last runner started in this process reported of its device ("cuda", "NVIDIA H100").
+_device: dict[str, str] = {}
 
 
 def _model_file(package: ModelPackage) -> Path:
@@ -76,6 +79,10 @@ def runner_for(package: ModelPackage) -> ModelRunner:
         with _lock:
             _runners[package.sha256] = runner
             _last_used[package.sha256] = time.monotonic()
+            _device.update(
+                device=str(runner.info.get("device", "")),
+                device_name=str(runner.info.get("device_name", "")),
+            )
         return runner
 
 
@@ -119,6 +126,13 @@ def _reaper_ensure() -> None:
 def runners_warm() -> list[str]:
     with _lock:
         return [sha for sha, runner in _runners.items() if runner.running]
+
+
+def worker_device() -> dict[str, str]:
+    """The device of this worker's models, as its runners reported it: {"device", "device_name"}
+    (empty strings until a runner has started). Never waits for a cold start."""
+    with _lock:
+        return {"device": _device.get("device", ""), "device_name": _device.get("device_name", "")}
 
 
 @atexit.register

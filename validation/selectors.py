@@ -58,7 +58,7 @@ def is_auditor(user) -> bool:
     return Role.AUDITOR in roles_of(user)
 
 
-def _get_or_404(queryset: QuerySet, pk):
+def get_or_404(queryset: QuerySet, pk):
     try:
         return queryset.get(pk=pk)
     except (queryset.model.DoesNotExist, ValueError, TypeError) as exc:
@@ -73,7 +73,7 @@ def packages_visible_to(user) -> QuerySet[ModelPackage]:
 
 
 def package_get_visible(*, user, pk) -> ModelPackage:
-    return _get_or_404(packages_visible_to(user), pk)
+    return get_or_404(packages_visible_to(user), pk)
 
 
 def dataset_versions_visible_to(user) -> QuerySet[DatasetVersion]:
@@ -86,7 +86,7 @@ def dataset_versions_visible_to(user) -> QuerySet[DatasetVersion]:
 
 
 def dataset_version_get_visible(*, user, pk) -> DatasetVersion:
-    return _get_or_404(dataset_versions_visible_to(user), pk)
+    return get_or_404(dataset_versions_visible_to(user), pk)
 
 
 def runs_visible_to(user) -> QuerySet[ValidationRun]:
@@ -102,7 +102,7 @@ def runs_visible_to(user) -> QuerySet[ValidationRun]:
 
 
 def run_get_visible(*, user, pk) -> ValidationRun:
-    return _get_or_404(runs_visible_to(user), pk)
+    return get_or_404(runs_visible_to(user), pk)
 
 
 def run_audience(*, user, run: ValidationRun) -> str:
@@ -151,7 +151,7 @@ def datasets_visible_to(user) -> QuerySet[Dataset]:
 
 
 def dataset_get_visible(*, user, pk) -> Dataset:
-    return _get_or_404(datasets_visible_to(user), pk)
+    return get_or_404(datasets_visible_to(user), pk)
 
 
 def dataset_imports_visible_to(user) -> QuerySet[DatasetImport]:
@@ -173,7 +173,7 @@ def grants_visible_to(user) -> QuerySet[DatasetGrant]:
 
 
 def grant_get_visible(*, user, pk) -> DatasetGrant:
-    return _get_or_404(grants_visible_to(user), pk)
+    return get_or_404(grants_visible_to(user), pk)
 
 
 def dataset_cards_visible_to(user) -> QuerySet[DatasetVersion]:
@@ -194,7 +194,7 @@ def dataset_cards_visible_to(user) -> QuerySet[DatasetVersion]:
 
 
 def dataset_card_get_visible(*, user, pk) -> DatasetVersion:
-    return _get_or_404(dataset_cards_visible_to(user), pk)
+    return get_or_404(dataset_cards_visible_to(user), pk)
 
 
 AGE_BANDS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 59, "40-59"), (60, 79, "60-79"))

@@ -12,6 +12,9 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 
+from validation.runner_pool import runners_warm, worker_device
+from validation.services.workers import shards_rescue, worker_heartbeat, worker_leave
+
 log = logging.getLogger(__name__)
 
 _stop = threading.Event()
@@ -25,17 +28,9 @@ def _consumes_gpu(consumer) -> bool:
 
 def beat(hostname: str) -> None:
     """One heartbeat: presence, then the rescue of dead workers' shards."""
-    from validation.runner_pool import runners_warm
-    from validation.services.workers import shards_rescue, worker_heartbeat
-
     close_old_connections()
     try:
-        worker_heartbeat(
-            hostname=hostname,
-            warm_packages=runners_warm(),
-            device=_state.get("device", ""),
-            device_name=_state.get("device_name", ""),
-        )
+        worker_heartbeat(hostname=hostname, warm_packages=runners_warm(), **worker_device())
         rescued = shards_rescue()
         if rescued:
             log.warning("sent shards of dead workers to the shared queue: %s", rescued)
@@ -43,12 +38,6 @@ def beat(hostname: str) -> None:
         log.exception("worker heartbeat failed")
     finally:
         close_old_connections()
-
-
-def note_device(info: dict) -> None:
-    """Called with a runner's ping info: the device this worker's models run on."""
-    _state["device"] = str(info.get("device", ""))
-    _state["device_name"] = str(info.get("device_name", ""))
 
 
 @worker_ready.connect
@@ -76,7 +65,5 @@ def _leave(**_kwargs) -> None:
     hostname = _state.get("hostname")
     _stop.set()
     if hostname:
-        from validation.services.workers import worker_leave
-
         close_old_connections()
         worker_leave(hostname=hostname)

@@ -11,11 +11,13 @@ from reports.models import Report
 from reports.rendering import render_html
 from tests.factories import protocol_document
 from tests.run_helpers import infer
+from validation import task_names
 from validation.models import Explanation, MetricResult, Prediction, RunShard, ValidationRun
 from validation.services import runs
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.packages import package_review, package_submit
 from validation.services.protocols import protocol_create
+from validation.services.run_stages import PUBLIC_FAILURE
 
 pytestmark = pytest.mark.django_db
 Status = ValidationRun.Status
@@ -63,7 +65,7 @@ def test_every_stage_is_idempotent_and_nothing_is_dropped(
     settings.RUN_SHARD_SIZE = 9
     with django_capture_on_commit_callbacks(execute=False) as queued:
         infer(run.pk, deliveries=2)  # planner and every shard delivered twice
-    assert [q.__qualname__ for q in queued].count("_advance.<locals>.<lambda>") == 1
+    assert [getattr(q, "name", None) for q in queued].count(task_names.RUN_SCORE) == 1
     assert _status(run) == Status.SCORING
     shards = list(RunShard.objects.filter(run=run))
     assert len(shards) == 2 and all(s.status == "done" and s.attempts == 1 for s in shards)
@@ -139,7 +141,7 @@ def test_an_unexpected_error_fails_the_run_with_a_safe_message(world, queued_run
         infer(queued_run.pk)
     run = ValidationRun.objects.get(pk=queued_run.pk)
     assert run.status == Status.FAILED
-    assert run.error_public == runs.PUBLIC_FAILURE["internal-error"]
+    assert run.error_public == PUBLIC_FAILURE["internal-error"]
     assert "Traceback" in run.error_detail and "input spec is missing" in run.error_detail
     assert audit_events_for(run)[-1].action == AuditAction.RUN_FAILED
 

@@ -17,6 +17,7 @@ from validation.models import MetricResult, Prediction, RunShard, ValidationRun,
 from validation.packaging import build_package, default_manifest
 from validation.routing import direct_queue, shard_queues
 from validation.services import runs, shards
+from validation.services.run_stages import PUBLIC_FAILURE
 from validation.services.workers import shards_rescue, worker_heartbeat, worker_leave
 from validation.storage import model_cache_path
 
@@ -122,7 +123,7 @@ def test_a_package_that_cannot_load_fails_the_run_safely(db):
 
     run.refresh_from_db()
     assert run.status == Status.FAILED
-    assert run.error_public == runs.PUBLIC_FAILURE["load-failed"]  # the vendor's view
+    assert run.error_public == PUBLIC_FAILURE["load-failed"]  # the vendor's view
     assert "load" in run.error_detail.lower()  # the reviewers' details
     shard.refresh_from_db()
     assert shard.status == "stopped" and not Prediction.objects.filter(run=run).exists()

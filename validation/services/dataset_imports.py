@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.celery import enqueue_on_commit
+from validation import task_names
 from validation.errors import ApplicationError
 from validation.models import Dataset, DatasetImport
 from validation.services.datasets import dataset_version_import, require_steward
@@ -45,9 +47,7 @@ def dataset_import_request(*, actor, dataset: Dataset, upload) -> DatasetImport:
                 source_name=(upload.name or "upload")[-255:],
                 staged_path=str(Path(staged).relative_to(settings.SEQUESTERED_ROOT)),
             )
-            from validation import tasks
-
-            transaction.on_commit(lambda: tasks.dataset_import.delay(import_id=job.pk))
+            enqueue_on_commit(task_names.DATASET_IMPORT, import_id=job.pk)
     except BaseException:
         Path(staged).unlink(missing_ok=True)  # no partner data left behind without its job
         raise

@@ -8,13 +8,15 @@ writes nothing twice), then advances the state and queues the next stage on comm
 import functools
 import time
 import traceback
-from collections.abc import Callable
 
 from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record
+from config.celery import enqueue_on_commit
+from reports.services import report_draft
+from validation import task_names
 from validation.dicom.pixels import InputSpec, batch_inputs
 from validation.errors import ApplicationError, PermissionDenied
 from validation.models import (
@@ -34,24 +36,17 @@ from validation.selectors import (
     runs_used,
 )
 from validation.services.protocols import protocol_lock
+from validation.services.run_stages import (
+    run_advance,
+    run_claim,
+    run_fail,
+    run_in_status,
+)
 from validation.services.scoring import run_compute_metrics
-from validation.services.shards import explanation_row
+from validation.services.shards import explanation_row, shards_dispatch, shards_plan
 from validation.storage import case_dicom_bytes
 
 Status = ValidationRun.Status
-
-# What a vendor may read when its model fails on partner data: the category, never stderr.
-PUBLIC_FAILURE = {
-    "load-failed": "The model could not be loaded.",
-    "timeout": "The model did not answer within the time limit.",
-    "oom": "The model exceeded the memory limit.",
-    "crash": "The model process crashed.",
-    "bad-output": "The model returned output that does not match its manifest.",
-    "bad-input": "The runner refused the prepared input.",
-    "no-isolation": "No sandbox is available on the worker; the run was not started.",
-    "internal-error": "The validation service hit an internal error; the team has been notified.",
-    "grant-revoked": "The data partner withdrew permission to use this dataset before the run.",
-}
 
 
 def _stage(func):
@@ -141,65 +136,8 @@ def run_start(
             "protocol": str(protocol),
         },
     )
-    from validation import tasks
-
-    transaction.on_commit(lambda: tasks.run_infer.delay(run_id=run.pk))
+    enqueue_on_commit(task_names.RUN_INFER, run_id=run.pk)
     return run
-
-
-def _claim(run_id: int, expected: set[str], new_status: str | None = None, **fields):
-    """Lock the run; return it if its state is one of `expected` (moving it to `new_status`),
-    else None (missing, already past this stage, or cancelled)."""
-    with transaction.atomic():
-        run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.status not in expected:
-            return None
-        if new_status and run.status != new_status:
-            run.status = new_status
-            for key, value in fields.items():
-                setattr(run, key, value)
-            run.save()
-        return run
-
-
-def _advance(
-    run: ValidationRun,
-    *,
-    from_status: str,
-    to_status: str,
-    action: str,
-    stage: str,
-    seconds: float,
-    payload: dict,
-    next_task: Callable | None,
-) -> bool:
-    with transaction.atomic():
-        locked = ValidationRun.objects.select_for_update().get(pk=run.pk)
-        if locked.status != from_status:
-            return False
-        locked.status = to_status
-        locked.stage_seconds = {**locked.stage_seconds, stage: round(seconds, 3)}
-        locked.save()
-        audit_record(actor=None, action=action, target=locked, payload=payload)
-        if next_task is not None:
-            transaction.on_commit(lambda: next_task.delay(run_id=run.pk))
-    return True
-
-
-@transaction.atomic
-def run_fail(*, run_id: int, category: str, detail: str = "") -> None:
-    """Mark a run failed with a message safe for its vendor; details stay for reviewers."""
-    run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()
-    if run is None or run.status in ValidationRun.TERMINAL:
-        return
-    run.status = Status.FAILED
-    run.error_public = PUBLIC_FAILURE.get(category, "The run failed.")
-    run.error_detail = detail[-8000:]
-    run.finished_at = timezone.now()
-    run.save()
-    audit_record(
-        actor=None, action=AuditAction.RUN_FAILED, target=run, payload={"category": category}
-    )
 
 
 @transaction.atomic
@@ -216,10 +154,6 @@ def run_cancel(*, actor, run: ValidationRun) -> ValidationRun:
     return run
 
 
-def _still(run_id: int, status: str) -> bool:
-    return ValidationRun.objects.filter(pk=run_id, status=status).exists()
-
-
 def _batches(items: list, size: int):
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -231,9 +165,9 @@ def run_infer(*, run_id: int) -> None:
     meanwhile, cut it into shards and queue them (`services.shards`); the shard that finishes
     last moves the run to scoring. A re-delivered task queues the unfinished shards again, which
     costs nothing: predictions are unique per (run, case). Emits RUN_STARTED."""
-    from validation.services.shards import shards_dispatch, shards_plan
-
-    run = _claim(run_id, {Status.QUEUED, Status.RUNNING}, Status.RUNNING, started_at=timezone.now())
+    run = run_claim(
+        run_id, {Status.QUEUED, Status.RUNNING}, Status.RUNNING, started_at=timezone.now()
+    )
     if run is None:
         return
     if run.stage_seconds.get("inference") is None and not run.shards.exists():
@@ -264,14 +198,12 @@ def run_infer(*, run_id: int) -> None:
 @_stage
 def run_score(*, run_id: int) -> None:
     """Compute and store the aggregate metrics. Moves scoring -> explaining. Emits RUN_SCORED."""
-    from validation import tasks
-
-    run = _claim(run_id, {Status.SCORING})
+    run = run_claim(run_id, {Status.SCORING})
     if run is None:
         return
     began = time.perf_counter()
     summary = run_compute_metrics(run)
-    _advance(
+    run_advance(
         run,
         from_status=Status.SCORING,
         to_status=Status.EXPLAINING,
@@ -279,7 +211,7 @@ def run_score(*, run_id: int) -> None:
         stage="scoring",
         seconds=time.perf_counter() - began,
         payload=summary,
-        next_task=tasks.run_explain,
+        next_task=task_names.RUN_EXPLAIN,
     )
 
 
@@ -287,9 +219,7 @@ def run_score(*, run_id: int) -> None:
 def run_explain(*, run_id: int, batch_size: int = 32) -> None:
     """Grad-CAM for the cases the protocol names (default: all readable positives), with
     pointing-game and ROI energy agreement. Moves explaining -> reporting. Emits RUN_EXPLAINED."""
-    from validation import tasks
-
-    run = _claim(run_id, {Status.EXPLAINING})
+    run = run_claim(run_id, {Status.EXPLAINING})
     if run is None:
         return
     began = time.perf_counter()
@@ -307,7 +237,7 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
     ]
     try:
         for batch in _batches(cases, batch_size):
-            if not _still(run_id, Status.EXPLAINING):
+            if not run_in_status(run_id, Status.EXPLAINING):
                 return
             x, errors = batch_inputs([case_dicom_bytes(c) for c in batch], spec)
             _logits, cams = runner_for(run.package).gradcam(
@@ -323,7 +253,7 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
         run_fail(run_id=run_id, category=exc.category, detail=exc.detail)
         return
     n_maps = run.explanations.count()
-    _advance(
+    run_advance(
         run,
         from_status=Status.EXPLAINING,
         to_status=Status.REPORTING,
@@ -331,7 +261,7 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
         stage="explaining",
         seconds=time.perf_counter() - began,
         payload={"maps": n_maps, "target_layer": manifest.get("gradcam_target_layer")},
-        next_task=tasks.run_report,
+        next_task=task_names.RUN_REPORT,
     )
 
 
@@ -339,8 +269,6 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
 def run_report(*, run_id: int) -> None:
     """Assemble the report document. Moves reporting -> awaiting-signature; the document and
     the state change commit together. Emits REPORT_DRAFTED."""
-    from reports.services import report_draft
-
     began = time.perf_counter()
     with transaction.atomic():
         run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()

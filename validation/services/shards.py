@@ -29,6 +29,8 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from audit.models import AuditAction
+from config.celery import enqueue_on_commit
+from validation import task_names
 from validation.dicom.pixels import InputSpec, batch_inputs
 from validation.models import Case, Explanation, Prediction, RunShard, ValidationRun
 from validation.routing import queue_for_dispatch, shard_queues
@@ -36,9 +38,9 @@ from validation.runner.client import RunnerError
 from validation.runner.scores import positive_scores
 from validation.runner_pool import runner_discard, runner_for, runner_is_sandboxed, runners_warm
 from validation.selectors import cases_for_run, run_execution
+from validation.services.run_stages import run_advance, run_fail, run_in_status
 from validation.stats.localisation import cam_to_uint8, localisation_agreement
 from validation.storage import SequesteredDataError, case_dicom_bytes
-from validation.worker_lifecycle import note_device
 
 Status = ValidationRun.Status
 ShardStatus = RunShard.Status
@@ -62,15 +64,14 @@ def shards_plan(run: ValidationRun, *, shard_size: int | None = None) -> list[Ru
 
 def shards_dispatch(run: ValidationRun, shards: list[RunShard]) -> None:
     """Queue the unfinished shards on commit, each on the queue `routing` picks for it."""
-    from validation import tasks
-
     pending = [s for s in shards if s.status in (ShardStatus.PENDING, ShardStatus.RUNNING)]
     for shard, queue in zip(pending, shard_queues(run.package.sha256, len(pending)), strict=True):
         RunShard.objects.filter(pk=shard.pk).update(queue=queue)
-        transaction.on_commit(
-            lambda index=shard.index, queue=queue: tasks.run_shard.apply_async(
-                kwargs={"run_id": run.pk, "index": index}, queue=queue_for_dispatch(queue)
-            )
+        enqueue_on_commit(
+            task_names.RUN_SHARD,
+            queue=queue_for_dispatch(queue),
+            run_id=run.pk,
+            index=shard.index,
         )
 
 
@@ -91,8 +92,6 @@ def shard_execute(*, run_id: int, index: int, worker: str) -> None:
     try:
         _execute(run_id, index, worker)
     except Exception:
-        from validation.services.runs import run_fail
-
         RunShard.objects.filter(run_id=run_id, index=index).exclude(status=ShardStatus.DONE).update(
             status=ShardStatus.STOPPED
         )
@@ -101,8 +100,6 @@ def shard_execute(*, run_id: int, index: int, worker: str) -> None:
 
 
 def _execute(run_id: int, index: int, worker: str) -> None:
-    from validation.services.runs import _still, run_fail
-
     shard = _claim_shard(run_id, index, worker)
     if shard is None:
         return
@@ -118,7 +115,6 @@ def _execute(run_id: int, index: int, worker: str) -> None:
         run_fail(run_id=run_id, category=category, detail=exc.detail)
         return
     load_seconds = round(time.perf_counter() - began, 3) if cold else 0.0
-    note_device(runner.info)
     ValidationRun.objects.filter(pk=run_id).update(
         isolation=runner.isolation or "",
         sandboxed=runner_is_sandboxed(runner),
@@ -128,7 +124,7 @@ def _execute(run_id: int, index: int, worker: str) -> None:
     done = set(run.predictions.filter(case_id__in=shard.case_ids).values_list("case_id", flat=True))
     cases = [c for c in _shard_cases(shard) if c.pk not in done]
     for prepared in _prepared_batches(cases, work.spec, settings.RUNNER_BATCH_SIZE):
-        if not _still(run_id, Status.RUNNING):
+        if not run_in_status(run_id, Status.RUNNING):
             _stop_shard(shard)  # cancelled or failed: stop at the batch boundary
             return
         work.batch(prepared)
@@ -317,10 +313,7 @@ def _stop_shard(shard: RunShard) -> None:
 
 def _finish_shard(shard: RunShard, runner, *, seconds: dict, cold: bool) -> None:
     """Mark the shard done; the shard that finds every shard of its run done moves the run on
-    (`_advance` checks the state under lock, so two finishing at once advance it once)."""
-    from validation import tasks
-    from validation.services.runs import _advance
-
+    (`run_advance` checks the state under lock, so two finishing at once advance it once)."""
     with transaction.atomic():
         locked = RunShard.objects.select_for_update().get(pk=shard.pk)
         if locked.status != ShardStatus.RUNNING:
@@ -338,7 +331,7 @@ def _finish_shard(shard: RunShard, runner, *, seconds: dict, cold: bool) -> None
         p.error_category or "scored" for p in run.predictions.only("error_category").iterator()
     )
     summary = run_execution(run)
-    _advance(
+    run_advance(
         run,
         from_status=Status.RUNNING,
         to_status=Status.SCORING,
@@ -346,5 +339,5 @@ def _finish_shard(shard: RunShard, runner, *, seconds: dict, cold: bool) -> None
         stage="inference",
         seconds=(timezone.now() - run.started_at).total_seconds(),
         payload={**dict(counts), "execution": summary},
-        next_task=tasks.run_score,
+        next_task=task_names.RUN_SCORE,
     )

@@ -18,6 +18,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.celery import enqueue_on_commit
+from validation import task_names
 from validation.models import RunShard, ValidationRun, WorkerPresence
 from validation.routing import SHARED_QUEUE, direct_queue
 
@@ -48,8 +50,6 @@ def worker_leave(*, hostname: str) -> list[tuple[int, int]]:
 def shards_rescue() -> list[tuple[int, int]]:
     """Send the unfinished shards of dead workers (and those routed to a dead worker's own queue)
     to the shared queue; return their (run id, shard index)."""
-    from validation import tasks
-
     stale = timezone.now() - timedelta(seconds=settings.WORKER_STALE_S)
     dead = list(WorkerPresence.objects.filter(heartbeat_at__lt=stale))
     if not dead:
@@ -70,10 +70,8 @@ def shards_rescue() -> list[tuple[int, int]]:
             shard.queue, shard.worker = SHARED_QUEUE, ""
             shard.save(update_fields=["queue", "worker"])
             rescued.append((shard.run_id, shard.index))
-            transaction.on_commit(
-                lambda run_id=shard.run_id, index=shard.index: tasks.run_shard.apply_async(
-                    kwargs={"run_id": run_id, "index": index}, queue=SHARED_QUEUE
-                )
+            enqueue_on_commit(
+                task_names.RUN_SHARD, queue=SHARED_QUEUE, run_id=shard.run_id, index=shard.index
             )
         WorkerPresence.objects.filter(pk__in=[w.pk for w in dead]).delete()
     return rescued
