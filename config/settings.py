@@ -10,29 +10,19 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("BLINDSPOT_VAR_DIR", BASE_DIR / "var"))
+from config.env import env_bool, env_choice, env_float, env_int, env_str
 
-ENVIRONMENT = os.environ.get("BLINDSPOT_ENV", "development")
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("BLINDSPOT_VAR_DIR", str(BASE_DIR / "var")))
+
+ENVIRONMENT = env_choice("BLINDSPOT_ENV", "development", ("development", "production"))
 PRODUCTION = ENVIRONMENT == "production"
 
 
 def _env(name: str, default: str | None = None, *, required_in_production: bool = False) -> str:
-    value = os.environ.get(name)
-    if value:
-        return value
-    if PRODUCTION and required_in_production:
+    if PRODUCTION and required_in_production and not os.environ.get(name, "").strip():
         raise ImproperlyConfigured(f"{name} must be set when BLINDSPOT_ENV=production.")
-    if default is None:
-        raise ImproperlyConfigured(f"{name} must be set.")
-    return default
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    return env_str(name, default)
 
 
 SECRET_KEY = _env(
@@ -40,7 +30,7 @@ SECRET_KEY = _env(
     "insecure-development-key-not-for-production-use-0123456789abcdef",
     required_in_production=True,
 )
-DEBUG = _env_bool("DJANGO_DEBUG", not PRODUCTION)
+DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
 ALLOWED_HOSTS = [
     h.strip()
     for h in _env(
@@ -95,7 +85,7 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         _env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'blindspot.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -141,21 +131,17 @@ if SEQUESTERED_ROOT.resolve().is_relative_to(MEDIA_ROOT.resolve()):
     raise ImproperlyConfigured("BLINDSPOT_SEQUESTERED_ROOT must lie outside BLINDSPOT_MEDIA_ROOT.")
 
 # Partner dataset imports (archives are staged under SEQUESTERED_ROOT/incoming, never MEDIA_ROOT)
-DATASET_MAX_ARCHIVE_BYTES = int(
-    os.environ.get("BLINDSPOT_DATASET_MAX_ARCHIVE_BYTES", str(20 * 1024**3))
-)
-DATASET_MAX_UNPACKED_BYTES = int(
-    os.environ.get("BLINDSPOT_DATASET_MAX_UNPACKED_BYTES", str(64 * 1024**3))
+DATASET_MAX_ARCHIVE_BYTES = env_int("BLINDSPOT_DATASET_MAX_ARCHIVE_BYTES", 20 * 1024**3, minimum=1)
+DATASET_MAX_UNPACKED_BYTES = env_int(
+    "BLINDSPOT_DATASET_MAX_UNPACKED_BYTES", 64 * 1024**3, minimum=1
 )
 # Processes that hash, decode and de-identify files in parallel during an import.
-DATASET_IMPORT_WORKERS = int(
-    os.environ.get("BLINDSPOT_DATASET_IMPORT_WORKERS", str(os.cpu_count() or 1))
-)
+DATASET_IMPORT_WORKERS = env_int("BLINDSPOT_DATASET_IMPORT_WORKERS", os.cpu_count() or 1, minimum=1)
 
 # Model packages
-PACKAGE_MAX_BYTES = int(os.environ.get("BLINDSPOT_PACKAGE_MAX_BYTES", str(512 * 1024 * 1024)))
-PACKAGE_MAX_UNPACKED_BYTES = int(
-    os.environ.get("BLINDSPOT_PACKAGE_MAX_UNPACKED_BYTES", str(1024 * 1024 * 1024))
+PACKAGE_MAX_BYTES = env_int("BLINDSPOT_PACKAGE_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
+PACKAGE_MAX_UNPACKED_BYTES = env_int(
+    "BLINDSPOT_PACKAGE_MAX_UNPACKED_BYTES", 1024 * 1024 * 1024, minimum=1
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Where Django spools uploads above FILE_UPLOAD_MAX_MEMORY_SIZE (default: the system's /tmp).
@@ -167,40 +153,38 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Torch threads of each sandboxed runner. Default: all cores but one, which the calling worker
 # needs to decode and send the next batch while the model works (bench/runner.py: with every
 # core given to the model, the client's share comes out of the model's time).
-RUNNER_THREADS = int(
-    os.environ.get("BLINDSPOT_RUNNER_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))
-)
-RUNNER_BATCH_SIZE = int(os.environ.get("BLINDSPOT_RUNNER_BATCH_SIZE", "32"))
-RUNNER_BATCH_TIMEOUT_S = float(os.environ.get("BLINDSPOT_RUNNER_BATCH_TIMEOUT_S", "120"))
+RUNNER_THREADS = env_int("BLINDSPOT_RUNNER_THREADS", max(1, (os.cpu_count() or 2) - 1), minimum=1)
+RUNNER_BATCH_SIZE = env_int("BLINDSPOT_RUNNER_BATCH_SIZE", 32, minimum=1)
+RUNNER_BATCH_TIMEOUT_S = env_float("BLINDSPOT_RUNNER_BATCH_TIMEOUT_S", 120, minimum=1)
 # Running vendor code without isolation must be an explicit operator decision; reports say so.
-RUNNER_ALLOW_UNSANDBOXED = _env_bool("BLINDSPOT_RUNNER_ALLOW_UNSANDBOXED", False)
+RUNNER_ALLOW_UNSANDBOXED = env_bool("BLINDSPOT_RUNNER_ALLOW_UNSANDBOXED", False)
 # Per-worker confinement of the model process: RLIMIT_DATA and RLIMIT_CPU (over its warm life).
-RUNNER_MEMORY_LIMIT_BYTES = int(
-    os.environ.get("BLINDSPOT_RUNNER_MEMORY_LIMIT_BYTES", str(2 * 1024**3))
+RUNNER_MEMORY_LIMIT_BYTES = env_int(
+    "BLINDSPOT_RUNNER_MEMORY_LIMIT_BYTES", 2 * 1024**3, minimum=64 * 1024**2
 )
-RUNNER_CPU_LIMIT_S = float(os.environ.get("BLINDSPOT_RUNNER_CPU_LIMIT_S", str(4 * 3600)))
+RUNNER_CPU_LIMIT_S = env_float("BLINDSPOT_RUNNER_CPU_LIMIT_S", 4 * 3600, minimum=1)
 # A warm runner unused this long is closed (it holds a model and a process).
-RUNNER_IDLE_SECONDS = float(os.environ.get("BLINDSPOT_RUNNER_IDLE_SECONDS", "600"))
+RUNNER_IDLE_SECONDS = env_float("BLINDSPOT_RUNNER_IDLE_SECONDS", 600, minimum=1)
 # Where each runner puts the model: "auto" (cuda when this worker has a GPU, else cpu), "cpu" or
 # "cuda"; AMP (autocast, bf16 where supported, else fp16) applies on cuda only. Both, like the
 # threads and the batch size above, are settings of each worker, not of a run.
-RUNNER_DEVICE = os.environ.get("BLINDSPOT_RUNNER_DEVICE", "auto")
-if RUNNER_DEVICE not in ("auto", "cpu", "cuda"):  # validation.runner.client.DEVICES
-    # Refused here, when the worker starts, rather than by every run it would take and fail.
-    raise ImproperlyConfigured(
-        f"BLINDSPOT_RUNNER_DEVICE must be auto, cpu or cuda, not {RUNNER_DEVICE!r}."
-    )
-RUNNER_AMP = _env_bool("BLINDSPOT_RUNNER_AMP", False)
+# Refused here, when the worker starts, rather than by every run it would take and fail.
+RUNNER_DEVICE = env_choice(
+    "BLINDSPOT_RUNNER_DEVICE",
+    "auto",
+    ("auto", "cpu", "cuda"),  # validation.runner.client.DEVICES
+)
+RUNNER_AMP = env_bool("BLINDSPOT_RUNNER_AMP", False)
 
 # Runs: cases per shard (the unit a GPU worker takes from the queue; a shard must finish well
 # within CELERY_TASK_TIME_LIMIT), and how many shards a run sends straight to each worker that
 # already holds its package warm before the rest go to the shared `gpu` queue.
-RUN_SHARD_SIZE = int(os.environ.get("BLINDSPOT_RUN_SHARD_SIZE", "256"))
-RUN_AFFINITY_SHARDS_PER_WORKER = int(os.environ.get("BLINDSPOT_RUN_AFFINITY_SHARDS", "4"))
+RUN_SHARD_SIZE = env_int("BLINDSPOT_RUN_SHARD_SIZE", 256, minimum=1)
+RUN_AFFINITY_SHARDS_PER_WORKER = env_int("BLINDSPOT_RUN_AFFINITY_SHARDS", 4, minimum=0)
 # GPU workers report themselves (warm packages, device) every WORKER_HEARTBEAT_S; one silent for
 # WORKER_STALE_S is presumed dead and its unfinished shards go back to the shared queue.
-WORKER_HEARTBEAT_S = float(os.environ.get("BLINDSPOT_WORKER_HEARTBEAT_S", "10"))
-WORKER_STALE_S = float(os.environ.get("BLINDSPOT_WORKER_STALE_S", "60"))
+WORKER_HEARTBEAT_S = env_float("BLINDSPOT_WORKER_HEARTBEAT_S", 10, minimum=0.1)
+WORKER_STALE_S = env_float("BLINDSPOT_WORKER_STALE_S", 60, minimum=1)
 
 # Celery: eager when no broker is configured (embedded default).
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
@@ -215,12 +199,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "3300"))
-CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "3600"))
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3300, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)
 # Longer than the longest task, or Redis re-delivers a running task to a second worker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(
-        os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(CELERY_TASK_TIME_LIMIT + 600))
+    "visibility_timeout": env_int(
+        "CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600, minimum=1
     )
 }
 # Each worker also consumes its own queue ("<hostname>.dq2"): shards routed to a warm worker.
@@ -252,11 +236,11 @@ SPECTACULAR_SETTINGS = {
 LOGIN_URL = "/admin/login/"
 
 if PRODUCTION:
-    SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
