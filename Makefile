@@ -5,19 +5,28 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-$(shell sha256sum requirements.txt | cut -c1-16)
 
-.PHONY: demo test serve setup migrate lint system
+.PHONY: demo test test-fast serve setup migrate lint system
 
 demo: setup migrate
 	$(PY) manage.py demo
 
-test: setup
+# Lint first (seconds), then every test: SQLite across the cores, then PostgreSQL.
+test: lint
 	scripts/test.sh
+
+# The edit loop: no sandbox, no browser, no PostgreSQL, no subprocess demo (under 2 minutes).
+test-fast: setup
+	scripts/test.sh --fast
 
 serve: setup migrate
 	$(PY) manage.py runserver 127.0.0.1:8000
 
+# Style, formatting, the import contracts (pyproject.toml) and the types.
 lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 setup: system $(STAMP)
 

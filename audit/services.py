@@ -1,5 +1,7 @@
 """Writing the audit trail. Call `audit_record` inside the transaction of the change it records."""
 
+from typing import Any
+
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -30,7 +32,7 @@ def audit_record(*, actor, action: str, target=None, payload: dict | None = None
     prev_hash = last or GENESIS_HASH
     payload = payload or {}
     at = timezone.now()
-    fields = {
+    fields: dict[str, Any] = {
         "at": at,
         "actor_label": _actor_label(actor),
         "action": str(action),

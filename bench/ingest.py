@@ -32,6 +32,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from validation.models import DatasetVersion
 
 TARGET = 0.8
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +67,7 @@ def _warm_page_cache(files: list[Path]) -> None:
         path.read_bytes()
 
 
-def _import(manifest: Path, workers: int, steward, partner) -> tuple[float, object]:
+def _import(manifest: Path, workers: int, steward, partner) -> tuple[float, DatasetVersion]:
     from validation.services.datasets import dataset_create, dataset_version_import
 
     dataset = dataset_create(actor=steward, partner=partner, name=f"bench-{workers}-{time.time()}")

@@ -29,7 +29,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 TARGET_SECONDS = 5.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,13 +70,18 @@ def _issued_report(workdir: Path, cases: int):
     protocol = workdir / "protocol.json"
     protocol.write_text(json.dumps({**PROTOCOL, "subgroups": SUBGROUPS}))
     started = time.perf_counter()
-    call_command("demo", cases=cases, protocol=protocol, stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("demo", cases=cases, protocol=protocol, stdout=open(os.devnull, "w"))
     print(f"demo run with 10 subgroup attributes: {time.perf_counter() - started:.1f} s")
     return Report.objects.filter(status=Report.Status.ISSUED).get()
 
 
-def _timed(function, repeat: int) -> tuple[list[float], object]:
-    seconds, result = [], None
+T = TypeVar("T")
+
+
+def _timed(function: Callable[[], T], repeat: int) -> tuple[list[float], T | None]:
+    """Seconds of each of `repeat` calls, and the last call's result (None if none ran)."""
+    seconds: list[float] = []
+    result: T | None = None
     for _ in range(repeat):
         started = time.perf_counter()
         result = function()
@@ -128,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{label}: {median:.2f} s median ({shown}); "
                 f"{verdict} the <{TARGET_SECONDS:g} s target"
             )
+        assert pdf is not None and document is not None  # repeat >= 1: the medians above exist
         print(f"PDF {len(pdf) / 1e6:.2f} MB; identical to the issued PDF: {same}")
         if args.json:
             args.json.write_text(

@@ -151,9 +151,11 @@ def world(args: argparse.Namespace, var_dir: Path):
         manifest = args.cohort / "manifest.csv"
     else:
         manifest = generate_cohort(var_dir / "cohort", cases=args.cases, seed=7, prevalence=0.3)
-    dataset = dataset_create(actor=steward, partner=orgs["partner"], name="Bench cohort")
+    dataset = dataset_create(
+        actor=steward, partner=orgs[Organisation.Kind.PARTNER], name="Bench cohort"
+    )
     version = dataset_version_import(actor=steward, dataset=dataset, source=manifest)
-    dataset_grant(actor=steward, dataset_version=version, vendor=orgs["vendor"])
+    dataset_grant(actor=steward, dataset_version=version, vendor=orgs[Organisation.Kind.VENDOR])
     print(f"cohort imported: {version.cases.count()} cases, {time.perf_counter() - began:.1f} s")
     began = time.perf_counter()
     package_path = build_resnet_package(var_dir / "resnet18.tar.gz", args.size)
@@ -236,7 +238,8 @@ def use_broker(url: str) -> None:
     from config.celery import app
 
     app.conf.task_always_eager = False
-    app.conf.broker_url = url
+    # The item is what `app.conf.broker_url = url` sets; celery-types has that attribute read-only.
+    app.conf["broker_url"] = url
 
 
 def main() -> int:

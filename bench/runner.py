@@ -457,6 +457,11 @@ def print_report(result: dict[str, Any]) -> None:
                 f"{quartiles:>13} "
                 f"{m['extra_ms_per_batch']:>14.2f}"
             )
+    _print_per_batch(result["runs"])
+    _print_framing_and_checks(result)
+
+
+def _print_per_batch(runs: list[dict[str, Any]]) -> None:
     print(
         "\nper batch (medians): CPU ms user+system, minor page faults; "
         "pairs dropped for other processes' load"
@@ -466,7 +471,7 @@ def print_report(result: dict[str, Any]) -> None:
         f"{'in-proc CPU':>11} {'worker faults':>13} {'in-proc faults':>14} {'dropped':>7}"
     )
     print(header + "\n" + "-" * len(header))
-    for row in result["runs"]:
+    for row in runs:
         for op, label in OPS:
             m = row[op]
             cells = []
@@ -479,6 +484,10 @@ def print_report(result: dict[str, Any]) -> None:
                 f"{m['per_batch']['in_process']['faults']:>14.0f} "
                 f"{abs(m['pairs_dropped_for_foreign_load']):>7}"
             )
+
+
+def _print_framing_and_checks(result: dict[str, Any]) -> None:
+    cfg = result["config"]
     frame = result["framing"]
     print(
         f"\nwhere the extra goes, per batch of {cfg['batch']}: .npy framing encode "

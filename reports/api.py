@@ -77,7 +77,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         path = report_download(actor=request.user, report=report)
         return FileResponse(
             open(path, "rb"),
-            as_attachment=True,  # noqa: SIM115
+            as_attachment=True,
             filename=f"{report.reference}-v{report.version}.pdf",
             content_type="application/pdf",
         )
@@ -119,8 +119,11 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             raise ApplicationError("The file is larger than any report the service issues.")
         result = report_verify(actor=request.user, data=upload.read())
         answer = result.as_dict()
-        visible = reports_visible_to(request.user).filter(pk=getattr(result.report, "pk", None))
-        if result.report is not None and not visible.exists():
+        hidden = (
+            result.report is not None
+            and not reports_visible_to(request.user).filter(pk=result.report.pk).exists()
+        )
+        if hidden:
             answer.update(report=None, superseded_by=None, current=None, detail="")
         return Response(answer)
 

@@ -139,10 +139,10 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
     if with_roi:
         localisation = {
             "n_with_roi": len(with_roi),
-            "pointing_game": sum(e.pointing_hit for e in with_roi) / len(with_roi),
+            "pointing_game": sum(bool(e.pointing_hit) for e in with_roi) / len(with_roi),
             "energy_in_roi": float(np.mean([e.energy_in_roi for e in with_roi])),
         }
-    exemplars = []
+    exemplars: list[dict] = []
     if exemplars_allowed:
         spec = InputSpec.from_dict(run.package.manifest["input"])
         for explanation in rows[:MAX_EXEMPLARS]:

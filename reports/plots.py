@@ -10,14 +10,16 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any, TypeGuard
 
 import numpy as np
 from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
+from matplotlib.typing import RcKeyType
 from PIL import Image
 
 # Matplotlib otherwise derives SVG element ids from a random salt.
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "svg.hashsalt": "blindspot-report",
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
@@ -175,7 +177,7 @@ def calibration_plot(bins: Sequence[Mapping]) -> str | None:
         return _svg_data_uri(fig)
 
 
-def _is_finite(value) -> bool:
+def _is_finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
 
 

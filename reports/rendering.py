@@ -133,13 +133,13 @@ def _section(document: Mapping, key: str) -> Mapping:
 
 def _figures(document: Mapping) -> dict[str, str | None]:
     primary = _section(document, "primary")
-    roc = primary.get("roc") if isinstance(primary.get("roc"), Mapping) else {}
-    metrics = primary.get("metrics") if isinstance(primary.get("metrics"), Mapping) else {}
+    roc = _section(primary, "roc")
+    metrics = _section(primary, "metrics")
     figures: dict[str, str | None] = {"roc": None, "forest": None, "calibration": None}
     calibration = _section(document, "calibration")
     if isinstance(calibration.get("bins"), list):
         figures["calibration"] = plots.calibration_plot(calibration["bins"])
-    auc = primary.get("auc") if isinstance(primary.get("auc"), Mapping) else {}
+    auc = _section(primary, "auc")
     if roc.get("fpr") and roc.get("tpr"):
         sensitivity = metrics.get("sensitivity") or {}
         specificity = metrics.get("specificity") or {}
@@ -193,9 +193,9 @@ def _integrity_check(document: Mapping) -> dict[str, Any]:
 def _context(document: Mapping, check: Mapping[str, Any]) -> dict[str, Any]:
     identity = _section(document, "identity")
     report = _section(document, "report")
-    sandbox = identity.get("sandbox") if isinstance(identity.get("sandbox"), Mapping) else {}
-    protocol_id = identity.get("protocol") if isinstance(identity.get("protocol"), Mapping) else {}
-    run = identity.get("run") if isinstance(identity.get("run"), Mapping) else {}
+    sandbox = _section(identity, "sandbox")
+    protocol_id = _section(identity, "protocol")
+    run = _section(identity, "run")
     locked_at, started_at = (
         _parse_time(protocol_id.get("locked_at")),
         _parse_time(run.get("started_at")),
@@ -206,7 +206,9 @@ def _context(document: Mapping, check: Mapping[str, Any]) -> dict[str, Any]:
             lock_before_run = locked_at <= started_at
         except TypeError:  # naive vs aware timestamps
             lock_before_run = None
-    signatures = document.get("signatures") if isinstance(document.get("signatures"), list) else []
+    signatures = document.get("signatures")
+    if not isinstance(signatures, list):
+        signatures = []
     document_hash = check["document_hash"]
     confidence = _section(document, "protocol").get("confidence_level")
     return {

@@ -125,12 +125,13 @@ def _claimed_hashes(data: bytes) -> list[str]:
     """Document hashes the file carries, the metadata's own entry first (a correction also
     prints the hash of the version it supersedes): the entry when the PDF still parses, then
     every 64-hex-digit string in its bytes (the metadata is stored uncompressed)."""
-    found = []
+    found: list[str] = []
     try:
-        value = (PdfReader(io.BytesIO(data)).metadata or {}).get("/blindspotdocumentsha256")
+        metadata = PdfReader(io.BytesIO(data)).metadata
+        value = metadata.get("/blindspotdocumentsha256") if metadata is not None else None
         if value:
             found.append(str(value))
-    except Exception:  # noqa: BLE001, S110 - a damaged PDF is data: it simply does not parse
+    except Exception:  # noqa: S110 - a damaged PDF is data: it simply does not parse
         pass
     found += [m.decode("ascii") for m in _HEX64.findall(data)]
     return list(dict.fromkeys(found))

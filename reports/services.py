@@ -19,7 +19,7 @@ from validation.selectors import is_validation_team
 from validation.storage import media_path, media_put
 
 # Which role may give which signature meaning.
-MEANING_ROLES = {
+MEANING_ROLES: dict[str, str] = {
     Signature.Meaning.REVIEWED: Role.REVIEWER,
     Signature.Meaning.APPROVED: Role.QA_APPROVER,
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numbers
 import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.template import Library
 
@@ -20,7 +20,7 @@ def _missing(value: Any) -> bool:
     return value is None or value == ""
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 

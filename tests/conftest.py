@@ -31,11 +31,11 @@ def _isolated_storage(settings, tmp_path):
 
 @pytest.fixture
 def world(db):
-    vendor_a = OrganisationFactory(name="Vendor A", kind=Organisation.Kind.VENDOR)
-    vendor_b = OrganisationFactory(name="Vendor B", kind=Organisation.Kind.VENDOR)
-    partner_a = OrganisationFactory(name="Partner A", kind=Organisation.Kind.PARTNER)
-    partner_b = OrganisationFactory(name="Partner B", kind=Organisation.Kind.PARTNER)
-    validator = OrganisationFactory(name="Validator", kind=Organisation.Kind.VALIDATOR)
+    vendor_a = OrganisationFactory.create(name="Vendor A", kind=Organisation.Kind.VENDOR)
+    vendor_b = OrganisationFactory.create(name="Vendor B", kind=Organisation.Kind.VENDOR)
+    partner_a = OrganisationFactory.create(name="Partner A", kind=Organisation.Kind.PARTNER)
+    partner_b = OrganisationFactory.create(name="Partner B", kind=Organisation.Kind.PARTNER)
+    validator = OrganisationFactory.create(name="Validator", kind=Organisation.Kind.VALIDATOR)
     return SimpleNamespace(
         vendor_a=vendor_a,
         vendor_b=vendor_b,

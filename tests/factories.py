@@ -5,6 +5,7 @@ import itertools
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from reports.models import Report
@@ -44,7 +45,7 @@ def _sha(n) -> str:
     return hashlib.sha256(f"blob-{n}".encode()).hexdigest()
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = get_user_model()
         skip_postgeneration_save = True
@@ -55,12 +56,12 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
-    def _save(obj, create, extracted, **kwargs):
+    def _save(obj: User, create, extracted, **kwargs):
         if create:
             obj.save()
 
 
-class OrganisationFactory(factory.django.DjangoModelFactory):
+class OrganisationFactory(factory.django.DjangoModelFactory[Organisation]):
     class Meta:
         model = Organisation
 
@@ -69,12 +70,12 @@ class OrganisationFactory(factory.django.DjangoModelFactory):
 
 
 def member(org: Organisation, role: str, **user_fields):
-    user = UserFactory(**user_fields)
+    user = UserFactory.create(**user_fields)
     Membership.objects.create(user=user, organisation=org, role=role)
     return user
 
 
-class PackageFactory(factory.django.DjangoModelFactory):
+class PackageFactory(factory.django.DjangoModelFactory[ModelPackage]):
     class Meta:
         model = ModelPackage
 
@@ -88,13 +89,13 @@ class PackageFactory(factory.django.DjangoModelFactory):
     submitted_by = factory.SubFactory(UserFactory)
 
 
-class DatasetVersionFactory(factory.django.DjangoModelFactory):
+class DatasetVersionFactory(factory.django.DjangoModelFactory[DatasetVersion]):
     class Meta:
         model = DatasetVersion
 
     dataset = factory.LazyFunction(
         lambda: Dataset.objects.create(
-            partner=OrganisationFactory(kind=Organisation.Kind.PARTNER),
+            partner=OrganisationFactory.create(kind=Organisation.Kind.PARTNER),
             name=f"Dataset {next(_counter)}",
         )
     )
@@ -105,7 +106,7 @@ class DatasetVersionFactory(factory.django.DjangoModelFactory):
     created_by = factory.SubFactory(UserFactory)
 
 
-class ProtocolFactory(factory.django.DjangoModelFactory):
+class ProtocolFactory(factory.django.DjangoModelFactory[Protocol]):
     class Meta:
         model = Protocol
 
@@ -115,7 +116,7 @@ class ProtocolFactory(factory.django.DjangoModelFactory):
     created_by = factory.SubFactory(UserFactory)
 
 
-class RunFactory(factory.django.DjangoModelFactory):
+class RunFactory(factory.django.DjangoModelFactory[ValidationRun]):
     class Meta:
         model = ValidationRun
 
@@ -125,7 +126,7 @@ class RunFactory(factory.django.DjangoModelFactory):
     requested_by = factory.SubFactory(UserFactory)
 
 
-class ReportFactory(factory.django.DjangoModelFactory):
+class ReportFactory(factory.django.DjangoModelFactory[Report]):
     class Meta:
         model = Report
 
@@ -148,7 +149,7 @@ def issued_report(run: ValidationRun) -> Report:
     )
 
 
-class CaseFactory(factory.django.DjangoModelFactory):
+class CaseFactory(factory.django.DjangoModelFactory[Case]):
     class Meta:
         model = Case
 

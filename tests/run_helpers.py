@@ -32,9 +32,9 @@ def run_setup(world, *, package_path, manifest, protocol: dict):
 def start_run(world, *, package_path, manifest, protocol: dict):
     """A queued run of `run_setup`'s package, version and protocol, started by the reviewer (its
     first task is not run: on-commit work in a test transaction never fires)."""
-    package, version, protocol = run_setup(
+    package, version, protocol_row = run_setup(
         world, package_path=package_path, manifest=manifest, protocol=protocol
     )
     return runs.run_start(
-        actor=world.reviewer, package=package, dataset_version=version, protocol=protocol
+        actor=world.reviewer, package=package, dataset_version=version, protocol=protocol_row
     )

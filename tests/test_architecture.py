@@ -97,48 +97,27 @@ def import_graph() -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
     return graph, private
 
 
+def _reachable(graph: dict[str, dict[str, int]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
 def import_cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan, iteratively)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    cycles = []
-    counter = 0
-    for start in sorted(graph):
-        if start in index:
+    """The groups of modules that reach each other through imports (more than one module)."""
+    reach = {module: _reachable(graph, module) for module in graph}
+    cycles, placed = [], set()
+    for module in sorted(graph):
+        if module in placed:
             continue
-        work = [(start, iter(sorted(graph[start])))]
-        index[start] = low[start] = counter
-        counter += 1
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph.get(child, ())))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    cycles.append(sorted(component))
+        group = {module} | {other for other in reach[module] if module in reach.get(other, ())}
+        placed |= group
+        if len(group) > 1:
+            cycles.append(sorted(group))
     return cycles
 
 

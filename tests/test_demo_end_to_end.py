@@ -51,10 +51,14 @@ def _pdf_text(path: Path) -> str:
 
 def test_demo_issues_a_pdf_with_hash_auc_and_subgroups(demo):
     var_dir, out = demo
-    pdf = Path(re.search(r"^PDF: (.+)$", out, re.M).group(1))
-    printed_sha = re.search(r"^PDF SHA-256: ([0-9a-f]{64})$", out, re.M).group(1)
+    pdf_line = re.search(r"^PDF: (.+)$", out, re.M)
+    sha_line = re.search(r"^PDF SHA-256: ([0-9a-f]{64})$", out, re.M)
+    auc_line = re.search(r"AUC (\d\.\d{3}) \(95% CI (\d\.\d{3})-(\d\.\d{3})\)", out)
+    assert pdf_line and sha_line and auc_line, out  # the demo prints all three
+    pdf = Path(pdf_line.group(1))
+    printed_sha = sha_line.group(1)
     assert hashlib.sha256(pdf.read_bytes()).hexdigest() == printed_sha
-    auc, low, high = re.search(r"AUC (\d\.\d{3}) \(95% CI (\d\.\d{3})-(\d\.\d{3})\)", out).groups()
+    auc, low, high = auc_line.groups()
 
     text = _pdf_text(pdf)
     compact = re.sub(r"\s+", "", text)

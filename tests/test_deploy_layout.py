@@ -25,7 +25,9 @@ def _procfile() -> dict[str, list[str]]:
 
 def _unit_command(name: str) -> list[str]:
     text = (ROOT / "deploy" / "systemd" / name).read_text()
-    return shlex.split(re.search(r"^ExecStart=(.+)$", text, re.M).group(1))
+    match = re.search(r"^ExecStart=(.+)$", text, re.M)
+    assert match is not None, f"{name} has no ExecStart= line"
+    return shlex.split(match.group(1))
 
 
 def _option(argv: list[str], flag: str) -> str:

@@ -1,13 +1,19 @@
 from django.contrib import admin
+from django.db.models import Model
 
 from audit.admin import ReadOnlyAdmin
 from validation import models
 
-for model in (models.Organisation, models.Membership, models.Dataset, models.DatasetGrant):
-    admin.site.register(model)
+editable: tuple[type[Model], ...] = (
+    models.Organisation,
+    models.Membership,
+    models.Dataset,
+    models.DatasetGrant,
+)
+admin.site.register(editable)
 
 # Content-addressed, sealed, locked or case-level: superusers may look, never edit here.
-for model in (
+read_only: tuple[type[Model], ...] = (
     models.ModelPackage,
     models.DatasetVersion,
     models.Case,
@@ -16,5 +22,5 @@ for model in (
     models.Prediction,
     models.Explanation,
     models.MetricResult,
-):
-    admin.site.register(model, ReadOnlyAdmin)
+)
+admin.site.register(read_only, ReadOnlyAdmin)

@@ -146,4 +146,5 @@ def runners_close_all() -> None:
 
 
 def runner_is_sandboxed(runner: ModelRunner) -> bool:
-    return bool(runner.isolation) and not runner.isolation.startswith("none")
+    isolation = runner.isolation or ""
+    return bool(isolation) and not isolation.startswith("none")

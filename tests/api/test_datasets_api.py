@@ -106,7 +106,7 @@ def granted(world, cohort):
     version = dataset_version_import(actor=world.steward, dataset=dataset, source=cohort)
     protocol = protocol_create(actor=world.reviewer, name="P", document=protocol_document())
     other = protocol_create(actor=world.reviewer, name="Q", document=protocol_document())
-    package = PackageFactory(
+    package = PackageFactory.create(
         vendor=world.vendor_a,
         status=ModelPackage.Status.APPROVED,
         reviewed_by=world.reviewer,

@@ -28,12 +28,12 @@ MISSING_ID = 987654
 
 @pytest.fixture
 def objects(world, tmp_path, settings):
-    package = PackageFactory(vendor=world.vendor_a, submitted_by=world.vendor_user)
-    version = DatasetVersionFactory(
+    package = PackageFactory.create(vendor=world.vendor_a, submitted_by=world.vendor_user)
+    version = DatasetVersionFactory.create(
         dataset=Dataset.objects.create(partner=world.partner_a, name="Chest"),
         created_by=world.steward,
     )
-    run = RunFactory(package=package, dataset_version=version, requested_by=world.reviewer)
+    run = RunFactory.create(package=package, dataset_version=version, requested_by=world.reviewer)
     report = issued_report(run)
     (settings.MEDIA_ROOT / "reports").mkdir(parents=True)
     (settings.MEDIA_ROOT / report.pdf_path).write_bytes(b"%PDF-1.7 test")
@@ -108,7 +108,9 @@ def test_report_download_is_scoped_and_audited(world, objects, role):
 
 
 def test_vendors_do_not_see_draft_reports(world, objects):
-    run = RunFactory(package=objects["packages"], dataset_version=objects["runs"].dataset_version)
+    run = RunFactory.create(
+        package=objects["packages"], dataset_version=objects["runs"].dataset_version
+    )
     draft = Report.objects.create(run=run, document={}, content_sha256="0" * 64)
     assert client_for(world.vendor_user).get(f"/api/v1/reports/{draft.pk}/").status_code == 404
     assert client_for(world.reviewer).get(f"/api/v1/reports/{draft.pk}/").status_code == 200

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pypdf import PdfReader
+from pypdf.generic import ArrayObject, DictionaryObject
 
 from reports import plots
 from reports.rendering import (
@@ -54,6 +55,13 @@ SECTION_HEADINGS = [
 
 def _text(pdf: bytes) -> list[str]:
     return [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def _pdf_str(dictionary: DictionaryObject, key: str) -> str:
+    """A text entry of a PDF dictionary (pypdf types every entry as a bare PdfObject)."""
+    value = dictionary[key]
+    assert isinstance(value, str), (key, value)
+    return value
 
 
 def _flat(pages: list[str]) -> str:
@@ -111,18 +119,21 @@ def test_title_page_and_running_header_footer(sample_pdf):
 def test_pdf_metadata_carries_id_hash_and_signatures(sample, sample_pdf):
     reader = PdfReader(io.BytesIO(sample_pdf))
     info = reader.metadata
+    assert info is not None  # the document information dictionary is written
     digest = sample["integrity"]["document_sha256"]
     assert info["/Title"] == "Blindspot validation report R-000001 version 1"
-    assert digest in info["/Subject"]
-    assert digest in info["/Keywords"]
-    assert "Jonas Lindqvist" in info["/Keywords"]
+    assert digest in _pdf_str(info, "/Subject")
+    assert digest in _pdf_str(info, "/Keywords")
+    assert "Jonas Lindqvist" in _pdf_str(info, "/Keywords")
     assert info["/blindspotreportid"] == "R-000001"
     assert info["/blindspotdocumentsha256"] == digest
     assert info["/blindspotservicesignature"] == sample["integrity"]["service_signature"]
-    assert "Dr. Amara Okafor" in info["/blindspotsignatures"]
-    assert info["/CreationDate"].startswith("D:20261123100000")
+    assert "Dr. Amara Okafor" in _pdf_str(info, "/blindspotsignatures")
+    assert _pdf_str(info, "/CreationDate").startswith("D:20261123100000")
     assert info["/ModDate"] == info["/CreationDate"]
-    assert str(reader.trailer["/ID"][0]) == content_sha256(sample)[:32]
+    ids = reader.trailer["/ID"]
+    assert isinstance(ids, ArrayObject)
+    assert str(ids[0]) == content_sha256(sample)[:32]
 
 
 def test_sample_integrity_hashes(sample, sample_pdf):
@@ -312,7 +323,9 @@ def test_hostile_strings_render_as_literal_text(hostile_pdf):
 
 def test_hostile_strings_embed_no_attachment_or_file(hostile_pdf):
     reader = PdfReader(io.BytesIO(hostile_pdf))
-    assert "/Names" not in reader.trailer["/Root"]  # where embedded files would be listed
+    root = reader.trailer["/Root"]
+    assert isinstance(root, DictionaryObject)  # the document catalog
+    assert "/Names" not in root  # where embedded files would be listed
     assert b"/EmbeddedFile" not in hostile_pdf and b"/Filespec" not in hostile_pdf
     text = "".join(_text(hostile_pdf))
     secrets = [CANARY, Path("/etc/passwd").read_text().splitlines()[0]]

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 @pytest.fixture
 def report(world):
-    run = RunFactory(status=ValidationRun.Status.AWAITING_SIGNATURE)
+    run = RunFactory.create(status=ValidationRun.Status.AWAITING_SIGNATURE)
     document = {k: v for k, v in sample_document().items() if k not in UNHASHED_KEYS}
     return Report.objects.create(
         run=run,

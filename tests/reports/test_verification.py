@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 def _run_with_results():
     """A run whose stored results come from the real metric engine on synthetic scores."""
-    run = RunFactory(
+    run = RunFactory.create(
         status=ValidationRun.Status.REPORTING, protocol__document=with_defaults(PROTOCOL)
     )
     protocol = run.protocol.document

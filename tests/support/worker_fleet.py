@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -72,12 +73,16 @@ class WorkerFleet:
         self.workers: dict[str, subprocess.Popen] = {}
 
     def start(
-        self, name: str, *, queues: str = "gpu,default,reports", env: Mapping[str, str] = ()
+        self,
+        name: str,
+        *,
+        queues: str = "gpu,default,reports",
+        env: Mapping[str, str] = MappingProxyType({}),
     ) -> str:
         """Start worker `name@<host>` (solo pool: tasks run in its main process, next to the
         warm runners and the heartbeat that reports them); return its hostname."""
         hostname = f"{name}@{socket.gethostname()}"
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the fleet
+        log = open(self.log_dir / f"{name}.log", "ab")  # closed below, once the worker has it
         self.workers[hostname] = subprocess.Popen(
             [
                 CELERY,

@@ -88,6 +88,7 @@ def test_a_folder_and_its_archives_import_to_the_same_sealed_version(
             ref.roi,
             ref.attributes,
         )
+        assert case.file_length is not None  # packed on import
         assert case.attributes["sex"] in {"F", "M"} and case.file_length > 0
         assert case.file_offset is not None and len(case.file_sha256) == 64
     # Staging is private and temporary: nothing is left under incoming/.
@@ -207,6 +208,7 @@ def test_deidentify_policy_stores_clean_files_and_keeps_attributes_taken_before(
 ):
     version = dataset_version_import(actor=world.steward, dataset=_dataset(world), source=cohort)
     case = version.cases.order_by("case_id").first()
+    assert case is not None  # the cohort has cases
     original = pydicom.dcmread(cohort.parent / "dicom" / f"{case.case_id}.dcm")
     assert identifying_elements(original)  # the cohort carries institution, dates, names
     stored = pydicom.dcmread(io.BytesIO(case_dicom_bytes(case)))
@@ -352,6 +354,7 @@ def test_a_csv_that_is_not_text_or_has_ragged_rows_is_refused_cleanly(world, tmp
 def test_cases_of_a_sealed_version_cannot_change_in_the_database(world, cohort):
     version = dataset_version_import(actor=world.steward, dataset=_dataset(world), source=cohort)
     case = version.cases.first()
+    assert case is not None  # the cohort has cases
     for sql in (
         "UPDATE validation_case SET label = 1 - label WHERE id = %s",
         "DELETE FROM validation_case WHERE id = %s",
@@ -405,16 +408,21 @@ def test_stored_files_are_packed_read_only_and_checked_on_every_read(world, coho
     assert 1 <= len(packs) <= 2 and all(p.startswith("packs/") for p in packs)
     for pack in packs:
         assert (Path(settings.SEQUESTERED_ROOT) / pack).stat().st_mode & 0o777 == 0o444
-    spans = sorted((c.file_path, c.file_offset, c.file_offset + c.file_length) for c in cases)
+    spans: list[tuple[str, int, int]] = []
+    for c in cases:
+        assert c.file_offset is not None and c.file_length is not None  # packed on import
+        spans.append((c.file_path, c.file_offset, c.file_offset + c.file_length))
+    spans.sort()
     for (pack_a, _, end_a), (pack_b, start_b, _) in zip(spans, spans[1:], strict=False):
         assert pack_a != pack_b or end_a == start_b  # back to back, no overlap
     case = cases[0]
     pydicom.dcmread(io.BytesIO(case_dicom_bytes(case)))
-    pack = Path(settings.SEQUESTERED_ROOT) / case.file_path
-    pack.chmod(0o644)
-    data = bytearray(pack.read_bytes())
+    pack_file = Path(settings.SEQUESTERED_ROOT) / case.file_path
+    pack_file.chmod(0o644)
+    data = bytearray(pack_file.read_bytes())
+    assert case.file_offset is not None and case.file_length is not None  # packed on import
     data[case.file_offset + case.file_length - 1] ^= 0xFF  # one pixel byte
-    pack.write_bytes(bytes(data))
+    pack_file.write_bytes(bytes(data))
     with pytest.raises(SequesteredDataError, match="do not match the seal"):
         case_dicom_bytes(case)
 

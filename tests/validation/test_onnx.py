@@ -71,6 +71,7 @@ def test_onnx_package_runs_end_to_end_without_explanations(
 ):
     with open(onnx_package, "rb") as fh:
         package = package_submit(actor=world.vendor_user, upload=fh)
+    assert package.smoke_load_seconds is not None  # timed by the smoke test on submission
     assert package.model_format == "onnx" and package.smoke_load_seconds > 0
     package = package_review(actor=world.reviewer, package=package, approve=True)
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")

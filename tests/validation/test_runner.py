@@ -50,6 +50,8 @@ def eager_model() -> torch.nn.Module:
     # Non-trivial batch-norm statistics, so eval-mode normalisation is actually exercised.
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
+            # present: BatchNorm2d tracks running statistics by default
+            assert module.running_mean is not None and module.running_var is not None
             module.running_mean.uniform_(-0.2, 0.2)
             module.running_var.uniform_(0.5, 1.5)
     return model.eval()
@@ -305,6 +307,7 @@ def test_killed_worker_is_a_crash(model_file, images):
     runner = ModelRunner(model_file, sandbox=sandbox, allow_unsandboxed=True).start()
     try:
         assert runner.predict(images[:2]).shape == (2, 1)
+        assert runner.pid is not None  # started above
         os.kill(runner.pid, signal.SIGKILL)
         with pytest.raises(RunnerError) as caught:
             runner.predict(images)
@@ -349,6 +352,7 @@ def test_request_timeout_kills_the_worker(model_file, tmp_path, images):
     runner = ModelRunner(
         model_file, python=python, batch_timeout_s=1.0, sandbox=NoSandbox(), allow_unsandboxed=True
     ).start()
+    assert runner.isolation is not None  # set once started
     assert runner.isolation.startswith("none")
     pid = runner.pid
     with pytest.raises(RunnerError) as caught:
@@ -443,7 +447,10 @@ def _reader(data: bytes):
 
 
 def test_protocol_round_trip():
-    arrays = [np.arange(6, dtype=np.float32).reshape(2, 3), np.zeros((0, 4), np.int64)]
+    arrays: list[np.ndarray] = [
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        np.zeros((0, 4), np.int64),
+    ]
     data = b"".join(protocol.encode_message({"id": 1, "op": "x", "params": {"a": 1}}, arrays))
     header, decoded = protocol.read_message(_reader(data))
     assert header["op"] == "x" and header["params"] == {"a": 1}
@@ -650,7 +657,11 @@ def _write_tar(path: Path, members, *, gzip: bool = True) -> Path:
     return path
 
 
-HOSTILE = {
+# A member of a hostile archive: a ready (TarInfo, data) pair, ("PT2", None) for the real model,
+# or a key of `_resolve`'s payloads.
+_Entry = tuple[tarfile.TarInfo, bytes] | tuple[str, None] | str
+
+HOSTILE: dict[str, tuple[list[_Entry], str]] = {
     "absolute-path": ([_file("/etc/cron.d/evil", b"x")], "absolute path"),
     "dot-dot": ([_file("../../model.pt2", b"x")], "outside the archive"),
     "nested-dot-dot": ([_file("a/../../manifest.json", b"x")], "outside the archive"),

@@ -67,6 +67,7 @@ def test_auto_on_a_cpu_host_gives_exactly_the_cpu_answers(model_file, images, cp
         info = runner.info
         assert (info["device"], info["device_name"], info["threads"]) == ("cpu", "cpu", 2)
         assert info["amp"] is False  # asked for, effective only on a GPU
+        assert runner.isolation is not None  # set once started
         assert "GPU" not in runner.isolation  # no device nodes to bind on this host
         np.testing.assert_array_equal(runner.predict(images), outputs)
         got_outputs, got_cams = runner.gradcam(images, GRADCAM_TARGET_LAYER)
@@ -124,6 +125,7 @@ def test_cuda_answers_are_close_to_the_cpu_ones(model_file, images, cpu_answers,
     with ModelRunner(model_file, device="cuda", amp=amp) as runner:
         assert (runner.info["device"], runner.info["amp"]) == ("cuda", amp)
         assert runner.info["device_name"] != "cpu"
+        assert runner.isolation is not None  # set once started
         if runner.isolation.startswith("bwrap"):
             assert "GPU device nodes" in runner.isolation
         got = runner.predict(images)

@@ -44,6 +44,7 @@ def _bwrap() -> BwrapSandbox:
     sandbox = detect_sandbox(modes=("bwrap",))
     if not sandbox.isolated:
         pytest.skip("bwrap is not available here")
+    assert isinstance(sandbox, BwrapSandbox)  # the only mode asked for
     return sandbox
 
 
@@ -172,6 +173,7 @@ def _probe(reference_pt2, tmp_path, listener, sandbox, canaries) -> tuple[dict, 
     assert caught.value.category == "load-failed"
     assert REPORT_MARK in caught.value.detail, caught.value.detail
     line = caught.value.detail.split(REPORT_MARK, 1)[1].splitlines()[0]
+    assert runner.isolation is not None  # set before the worker loads the model
     return json.loads(line), runner.isolation
 
 
@@ -325,6 +327,7 @@ def test_isolation_states_what_is_enforced(forever_pt2):
     with ModelRunner(forever_pt2, cpu_limit_s=None) as runner:
         text = runner.isolation
         info = runner.info["confinement"]
+    assert text is not None  # set once started
     assert info["seccomp"] == [*confinement.DENIED_SYSCALLS, *confinement.DENIED_WITH_ARGS]
     for fragment in (
         "uid/gid 65534",
@@ -370,6 +373,7 @@ def test_without_seccomp_an_allowed_unsandboxed_runner_says_so(forever_pt2, tmp_
         forever_pt2, python=_python_without_seccomp(tmp_path), allow_unsandboxed=True
     )
     with runner:
+        assert runner.isolation is not None  # set once started
         assert "NO seccomp filter" in runner.isolation
 
 

@@ -93,7 +93,7 @@ def test_only_vendor_members_submit(world, package_file):
 
 
 def test_package_review(world):
-    package = PackageFactory(vendor=world.vendor_a)
+    package = PackageFactory.create(vendor=world.vendor_a)
     with pytest.raises(PermissionDenied):
         package_review(actor=world.vendor_user, package=package, approve=True)
     with pytest.raises(ApplicationError, match="reason"):
@@ -240,7 +240,7 @@ def sealed(world, cohort):
 
 
 def test_run_start_refusals(world, sealed, django_capture_on_commit_callbacks):
-    package = PackageFactory(vendor=world.vendor_a)
+    package = PackageFactory.create(vendor=world.vendor_a)
     protocol = protocol_create(actor=world.reviewer, name="P", document=PROTOCOL)
     kwargs = {"package": package, "dataset_version": sealed, "protocol": protocol}
     with pytest.raises(PermissionDenied):
@@ -283,8 +283,12 @@ def _repack(package_file: Path, out: Path, **manifest_changes) -> Path:
     import gzip
     import json
 
+    members: dict[str, bytes] = {}
     with tarfile.open(package_file) as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+        for m in tar.getmembers():
+            fh = tar.extractfile(m)
+            assert fh is not None, f"{m.name} is not a regular file"
+            members[m.name] = fh.read()
     manifest = json.loads(members["manifest.json"])
     for key, value in manifest_changes.items():
         section, _, field = key.partition("__")
@@ -304,6 +308,7 @@ def _repack(package_file: Path, out: Path, **manifest_changes) -> Path:
 def test_accepted_package_records_smoke_timings_and_is_cached_warm(world, package_file, settings):
     with open(package_file, "rb") as fh:
         package = package_submit(actor=world.vendor_user, upload=fh)
+    assert package.smoke_load_seconds is not None and package.smoke_batch_seconds is not None
     assert package.smoke_load_seconds > 0 and package.smoke_batch_seconds > 0
     assert (Path(settings.RUNNER_CACHE_ROOT) / package.sha256 / "model.pt2").is_file()
     payload = audit_events_for(package)[0].payload

@@ -36,6 +36,7 @@ class BrightnessIntolerant(nn.Module):
         self.register_buffer("limit", torch.tensor(limit))
         self.features = nn.Conv2d(1, 1, kernel_size=1)  # the identity: the Grad-CAM layer
         nn.init.ones_(self.features.weight)
+        assert self.features.bias is not None  # Conv2d has one unless bias=False
         nn.init.zeros_(self.features.bias)
 
     def forward(self, x):
@@ -110,7 +111,7 @@ def test_a_cancelled_run_stops_its_shard_at_the_next_batch(
 
 def test_a_package_that_cannot_load_fails_the_run_safely(db):
     manifest = default_manifest(name="Broken", version="1", gradcam_target_layer="block3")
-    run = RunFactory(status=Status.RUNNING, package__manifest=manifest)
+    run = RunFactory.create(status=Status.RUNNING, package__manifest=manifest)
     CaseFactory.create_batch(3, dataset_version=run.dataset_version)
     model = model_cache_path(run.package.sha256, "pt2")
     model.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +158,7 @@ def test_a_dead_workers_shards_go_back_to_the_shared_queue(
     db, settings, django_capture_on_commit_callbacks
 ):
     settings.RUN_SHARD_SIZE, settings.WORKER_STALE_S = 4, 30
-    run = RunFactory(status=Status.RUNNING)
+    run = RunFactory.create(status=Status.RUNNING)
     CaseFactory.create_batch(16, dataset_version=run.dataset_version)
     planned = shards.shards_plan(run)
     assert [len(s.case_ids) for s in planned] == [4, 4, 4, 4]

@@ -8,7 +8,7 @@ from validation.errors import ApplicationError
 
 def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
-        body = {"detail": exc.message}
+        body: dict[str, str | list[str]] = {"detail": exc.message}
         if exc.errors:
             body["errors"] = exc.errors
         return Response(body, status=exc.status_code)

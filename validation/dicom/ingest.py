@@ -104,10 +104,11 @@ def ingest_file(path: str | os.PathLike, policy: IngestPolicy) -> IngestedFile:
         stored = data
     else:
         try:
-            stored = splice_deidentified(ds, read, policy.uid_secret)
-            if stored is None:
+            spliced = splice_deidentified(ds, read, policy.uid_secret)
+            if spliced is None:
                 deidentify(ds, uid_secret=policy.uid_secret)
-                stored = encode_file(ds)
+                spliced = encode_file(ds)
+            stored = spliced
         except Exception as exc:  # e.g. no SOP Class UID: not storable as a Part-10 file
             result.error = f"could not be de-identified: {type(exc).__name__}: {exc}"[:300]
             return result

@@ -59,7 +59,10 @@ def _read_rows(reader: csv.DictReader, root: Path) -> tuple[list[dict], list[str
         raise ApplicationError(
             "The manifest header is invalid; nothing was imported.", errors=problems
         )
-    rows, errors, seen, folders = [], [], {}, {}
+    rows: list[dict] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    folders: dict[str, Path] = {}
     for raw in reader:
         line = reader.line_num
         if None in raw:
@@ -74,7 +77,7 @@ def _read_rows(reader: csv.DictReader, root: Path) -> tuple[list[dict], list[str
             seen.setdefault(row["case_id"], line)
             row["line"] = line
         errors += [f"line {line}: {p}" for p in problems]
-        if not problems:
+        if row is not None and not problems:
             rows.append(row)
     return rows, errors
 

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from validation.bounded_io import LimitedReader
 
@@ -450,7 +450,7 @@ class _BoundedTarInfo(tarfile.TarInfo):
     needs). `_proc_member` is the hook tarfile documents for subclasses."""
 
     @classmethod
-    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
         # tarfile takes a stream that stops at a header boundary for a complete archive; a tar
         # always ends with zero blocks, so a missing or short header means a truncated upload.
         if len(buf) != tarfile.BLOCKSIZE:
@@ -465,7 +465,7 @@ class _BoundedTarInfo(tarfile.TarInfo):
             )
         if self.type == tarfile.GNUTYPE_SPARSE:
             _refuse_sparse(self.name)
-        return super()._proc_member(tarfile_)
+        return super()._proc_member(tarfile_)  # type: ignore[misc]  # a hook typeshed omits
 
     # The pax flavours of sparse files, read from the pax header's fields.
     def _proc_gnusparse_00(self, next_: tarfile.TarInfo, *_: Any) -> None:

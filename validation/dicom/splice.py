@@ -142,7 +142,9 @@ def _through_pydicom(ds: Dataset, tag, secret: bytes) -> bytes:
     if tag not in ds:
         return b""
     fp = DicomBytesIO()
-    fp.is_implicit_VR, fp.is_little_endian = ds.original_encoding
+    implicit_vr, little_endian = ds.original_encoding
+    assert implicit_vr is not None and little_endian is not None  # read from a file: known
+    fp.is_implicit_VR, fp.is_little_endian = implicit_vr, little_endian
     write_data_element(fp, ds[tag], ds.get("SpecificCharacterSet", "ISO_IR 6"))
     return fp.getvalue()
 
@@ -202,11 +204,12 @@ def _dictionary_vr(tag) -> str:
 def _new_sop_instance_uid(snap: ReadSnapshot, secret: bytes) -> bytes | None:
     """The mapped SOP Instance UID the meta group must repeat, or None to map the meta's own."""
     raw = snap.raw.get(Tag(_SOP_INSTANCE_UID))
-    if not isinstance(raw, RawDataElement) or _is_blank(raw.value):
+    value = raw.value if isinstance(raw, RawDataElement) else None
+    if value is None or _is_blank(value):
         return None
-    if b"\\" in raw.value:
+    if b"\\" in value:
         raise _NotSpliceable  # multi-valued: let pydicom's dataset path decide
-    return _mapped_uids(raw.value, secret)
+    return _mapped_uids(value, secret)
 
 
 def _meta_group(data: bytes, dataset_start: int, new_sop_uid: bytes | None, secret: bytes) -> bytes:

@@ -54,6 +54,31 @@ def build_package(
     """
     import torch
 
+    _check_inputs(model, example_input, manifest, model_format)
+    program = export_model(model, example_input)
+    with torch.no_grad():
+        output = program.module()(example_input)
+    if not isinstance(output, torch.Tensor) or output.ndim != 2:
+        raise ValueError("the model must return one tensor of shape (N, K)")
+    if manifest["output"]["positive_index"] >= output.shape[1]:
+        raise ValueError("output/positive_index is outside the model's output columns")
+
+    if model_format == "onnx":
+        model_member, model_bytes = ONNX_MODEL_NAME, _onnx_bytes(program)
+    else:
+        pt2 = io.BytesIO()
+        torch.export.save(program, pt2)
+        model_member, model_bytes = MODEL_NAME, pt2.getvalue()
+    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    members = sorted({MANIFEST_NAME: manifest_bytes, model_member: model_bytes}.items())
+
+    return _write_reproducible_tar(Path(out_path), members)
+
+
+def _check_inputs(
+    model: nn.Module, example_input: torch.Tensor, manifest: dict[str, Any], model_format: str
+) -> None:
+    """What can be checked before exporting: format, manifest, example shape, Grad-CAM layer."""
     if model_format not in ("pt2", "onnx"):
         raise ValueError(f"model_format must be 'pt2' or 'onnx', got {model_format!r}")
     errors = manifest_errors(manifest, model_format=model_format)
@@ -72,24 +97,10 @@ def build_package(
         except AttributeError as exc:
             raise ValueError(f"gradcam_target_layer: {exc}") from None
 
-    program = export_model(model, example_input)
-    with torch.no_grad():
-        output = program.module()(example_input)
-    if not isinstance(output, torch.Tensor) or output.ndim != 2:
-        raise ValueError("the model must return one tensor of shape (N, K)")
-    if manifest["output"]["positive_index"] >= output.shape[1]:
-        raise ValueError("output/positive_index is outside the model's output columns")
 
-    if model_format == "onnx":
-        model_member, model_bytes = ONNX_MODEL_NAME, _onnx_bytes(program)
-    else:
-        pt2 = io.BytesIO()
-        torch.export.save(program, pt2)
-        model_member, model_bytes = MODEL_NAME, pt2.getvalue()
-    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    members = sorted({MANIFEST_NAME: manifest_bytes, model_member: model_bytes}.items())
-
-    out_path = Path(out_path)
+def _write_reproducible_tar(out_path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """A gzipped USTAR archive of `members`, the same bytes for the same members; written to a
+    temporary file beside `out_path` and renamed into place."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".package-", dir=out_path.parent)
     try:
@@ -118,6 +129,8 @@ def _onnx_bytes(program: torch.export.ExportedProgram) -> bytes:
     import torch
 
     onnx_program = torch.onnx.export(program, dynamo=True, external_data=False, verbose=False)
+    if onnx_program is None:  # only the legacy exporter returns nothing
+        raise RuntimeError("torch.onnx.export (dynamo) returned no program")
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "model.onnx"
         onnx_program.save(str(target))

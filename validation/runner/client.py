@@ -24,7 +24,7 @@ import time
 import weakref
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -208,7 +208,7 @@ class ModelRunner:
         ]
         started = time.monotonic()
         try:
-            self._proc = subprocess.Popen(
+            proc = self._proc = subprocess.Popen(
                 command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -224,17 +224,18 @@ class ModelRunner:
             raise RunnerError("crash", f"could not start the worker: {exc}") from None
         # bwrap's --die-with-parent follows the spawning *thread*: start runners from a thread
         # that outlives them (a Celery worker's main thread), not from a short-lived one.
-        os.set_blocking(self._proc.stdin.fileno(), False)
-        for pipe in (self._proc.stdin, self._proc.stdout):
+        stdin, stdout = _pipe(proc.stdin), _pipe(proc.stdout)
+        os.set_blocking(stdin.fileno(), False)
+        for pipe in (stdin, stdout):
             _grow_pipe(pipe.fileno())
-        self._finalizer = weakref.finalize(self, _kill_group, self._proc)
+        self._finalizer = weakref.finalize(self, _kill_group, proc)
         self._stderr_thread = threading.Thread(
-            target=_drain, args=(self._proc.stderr, self._stderr_tail), daemon=True
+            target=_drain, args=(proc.stderr, self._stderr_tail), daemon=True
         )
         self._stderr_thread.start()
-        os.set_blocking(self._proc.stdout.fileno(), False)
+        os.set_blocking(stdout.fileno(), False)
         self._replies = protocol.MessageReader(
-            self._proc.stdout.fileno(),
+            stdout.fileno(),
             max_payload_bytes=self.max_reply_bytes,
             shared=None if self._shared is None else self._shared.view,
         )
@@ -380,6 +381,11 @@ class ModelRunner:
                 raise failure
             return replies
 
+    def _started(self) -> tuple[subprocess.Popen[bytes], protocol.MessageReader]:
+        if self._proc is None or self._replies is None:
+            raise RuntimeError("runner not started")
+        return self._proc, self._replies
+
     def _check_usable(self) -> None:
         if self._proc is None:
             raise RuntimeError("runner not started")
@@ -410,7 +416,7 @@ class ModelRunner:
         self, op: str, request_id: int, expect_arrays: int, timeout_s: float | None = None
     ) -> tuple[dict[str, Any], list[np.ndarray]]:
         self._pump(op, timeout_s or self.batch_timeout_s)
-        header, arrays = self._replies.messages.popleft()
+        header, arrays = self._started()[1].messages.popleft()
         if header.get("id") != request_id:
             raise self._stop("bad-output", "reply does not match the request")
         if not header.get("ok"):
@@ -434,30 +440,22 @@ class ModelRunner:
         pipe while this side is blocked on the other one."""
         deadline = time.monotonic() + limit
         views = collections.deque(memoryview(c) for c in chunks or ())
-        stdin, stdout = self._proc.stdin.fileno(), self._proc.stdout.fileno()
+        proc, replies = self._started()
+        stdin, stdout = _pipe(proc.stdin).fileno(), _pipe(proc.stdout).fileno()
         poller = select.poll()
         poller.register(stdout, select.POLLIN)
         if views:
             poller.register(stdin, select.POLLOUT)
         try:
-            while views or not self._replies.messages:
+            while views or not replies.messages:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise self._timed_out(op, limit)
                 for fd, _ in poller.poll(_millis(remaining)):
                     if fd == stdout:
-                        self._replies.feed()
-                    elif views:
-                        try:
-                            written = os.writev(stdin, list(views)[:_IOV_MAX])
-                        except BlockingIOError:
-                            continue
-                        while written and written >= len(views[0]):
-                            written -= len(views.popleft())
-                        if written:
-                            views[0] = views[0][written:]
-                        if not views:
-                            poller.unregister(stdin)
+                        replies.feed()
+                    elif views and _write_some(stdin, views) and not views:
+                        poller.unregister(stdin)
         except (BrokenPipeError, protocol.StreamClosed):
             raise self._crash_error() from None
         except protocol.ProtocolError as exc:
@@ -481,7 +479,7 @@ class ModelRunner:
         return outputs
 
     def _crash_error(self) -> RunnerError:
-        proc = self._proc
+        proc = self._started()[0]
         try:
             code = proc.wait(timeout=2.0)
         except subprocess.TimeoutExpired:
@@ -525,7 +523,8 @@ class ModelRunner:
             self._stderr_thread.join(timeout=1.0)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             try:
-                stream.close()
+                if stream is not None:
+                    stream.close()
             except OSError:
                 pass
         if self._finalizer is not None:
@@ -538,7 +537,7 @@ class ModelRunner:
             self._shared = None
 
     def _stderr_text(self) -> str:
-        if self._stderr_thread is not None and self._proc.poll() is not None:
+        if self._stderr_thread is not None and self._proc and self._proc.poll() is not None:
             self._stderr_thread.join(timeout=1.0)
         text = b"".join(self._stderr_tail).decode("utf-8", errors="replace")
         return text[-DETAIL_CHARS:]
@@ -586,6 +585,27 @@ _IOV_MAX = 64
 
 def _millis(seconds: float) -> int:
     return max(1, int(seconds * 1000))
+
+
+def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
+    """One of the worker's pipes (always opened: Popen was given PIPE for each)."""
+    if stream is None:
+        raise RuntimeError("the worker was started without its pipes")
+    return stream
+
+
+def _write_some(fd: int, views: collections.deque[memoryview]) -> bool:
+    """Write what the pipe takes now from the front of `views`, dropping what was written;
+    False when the pipe was full."""
+    try:
+        written = os.writev(fd, list(views)[:_IOV_MAX])
+    except BlockingIOError:
+        return False
+    while written and written >= len(views[0]):
+        written -= len(views.popleft())
+    if written:
+        views[0] = views[0][written:]
+    return True
 
 
 PIPE_BYTES = 1024 * 1024  # a batch of 64 1x64x64 float32 images is 1 MiB

@@ -43,8 +43,9 @@ class OnnxModel:
             d if isinstance(d, int) else None for d in inputs[0].shape
         ]
         self.output_columns: int | None = None
-        if all(d is not None for d in self.input_shape[1:]):
-            probe = np.zeros((1, *self.input_shape[1:]), dtype=np.float32)
+        static = [d for d in self.input_shape[1:] if d is not None]
+        if len(static) == len(self.input_shape) - 1:
+            probe = np.zeros((1, *static), dtype=np.float32)
             self.output_columns = self._run(probe).shape[1]
         self.load_seconds = time.perf_counter() - started
         self.confinement: dict[str, Any] = {}

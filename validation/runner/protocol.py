@@ -286,6 +286,7 @@ def message_parser(
         if _is_size(entry):
             arrays.append((yield from _npy_parser(entry)))
         else:
+            assert shared is not None  # a place is only accepted with a region (checked above)
             offset, length = entry
             arrays.append(_parse_from(shared[offset : offset + length], _npy_parser(length)))
     return header, arrays
@@ -342,7 +343,7 @@ def _npy_parts(array: np.ndarray) -> tuple[bytes, memoryview]:
         raise ProtocolError(f"cannot send dtype {array.dtype}: plain numeric types only")
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(buffer, np.lib.format.header_data_from_array_1_0(array))
-    return buffer.getvalue(), memoryview(array.reshape(-1)).cast("B")
+    return buffer.getvalue(), array.reshape(-1).data.cast("B")
 
 
 def _fill(
@@ -366,10 +367,9 @@ def _fill(
 _NPY_PREAMBLE = 10  # magic (6), version (2), header length (2, or the first 2 of 4 in v2/v3)
 
 
-def _npy_parser(length: int) -> Generator[memoryview, None, np.ndarray]:
-    """Parse one `.npy` payload of `length` bytes strictly: plain numeric dtype, data size
-    matching the header exactly, checked before the data buffer is allocated (so a hostile header
-    cannot make the reader reserve memory the payload does not back)."""
+def _npy_preamble(length: int) -> Generator[memoryview, None, tuple[bytearray, bytearray, int]]:
+    """Read the magic, the version and the header length (2 bytes in v1, 4 in v2): (preamble,
+    the v2 length's last two bytes, header length)."""
     if length < _NPY_PREAMBLE:
         raise ProtocolError("payload is not a .npy array: too short")
     preamble = bytearray(_NPY_PREAMBLE)
@@ -377,17 +377,23 @@ def _npy_parser(length: int) -> Generator[memoryview, None, np.ndarray]:
     if preamble[:6] != b"\x93NUMPY":
         raise ProtocolError("payload is not a .npy array: bad magic")
     version = (preamble[6], preamble[7])
-    rest = bytearray()
     if version == (1, 0):
-        header_length = struct.unpack("<H", preamble[8:10])[0]
-    elif version == (2, 0):
-        if length < _NPY_PREAMBLE + 2:
-            raise ProtocolError("payload is not a .npy array: too short")
-        rest = bytearray(2)
-        yield memoryview(rest)
-        header_length = struct.unpack("<I", bytes(preamble[8:10] + rest))[0]
-    else:
+        return preamble, bytearray(), struct.unpack("<H", preamble[8:10])[0]
+    if version != (2, 0):
         raise ProtocolError(f"payload is not a .npy array: unsupported version {version}")
+    if length < _NPY_PREAMBLE + 2:
+        raise ProtocolError("payload is not a .npy array: too short")
+    rest = bytearray(2)
+    yield memoryview(rest)
+    return preamble, rest, struct.unpack("<I", bytes(preamble[8:10] + rest))[0]
+
+
+def _npy_parser(length: int) -> Generator[memoryview, None, np.ndarray]:
+    """Parse one `.npy` payload of `length` bytes strictly: plain numeric dtype, data size
+    matching the header exactly, checked before the data buffer is allocated (so a hostile header
+    cannot make the reader reserve memory the payload does not back)."""
+    preamble, rest, header_length = yield from _npy_preamble(length)
+    version = (preamble[6], preamble[7])
     prefix_length = len(preamble) + len(rest) + header_length
     if header_length > MAX_NPY_HEADER_BYTES or prefix_length > length:
         raise ProtocolError("payload is not a .npy array: bad header length")
@@ -410,5 +416,5 @@ def _npy_parser(length: int) -> Generator[memoryview, None, np.ndarray]:
         raise ProtocolError("payload size does not match its .npy header")
     array = np.empty(shape, dtype=dtype, order="F" if fortran_order else "C")
     if count:
-        yield memoryview(array.reshape(-1, order="A")).cast("B")
+        yield array.reshape(-1, order="A").data.cast("B")
     return array if array.flags.c_contiguous else array.copy(order="C")

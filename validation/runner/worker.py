@@ -115,8 +115,9 @@ class LoadedModel:
             program = move_to_device_pass(program, self.device)
         self.module = torch.export.unflatten(program)
         self.output_columns: int | None = None
-        if self.input_shape is not None and all(d is not None for d in self.input_shape[1:]):
-            probe = torch.zeros((1, *self.input_shape[1:]), dtype=torch.float32)
+        static = [d for d in (self.input_shape or [])[1:] if d is not None]
+        if self.input_shape is not None and len(static) == len(self.input_shape) - 1:
+            probe = torch.zeros((1, *static), dtype=torch.float32)
             with torch.no_grad(), self.autocast():
                 self.output_columns = _as_outputs(self.module(probe.to(self.device)), 1).shape[1]
         self.load_seconds = time.perf_counter() - started
@@ -307,38 +308,14 @@ def serve(
 ) -> int:
     requests, replies = _claim_stdio()
     shared_view = shared.view if shared is not None else None
-
-    import torch  # noqa: F401 - trusted import, before the limits and the filter
-
-    onnx = model_path.endswith(".onnx")
-    if onnx:
-        import onnxruntime  # noqa: F401 - trusted import, before the limits and the filter
-
-        from validation.runner.onnx_model import OnnxModel
-    model: LoadedModel | OnnxModel | None = None
-    load_error: tuple[str, str] | None = None
-    selected = "cpu"
-    if not onnx:  # onnxruntime stays on the CPU whatever was asked (see onnx_model)
-        try:
-            selected = select_device(device)
-        except DeviceUnavailable as exc:
-            load_error = ("load-failed", str(exc))
-            log.error("load failed: %s", exc)
-    applied = confine(limits or confinement.Limits(), require_seccomp=require_seccomp)
-    if load_error is None:
-        try:
-            model = (
-                OnnxModel(model_path, threads=threads, requested_device=device)
-                if onnx
-                else LoadedModel(model_path, threads=threads, device=selected, amp=amp)
-            )
-            model.confinement = applied
-            log.info("loaded %s on %s in %.2f s", model_path, selected, model.load_seconds)
-        except Exception as exc:  # anything the vendor's file makes torch raise
-            category, detail = _classify(exc)
-            load_error = ("oom" if category == "oom" else "load-failed", detail)
-            log.error("load failed: %s", detail)
-
+    model, load_error = _load(
+        model_path,
+        threads=threads,
+        limits=limits,
+        require_seccomp=require_seccomp,
+        device=device,
+        amp=amp,
+    )
     while True:
         try:
             header, arrays = protocol.read_message(requests.readinto, shared=shared_view)
@@ -353,26 +330,78 @@ def serve(
             reply = protocol.error_reply(request_id, *load_error)
             protocol.write_chunks(replies, protocol.encode_message(reply))
             return EXIT_LOAD_FAILED
-        op = header.get("op")
-        params = header.get("params") or {}
-        try:
-            if not isinstance(params, dict):
-                raise RequestError("bad-input", "params must be a JSON object")
-            result, out = _handle(model, op, params, arrays)
-            reply = protocol.ok_reply(request_id, result)
-        except Exception as exc:
-            category, detail = _classify(exc)
-            if category != "bad-input":
-                log.error("%s failed: %s", op, detail)
-            reply, out = protocol.error_reply(request_id, category, detail), []
+        reply, out = _answer(model, header, arrays)
         slot = (
             shared.reply_slot(request_id)
             if shared is not None and isinstance(request_id, int) and request_id >= 0
             else None
         )
         protocol.write_chunks(replies, protocol.encode_message(reply, out, shared=slot))
-        if op == "shutdown":
+        if header.get("op") == "shutdown":
             return 0
+
+
+def _load(
+    model_path: str,
+    *,
+    threads: int,
+    limits: confinement.Limits | None,
+    require_seccomp: bool,
+    device: str,
+    amp: bool,
+) -> tuple[LoadedModel | OnnxModel | None, tuple[str, str] | None]:
+    """Import torch (trusted), pick the device, confine this process, then load the vendor's
+    model: (model, None), or (None, (category, detail)) when it cannot be loaded."""
+    import torch  # noqa: F401 - trusted import, before the limits and the filter
+
+    onnx = model_path.endswith(".onnx")
+    if onnx:
+        import onnxruntime  # noqa: F401 - trusted import, before the limits and the filter
+
+        from validation.runner.onnx_model import OnnxModel
+    load_error: tuple[str, str] | None = None
+    selected = "cpu"
+    if not onnx:  # onnxruntime stays on the CPU whatever was asked (see onnx_model)
+        try:
+            selected = select_device(device)
+        except DeviceUnavailable as exc:
+            load_error = ("load-failed", str(exc))
+            log.error("load failed: %s", exc)
+    applied = confine(limits or confinement.Limits(), require_seccomp=require_seccomp)
+    if load_error is not None:
+        return None, load_error
+    try:
+        model = (
+            OnnxModel(model_path, threads=threads, requested_device=device)
+            if onnx
+            else LoadedModel(model_path, threads=threads, device=selected, amp=amp)
+        )
+    except Exception as exc:  # anything the vendor's file makes torch raise
+        category, detail = _classify(exc)
+        log.error("load failed: %s", detail)
+        return None, ("oom" if category == "oom" else "load-failed", detail)
+    model.confinement = applied
+    log.info("loaded %s on %s in %.2f s", model_path, selected, model.load_seconds)
+    return model, None
+
+
+def _answer(
+    model: LoadedModel | OnnxModel, header: dict, arrays: list[np.ndarray]
+) -> tuple[dict, list[np.ndarray]]:
+    """The reply to one request and the arrays it carries; a failure becomes an error reply
+    with its category (the model's own exception text stays in `detail`)."""
+    op = header.get("op")
+    params = header.get("params") or {}
+    try:
+        if not isinstance(params, dict):
+            raise RequestError("bad-input", "params must be a JSON object")
+        result, out = _handle(model, op, params, arrays)
+        return protocol.ok_reply(header.get("id"), result), out
+    except Exception as exc:
+        category, detail = _classify(exc)
+        if category != "bad-input":
+            log.error("%s failed: %s", op, detail)
+        return protocol.error_reply(header.get("id"), category, detail), []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from audit.services import audit_record
 from validation.errors import ApplicationError
 from validation.models import Membership, Organisation, Role
 
-ROLE_ORGANISATION_KINDS = {
+ROLE_ORGANISATION_KINDS: dict[str, set[str]] = {
     Role.VENDOR_MEMBER: {Organisation.Kind.VENDOR},
     Role.PARTNER_STEWARD: {Organisation.Kind.PARTNER},
     Role.REVIEWER: {Organisation.Kind.VALIDATOR},

@@ -72,11 +72,14 @@ def _check_run_caps(*, dataset_version, vendor, protocol: Protocol) -> None:
     caps = []
     if protocol.document.get("max_runs_per_vendor") is not None:
         caps.append((protocol.document["max_runs_per_vendor"], "the protocol allows"))
-    grants = active_grants(
-        dataset_version=dataset_version, vendor=vendor, protocol=protocol
-    ).values_list("max_runs", flat=True)
-    if None not in grants:
-        caps.append((max(grants), "the partner's grant allows"))
+    grant_caps = list(
+        active_grants(
+            dataset_version=dataset_version, vendor=vendor, protocol=protocol
+        ).values_list("max_runs", flat=True)
+    )
+    limited = [cap for cap in grant_caps if cap is not None]
+    if len(limited) == len(grant_caps):  # no grant without a cap
+        caps.append((max(limited), "the partner's grant allows"))
     for cap, who in caps:
         if used >= cap:
             raise ApplicationError(

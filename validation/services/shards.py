@@ -154,10 +154,11 @@ class _ShardWork:
         started = time.perf_counter()
         rows, maps = list(prepared.rows), []
         cases = prepared.model_cases
-        explain = [i for i, c in enumerate(cases) if self.layer and c.label == 1]
+        layer = self.layer
+        explain = [i for i, c in enumerate(cases) if layer and c.label == 1]
         plain = sorted(set(range(len(cases))) - set(explain))
-        if explain:
-            explained, maps = self._explain([cases[i] for i in explain], prepared.x[explain])
+        if layer and explain:
+            explained, maps = self._explain([cases[i] for i in explain], prepared.x[explain], layer)
             rows += explained
         if plain:
             rows += _predict_cases(
@@ -179,13 +180,11 @@ class _ShardWork:
         )
         self.seconds["write"] += time.perf_counter() - written
 
-    def _explain(self, cases: list[Case], x: np.ndarray):
+    def _explain(self, cases: list[Case], x: np.ndarray, layer: str):
         """Scores and maps in one forward-and-backward pass; on a failure the cases fall back
         to plain prediction (with its per-case retry) and `run_explain` retries their maps."""
         try:
-            logits, cams = runner_for(self.package).gradcam(
-                x, self.layer, self.output["positive_index"]
-            )
+            logits, cams = runner_for(self.package).gradcam(x, layer, self.output["positive_index"])
             scores = _scores(logits, self.output, len(cases))
         except (RunnerError, ValueError) as exc:
             if getattr(exc, "category", "") in {"crash", "timeout", "oom"}:
@@ -331,6 +330,7 @@ def _finish_shard(shard: RunShard, runner, *, seconds: dict, cold: bool) -> None
         p.error_category or "scored" for p in run.predictions.only("error_category").iterator()
     )
     summary = run_execution(run)
+    assert run.started_at is not None  # set when the run was claimed for inference
     run_advance(
         run,
         from_status=Status.RUNNING,

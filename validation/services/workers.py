@@ -12,6 +12,7 @@ is skipped), so the rescue errs on the side of sending again.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -29,8 +30,11 @@ def worker_heartbeat(
 ) -> WorkerPresence:
     """Record that `hostname` is alive and what it holds warm."""
     now = timezone.now()
-    fields = {"queue": direct_queue(hostname), "warm_packages": sorted(warm_packages)}
-    fields["heartbeat_at"] = now
+    fields: dict[str, Any] = {
+        "queue": direct_queue(hostname),
+        "warm_packages": sorted(warm_packages),
+        "heartbeat_at": now,
+    }
     if device:
         fields.update(device=device[:32], device_name=device_name[:200])
     presence, _created = WorkerPresence.objects.update_or_create(

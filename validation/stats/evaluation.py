@@ -216,7 +216,9 @@ def _adjust_p_values(fairness: list[dict], plan: Plan) -> None:
         for key in ("tpr_p_value", "fpr_p_value")
         if row.get(key) is not None
     ]
-    adjusted = adjust([row[key] for row, key in family], plan.multiplicity) if family else []
+    adjusted = (
+        adjust([row[key] for row, key in family], plan.multiplicity) if family else np.array([])
+    )
     for (row, key), value in zip(family, adjusted, strict=True):
         row[key.replace("_value", "_adjusted")] = float(value)
     for row in fairness:

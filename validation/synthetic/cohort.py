@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from scipy.ndimage import gaussian_filter
 
 from validation.dicom.pixels import DicomImage, InputSpec, resize, to_model_input
@@ -28,8 +28,8 @@ from validation.dicom.pixels import DicomImage, InputSpec, resize, to_model_inpu
 # Quantum-noise std per site (fraction of full range, at noise_scale 1): Acme, Borealis, Cobalt.
 NOISE = (0.035, 0.045, 0.04)
 
-DX_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
-CR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1"  # Computed Radiography Image Storage
+DX_SOP_CLASS = UID("1.2.840.10008.5.1.4.1.1.1.1")  # Digital X-Ray Image Storage - For Presentation
+CR_SOP_CLASS = UID("1.2.840.10008.5.1.4.1.1.1")  # Computed Radiography Image Storage
 MANIFEST_COLUMNS = [
     "case_id",
     "file",
@@ -270,7 +270,7 @@ def _window(stored: np.ndarray) -> tuple[int, int]:
 def _dicom_dataset(
     *, stored: np.ndarray, site: SiteProfile, case_id: str, seed: int, demographics: dict
 ) -> Dataset:
-    def uid(kind: str) -> str:
+    def uid(kind: str) -> UID:
         return generate_uid(entropy_srcs=["blindspot-cohort", str(seed), case_id, kind])
 
     sop_class = DX_SOP_CLASS if site.modality == "DX" else CR_SOP_CLASS

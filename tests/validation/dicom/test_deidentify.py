@@ -46,7 +46,7 @@ def make_dataset(sop_uid: str = SOP_UID) -> Dataset:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SOPClassUID = CTImageStorage
     ds.SOPInstanceUID = sop_uid
@@ -401,7 +401,7 @@ def test_deidentifying_twice_changes_nothing_identifying(deidentified):
 
 
 def _parseable_testdata() -> list[tuple[str, Dataset]]:
-    parsed = []
+    parsed: list[tuple[str, Dataset]] = []
     for path in get_testdata_files():
         try:
             ds = pydicom.dcmread(path, force=False)

@@ -12,8 +12,9 @@ import stat
 import tarfile
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -27,6 +28,7 @@ from validation.dicom.sources import (
 )
 
 MB = 1024 * 1024
+TarWriteMode = Literal["w", "w:gz", "w:bz2"]
 
 DATASET = {
     "manifest.csv": b"path,label\npatient1/study1/IM0001.dcm,1\n",
@@ -53,7 +55,9 @@ def _tar_special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.Ta
     return info, b""
 
 
-def write_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes]], mode: str = "w") -> Path:
+def write_tar(
+    path: Path, members: list[tuple[tarfile.TarInfo, bytes]], mode: TarWriteMode = "w"
+) -> Path:
     with tarfile.open(path, mode, format=tarfile.PAX_FORMAT) as archive:
         for info, data in members:
             archive.addfile(info, io.BytesIO(data) if info.isfile() else None)
@@ -64,7 +68,7 @@ def tar_of(files: dict[str, bytes]) -> list[tuple[tarfile.TarInfo, bytes]]:
     return [_tar_file(name, data) for name, data in files.items()]
 
 
-def write_zip(path: Path, members: list[tuple[zipfile.ZipInfo | str, bytes]]) -> Path:
+def write_zip(path: Path, members: Sequence[tuple[zipfile.ZipInfo | str, bytes]]) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "Duplicate name", on purpose in a test
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -87,7 +91,7 @@ def write_folder_archive(path: Path, kind: str, files: dict[str, bytes], folder:
         return write_zip(
             path, [(d, b"") for d in dirs] + [(prefix + n, d) for n, d in files.items()]
         )
-    mode = "w:gz" if kind == "tar.gz" else "w"
+    mode: TarWriteMode = "w:gz" if kind == "tar.gz" else "w"
     return write_tar(path, tar_of({prefix + n: d for n, d in files.items()}), mode)
 
 
@@ -330,7 +334,7 @@ TAR_REFUSALS: dict[str, tuple[list[tuple[tarfile.TarInfo, bytes]], str]] = {
 
 @pytest.mark.parametrize("mode", ["w", "w:gz"])
 @pytest.mark.parametrize("case", TAR_REFUSALS, ids=str)
-def test_tar_refusals(tmp_path: Path, staging_root: Path, case: str, mode: str) -> None:
+def test_tar_refusals(tmp_path: Path, staging_root: Path, case: str, mode: TarWriteMode) -> None:
     members, message = TAR_REFUSALS[case]
     # A good file first, so that the refusal has partial extraction to clean up.
     archive = write_tar(tmp_path / "upload", [_tar_file("ok/first.dcm", b"ok"), *members], mode)
@@ -338,14 +342,14 @@ def test_tar_refusals(tmp_path: Path, staging_root: Path, case: str, mode: str) 
 
 
 @pytest.mark.parametrize("mode", ["w", "w:gz"])
-def test_tar_member_limit(tmp_path: Path, staging_root: Path, mode: str) -> None:
+def test_tar_member_limit(tmp_path: Path, staging_root: Path, mode: TarWriteMode) -> None:
     archive = write_tar(tmp_path / "t", tar_of({f"{i}.dcm": b"x" for i in range(4)}), mode)
     reason = refusal(archive, staging_root, max_members=3)
     assert reason == "the archive has more than 3 members (refused at '3.dcm')"
 
 
 @pytest.mark.parametrize("mode", ["w", "w:gz"])
-def test_tar_total_size_limit(tmp_path: Path, staging_root: Path, mode: str) -> None:
+def test_tar_total_size_limit(tmp_path: Path, staging_root: Path, mode: TarWriteMode) -> None:
     archive = write_tar(tmp_path / "t", tar_of({"a.dcm": b"x" * 600, "b.dcm": b"y" * 600}), mode)
     reason = refusal(archive, staging_root, max_total_bytes=1000)
     assert reason == "the archive's decompressed size exceeds 1000 bytes (at member 'b.dcm')"

@@ -36,7 +36,9 @@ def study(seed, n=240, ties=False):
         scores = np.round(scores, 1)
     groups = {
         "sex": rng.choice(["F", "M"], size=n),
-        "site": rng.choice(["a", "b", "c", None], size=n, p=[0.4, 0.3, 0.25, 0.05]),
+        "site": rng.choice(
+            np.array(["a", "b", "c", None], dtype=object), size=n, p=[0.4, 0.3, 0.25, 0.05]
+        ),
     }
     return y, scores, groups
 

@@ -8,6 +8,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,7 +44,9 @@ def asah():
     """pROC's aSAH data: outcome Poor = 1 (case), Good = 0 (control)."""
     with DATA.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    data = {name: np.array([float(row[name]) for row in rows]) for name in ("s100b", "ndka")}
+    data: dict[str, Any] = {
+        name: np.array([float(row[name]) for row in rows]) for name in ("s100b", "ndka")
+    }
     data["wfns"] = np.array([float(row["wfns"]) for row in rows])
     data["y"] = np.array([1 if row["outcome"] == "Poor" else 0 for row in rows])
     data["gender"] = [row["gender"] for row in rows]
@@ -447,7 +450,7 @@ def test_fairness_summary_matches_fairlearn(asah):
     )
     rows = {row["group"]: row for row in subgroup_table(asah["y"], asah["s100b"], 0.205, groups)}
     tpr = {g: row["sensitivity"].estimate for g, row in rows.items()}
-    assert summary["tpr_max_group"] == max(tpr, key=tpr.get)
+    assert summary["tpr_max_group"] == max(tpr, key=tpr.__getitem__)
     assert summary["tpr_difference"].estimate == pytest.approx(
         max(tpr.values()) - min(tpr.values())
     )

@@ -2,6 +2,7 @@
 shift that really degrades the chosen scanner. No Django."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -76,6 +77,7 @@ def test_rois_hold_a_real_lesion():
     contrasts = []
     for _ in range(20):
         image, roi = synth_image(rng, label=1, site=SITES[0])
+        assert roi is not None  # a positive case has a lesion box
         x0, y0, x1, y1 = roi
         assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
         inside = image[y0:y1, x0:x1].mean()
@@ -100,9 +102,9 @@ def test_shift_makes_the_chosen_scanner_noisier():
 
 def test_shift_validation():
     with pytest.raises(ValueError, match="unknown keys"):
-        generate_cohort("/nonexistent", cases=2, seed=1, shift={"colour": "red"})
+        generate_cohort(Path("/nonexistent"), cases=2, seed=1, shift={"colour": "red"})
     with pytest.raises(ValueError):
-        generate_cohort("/nonexistent", cases=0, seed=1)
+        generate_cohort(Path("/nonexistent"), cases=0, seed=1)
 
 
 def test_training_arrays_are_balanced_and_normalised():
@@ -118,6 +120,7 @@ def test_lesion_is_the_only_difference_and_sits_in_the_roi():
     with_lesion, roi = synth_image(np.random.default_rng(3), label=1, site=site)
     without, _ = synth_image(np.random.default_rng(3), label=0, site=site)
     diff = with_lesion.astype(float) - without.astype(float)
+    assert roi is not None  # a positive case has a lesion box
     x0, y0, x1, y1 = roi
     peak_y, peak_x = np.unravel_index(np.argmax(diff), diff.shape)
     assert x0 <= peak_x < x1 and y0 <= peak_y < y1

@@ -99,7 +99,7 @@ class Command(BaseCommand):
                 cases=options["cases"],
                 seed=options["seed"],
                 training_cases=options["training_cases"],
-                protocol=self._protocol(options["protocol"]),
+                protocol_document=self._protocol(options["protocol"]),
             )
         except ApplicationError as exc:
             raise CommandError("\n  ".join([exc.message, *exc.errors])) from exc
@@ -118,7 +118,7 @@ class Command(BaseCommand):
             raise CommandError("\n  ".join([f"The protocol {path} is invalid:", *errors]))
         return document
 
-    def _demo(self, *, cases: int, seed: int, training_cases: int, protocol: dict) -> None:
+    def _demo(self, *, cases: int, seed: int, training_cases: int, protocol_document: dict) -> None:
         if settings.PRODUCTION:
             raise CommandError("The demo creates known passwords; it refuses to run in production.")
         if cases < 20:
@@ -134,7 +134,7 @@ class Command(BaseCommand):
         package = self._package(people, orgs, seed=seed, training_cases=training_cases)
         self._step("Validation team locks the protocol and starts the blind run")
         protocol = protocol_create(
-            actor=people["rita"], name="Chest lesion triage, binary", document=protocol
+            actor=people["rita"], name="Chest lesion triage, binary", document=protocol_document
         )
         run = run_start(
             actor=people["rita"], package=package, dataset_version=version, protocol=protocol
@@ -236,6 +236,8 @@ class Command(BaseCommand):
         if package is None:
             taken = ModelPackage.objects.filter(vendor=orgs["vendor"], name="LesionFinder")
             package = self._build_and_submit(people, model, x, version=f"1.0.{taken.count()}")
+        if package is None:
+            raise CommandError("The demo package's next version is taken by a different model.")
         if package.status == ModelPackage.Status.SUBMITTED:
             package = package_review(
                 actor=people["rita"],
