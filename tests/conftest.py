@@ -1,6 +1,7 @@
 """Role fixtures: a small world with two of each organisation, so every test can ask both
 'may I see mine?' and 'can I see theirs?'."""
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -8,6 +9,35 @@ import pytest
 
 from tests.factories import OrganisationFactory, member
 from validation.models import Organisation, Role
+from validation.runner.client import ModelRunner
+
+# `make test-fast` (BLINDSPOT_TEST_FAST=1) deselects the tests marked `sandbox`; there, a test
+# that starts a sandboxed model runner without the marker fails, so the marks stay complete.
+FAST_ENV = "BLINDSPOT_TEST_FAST"
+_running: dict[str, pytest.Item] = {}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _running["item"] = item  # before its fixtures, module- and session-scoped ones included
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get(FAST_ENV) != "1":
+        return
+    start = ModelRunner.start
+
+    def start_where_marked(self: ModelRunner) -> ModelRunner:
+        item = _running.get("item")
+        if item is None or not item.get_closest_marker("sandbox"):
+            name = item.nodeid if item is not None else "a test"
+            pytest.fail(
+                f"{name} starts a sandboxed model runner: mark it @pytest.mark.sandbox "
+                "(make test-fast runs none)",
+                pytrace=False,
+            )
+        return start(self)
+
+    ModelRunner.start = start_where_marked  # type: ignore[method-assign]  # this process only
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 import hashlib
 import itertools
+from pathlib import Path
 
 import factory
 from django.contrib.auth import get_user_model
@@ -19,7 +20,9 @@ from validation.models import (
     Protocol,
     ValidationRun,
 )
+from validation.packaging import read_package_contents
 from validation.protocol_document import protocol_hash
+from validation.storage import media_put, package_relpath
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery staple"
@@ -158,3 +161,28 @@ class CaseFactory(factory.django.DjangoModelFactory[Case]):
     file_path = "dicom/x.dcm"
     file_sha256 = factory.Sequence(_sha)
     label = 0
+
+
+def approved_package(world, package_path: Path) -> ModelPackage:
+    """The package at `package_path` as intake stores it once a reviewer approved it (archive
+    kept content-addressed, manifest and format as intake's reader finds them), without intake's
+    sandboxed smoke test: for tests that are not about intake, which go through
+    `package_submit`. Submitted by `world.vendor_user` for `world.vendor_a`."""
+    data = Path(package_path).read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    manifest, _model_bytes, model_format = read_package_contents(Path(package_path))
+    media_put(package_relpath(sha256), data)
+    return ModelPackage.objects.create(
+        vendor=world.vendor_a,
+        name=manifest["name"],
+        version=manifest["version"],
+        sha256=sha256,
+        size_bytes=len(data),
+        manifest=manifest,
+        model_format=model_format,
+        submitted_by=world.vendor_user,
+        status=ModelPackage.Status.APPROVED,
+        reviewed_by=world.reviewer,
+        reviewed_at=timezone.now(),
+        review_note="Approved by a test fixture.",
+    )

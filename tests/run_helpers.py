@@ -1,5 +1,6 @@
 """Driving a run's inference the way the queue would, in-process: plan, then every shard."""
 
+from tests.factories import approved_package
 from validation.models import RunShard
 from validation.services import runs
 from validation.services.shards import shard_execute
@@ -14,15 +15,13 @@ def infer(run_id: int, *, deliveries: int = 1, worker: str = "test@worker") -> N
 
 
 def run_setup(world, *, package_path, manifest, protocol: dict):
-    """An approved package, a freshly imported, sealed and granted dataset version, and a
-    protocol: (package, version, protocol), ready for the reviewer to start runs."""
+    """An approved package (from the factory: no intake smoke test), a freshly imported, sealed
+    and granted dataset version, and a protocol: (package, version, protocol), ready for the
+    reviewer to start runs."""
     from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
-    from validation.services.packages import package_review, package_submit
     from validation.services.protocols import protocol_create
 
-    with open(package_path, "rb") as fh:
-        package = package_submit(actor=world.vendor_user, upload=fh)
-    package = package_review(actor=world.reviewer, package=package, approve=True)
+    package = approved_package(world, package_path)
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
     version = dataset_version_import(actor=world.steward, dataset=dataset, source=manifest)
     dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)

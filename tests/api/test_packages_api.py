@@ -16,6 +16,7 @@ def _client(user):
     return client
 
 
+@pytest.mark.sandbox
 def test_vendor_uploads_and_reviewer_approves(world, package_file):
     with open(package_file, "rb") as fh:
         response = _client(world.vendor_user).post(

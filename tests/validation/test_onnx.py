@@ -18,6 +18,8 @@ from validation.services.packages import package_review, package_submit
 from validation.services.protocols import protocol_create
 from validation.synthetic.reference_model import TinyLesionNet
 
+pytestmark = pytest.mark.sandbox  # every test here starts a sandboxed runner
+
 
 @pytest.fixture(scope="module")
 def onnx_model():

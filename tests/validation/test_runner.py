@@ -133,6 +133,7 @@ time.sleep(120)
 # -- the runner ----------------------------------------------------------------------------------
 
 
+@pytest.mark.sandbox
 def test_runner_is_a_separate_sandboxed_child(runner):
     assert runner.running
     assert runner.pid != os.getpid()
@@ -145,6 +146,7 @@ def test_runner_is_a_separate_sandboxed_child(runner):
     assert runner.info["threads"] == 1
 
 
+@pytest.mark.sandbox
 def test_predict_matches_the_eager_model(runner, eager_model, images, monkeypatch):
     monkeypatch.setattr(torch.export, "load", _refuse)
     monkeypatch.setattr(torch.export, "unflatten", _refuse)
@@ -157,6 +159,7 @@ def test_predict_matches_the_eager_model(runner, eager_model, images, monkeypatc
     np.testing.assert_allclose(outputs, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.sandbox
 def test_predict_splits_large_inputs_into_batches(runner, eager_model, images, monkeypatch):
     monkeypatch.setattr(runner, "max_batch", 5)
     with torch.no_grad():
@@ -164,6 +167,7 @@ def test_predict_splits_large_inputs_into_batches(runner, eager_model, images, m
     np.testing.assert_allclose(runner.predict(images), expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.sandbox
 def test_gradcam_matches_pytorch_grad_cam_on_the_eager_model(runner, eager_model, images):
     cam = GradCAM(model=eager_model, target_layers=[eager_model.get_submodule("block3")])
     try:
@@ -181,6 +185,7 @@ def test_gradcam_matches_pytorch_grad_cam_on_the_eager_model(runner, eager_model
     np.testing.assert_allclose(logits, expected_logits, atol=1e-5, rtol=0)
 
 
+@pytest.mark.sandbox
 def test_gradcam_on_a_layer_without_parameters(runner, eager_model, images):
     layer = eager_model.get_submodule("block3.2")  # the ReLU
     cam = GradCAM(model=eager_model, target_layers=[layer])
@@ -194,6 +199,7 @@ def test_gradcam_on_a_layer_without_parameters(runner, eager_model, images):
     np.testing.assert_allclose(cams, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize(
     ("layer", "index"), [("block9", 0), ("block3", 1), ("", 0), ("block3", -1)]
 )
@@ -216,6 +222,7 @@ def _with_inf(x):
     return x
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize(
     "corrupt",
     [
@@ -240,6 +247,7 @@ def test_bad_input_is_refused_without_killing_the_runner(runner, images, corrupt
     assert runner.predict(images[:2]).shape == (2, 1)
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("depth", [1, 2, 3])
 def test_a_refused_batch_mid_stream_leaves_the_runner_in_step(runner, images, monkeypatch, depth):
     # Batches 0-1 go fine, batch 2 holds a NaN, batches 3-5 were already sent behind it: their
@@ -260,6 +268,7 @@ def test_a_refused_batch_mid_stream_leaves_the_runner_in_step(runner, images, mo
     assert runner.ping()["pid"] == runner.info["pid"]
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("slot_bytes", [0, 4096], ids=["pipe-only", "mixed"])
 def test_shared_memory_and_pipe_transports_give_the_same_answers(
     runner, model_file, images, slot_bytes
@@ -274,6 +283,7 @@ def test_shared_memory_and_pipe_transports_give_the_same_answers(
     np.testing.assert_array_equal(cams, expected_cams)
 
 
+@pytest.mark.sandbox
 def test_replies_larger_than_the_pipe_do_not_deadlock_a_pipelined_stream(runner, monkeypatch):
     # 160 images in batches of 80: each request and each Grad-CAM reply is 1.25 MiB, more than
     # the pipes hold (1 MiB at most), two in flight: the worker blocks writing reply 1 until the
@@ -290,6 +300,7 @@ def test_replies_larger_than_the_pipe_do_not_deadlock_a_pipelined_stream(runner,
     np.testing.assert_array_equal(cams, expected_cams)
 
 
+@pytest.mark.sandbox
 def test_a_batch_above_the_exported_maximum_is_bad_input(runner, monkeypatch):
     monkeypatch.setattr(runner, "max_batch", 2048)
     with pytest.raises(RunnerError) as caught:
@@ -298,6 +309,7 @@ def test_a_batch_above_the_exported_maximum_is_bad_input(runner, monkeypatch):
     assert runner.running
 
 
+@pytest.mark.sandbox
 def test_killed_worker_is_a_crash(model_file, images):
     # A runner of its own (the shared one must survive), in the weaker sandbox when available,
     # so that both sandbox modes run a real model here.
@@ -322,6 +334,7 @@ def test_killed_worker_is_a_crash(model_file, images):
         runner.close()
 
 
+@pytest.mark.sandbox
 def test_worker_death_at_start_reports_its_stderr(model_file, tmp_path):
     python = _fake_interpreter(
         tmp_path, "import sys\nsys.stderr.write('vendor secret traceback\\n')\nsys.exit(7)\n"
@@ -336,6 +349,7 @@ def test_worker_death_at_start_reports_its_stderr(model_file, tmp_path):
     assert not runner.running
 
 
+@pytest.mark.sandbox
 def test_start_timeout_kills_the_worker(model_file, tmp_path):
     python = _fake_interpreter(tmp_path, "import time\ntime.sleep(120)\n")
     runner = ModelRunner(model_file, python=python, start_timeout_s=1.0)
@@ -347,6 +361,7 @@ def test_start_timeout_kills_the_worker(model_file, tmp_path):
     assert not runner.running
 
 
+@pytest.mark.sandbox
 def test_request_timeout_kills_the_worker(model_file, tmp_path, images):
     python = _fake_interpreter(tmp_path, _ANSWER_PING_THEN_HANG)
     runner = ModelRunner(
@@ -365,6 +380,7 @@ def test_request_timeout_kills_the_worker(model_file, tmp_path, images):
     assert again.value.category == "timeout"
 
 
+@pytest.mark.sandbox
 def test_an_unloadable_model_is_load_failed(tmp_path):
     path = tmp_path / "model.pt2"
     path.write_bytes(b"PK\x03\x04 this is not a torch.export archive")
@@ -376,6 +392,7 @@ def test_an_unloadable_model_is_load_failed(tmp_path):
     assert not runner.running
 
 
+@pytest.mark.sandbox
 def test_runner_refuses_to_start_without_isolation(model_file):
     runner = ModelRunner(model_file, sandbox=NoSandbox())
     with pytest.raises(RunnerError) as caught:
@@ -384,6 +401,7 @@ def test_runner_refuses_to_start_without_isolation(model_file):
     assert runner.pid is None
 
 
+@pytest.mark.sandbox
 def test_runner_is_a_context_manager(model_file, tmp_path):
     python = _fake_interpreter(tmp_path, _ANSWER_PING_THEN_HANG.replace("time.sleep(120)", ""))
     with ModelRunner(model_file, python=python, start_timeout_s=30) as runner:

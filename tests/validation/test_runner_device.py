@@ -20,6 +20,8 @@ from validation.runner.client import ModelRunner, RunnerError
 from validation.runner.explain import GradCamExplainer
 from validation.synthetic.reference_model import GRADCAM_TARGET_LAYER, TinyLesionNet
 
+pytestmark = pytest.mark.sandbox  # every test here starts a sandboxed runner
+
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 

@@ -5,16 +5,15 @@ import time
 
 import pytest
 
+from tests.factories import approved_package
 from validation import runner_pool
-from validation.services.packages import package_submit
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sandbox]
 
 
 @pytest.fixture
 def package(world, package_file):
-    with open(package_file, "rb") as fh:
-        return package_submit(actor=world.vendor_user, upload=fh)
+    return approved_package(world, package_file)
 
 
 def test_one_cold_start_per_package_then_reaped_when_idle(package):

@@ -9,13 +9,12 @@ from audit.models import AuditAction
 from audit.selectors import audit_events_for
 from reports.models import Report
 from reports.rendering import render_html
-from tests.factories import protocol_document
+from tests.factories import approved_package, protocol_document
 from tests.run_helpers import infer
 from validation import task_names
 from validation.models import Explanation, MetricResult, Prediction, RunShard, ValidationRun
 from validation.services import runs
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
-from validation.services.packages import package_review, package_submit
 from validation.services.protocols import protocol_create
 from validation.services.run_stages import PUBLIC_FAILURE
 
@@ -39,9 +38,7 @@ def cohort_with_broken_file(cohort, tmp_path):
 
 @pytest.fixture
 def queued_run(world, package_file, cohort_with_broken_file, django_capture_on_commit_callbacks):
-    with open(package_file, "rb") as fh:
-        package = package_submit(actor=world.vendor_user, upload=fh)
-    package = package_review(actor=world.reviewer, package=package, approve=True)
+    package = approved_package(world, package_file)
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
     version = dataset_version_import(
         actor=world.steward, dataset=dataset, source=cohort_with_broken_file
@@ -58,6 +55,7 @@ def _status(run):
     return ValidationRun.objects.get(pk=run.pk).status
 
 
+@pytest.mark.sandbox
 def test_every_stage_is_idempotent_and_nothing_is_dropped(
     queued_run, django_capture_on_commit_callbacks, settings
 ):
@@ -132,6 +130,7 @@ def test_a_missing_run_is_a_no_op(db):
     runs.run_score(run_id=424242)
 
 
+@pytest.mark.sandbox
 def test_an_unexpected_error_fails_the_run_with_a_safe_message(world, queued_run):
     package = queued_run.package
     type(package).objects.filter(pk=package.pk).update(
@@ -146,6 +145,7 @@ def test_an_unexpected_error_fails_the_run_with_a_safe_message(world, queued_run
     assert audit_events_for(run)[-1].action == AuditAction.RUN_FAILED
 
 
+@pytest.mark.sandbox
 def test_the_report_document_carries_no_numbers_for_small_cells(queued_run, settings):
     """The issued report goes to the vendor: cells under min_cell_size keep only their label."""
     infer(queued_run.pk)

@@ -34,6 +34,8 @@ from validation.runner.client import REPO_ROOT, ModelRunner, RunnerError
 from validation.runner.sandbox import BwrapSandbox, detect_sandbox
 from validation.synthetic.reference_model import TinyLesionNet
 
+pytestmark = pytest.mark.sandbox  # every test here starts a sandboxed runner
+
 torch.set_num_threads(1)
 
 WEIGHTS_CONFIG = "/data/weights/model_weights_config.json"  # after the archive's top folder

@@ -34,6 +34,7 @@ def _stored_files(root: Path) -> list[Path]:
 # --- packages ----------------------------------------------------------------------------------
 
 
+@pytest.mark.sandbox
 def test_package_submit_stores_content_addressed_and_audits(world, package_file, settings):
     with open(package_file, "rb") as fh:
         package = package_submit(actor=world.vendor_user, upload=fh)
@@ -44,6 +45,7 @@ def test_package_submit_stores_content_addressed_and_audits(world, package_file,
     assert [e.action for e in audit_events_for(package)] == [AuditAction.PACKAGE_SUBMITTED]
 
 
+@pytest.mark.sandbox
 def test_package_resubmission_is_a_conflict(world, package_file):
     with open(package_file, "rb") as fh:
         package_submit(actor=world.vendor_user, upload=fh)
@@ -305,6 +307,7 @@ def _repack(package_file: Path, out: Path, **manifest_changes) -> Path:
     return out
 
 
+@pytest.mark.sandbox
 def test_accepted_package_records_smoke_timings_and_is_cached_warm(world, package_file, settings):
     with open(package_file, "rb") as fh:
         package = package_submit(actor=world.vendor_user, upload=fh)
@@ -323,6 +326,7 @@ def test_accepted_package_records_smoke_timings_and_is_cached_warm(world, packag
         ({"input__height": 65}, "refused an input of the shape its manifest declares"),
     ],
 )
+@pytest.mark.sandbox
 def test_smoke_test_failures_reject_and_leave_nothing(
     world, package_file, settings, tmp_path, changes, reason
 ):

@@ -60,6 +60,7 @@ def _input_means(manifest_path) -> dict[str, float]:
     return {r["case_id"]: float(m) for r, m in zip(rows, x.mean(axis=(1, 2, 3)), strict=True)}
 
 
+@pytest.mark.sandbox
 def test_a_case_that_breaks_the_model_is_retried_alone_then_counted(world, cohort, tmp_path):
     means = _input_means(cohort)
     limit = float(np.quantile(list(means.values()), 0.7))
@@ -90,6 +91,7 @@ def test_a_case_that_breaks_the_model_is_retried_alone_then_counted(world, cohor
     assert failures["by_category"] == [{"category": "bad-output", "n": broken}]
 
 
+@pytest.mark.sandbox
 def test_a_cancelled_run_stops_its_shard_at_the_next_batch(
     world, package_file, cohort, settings, monkeypatch
 ):
@@ -109,6 +111,7 @@ def test_a_cancelled_run_stops_its_shard_at_the_next_batch(
     assert ValidationRun.objects.get(pk=run.pk).status == Status.CANCELLED
 
 
+@pytest.mark.sandbox
 def test_a_package_that_cannot_load_fails_the_run_safely(db):
     manifest = default_manifest(name="Broken", version="1", gradcam_target_layer="block3")
     run = RunFactory.create(status=Status.RUNNING, package__manifest=manifest)
