@@ -24,7 +24,11 @@ def run_compute_metrics(run: ValidationRun) -> dict:
     nothing twice). Returns a small summary for the audit event."""
     protocol = run.protocol.document
     plan = Plan.from_protocol(protocol, threshold=float(run.package.manifest["threshold"]))
-    predictions = list(Prediction.objects.filter(run=run).select_related("case"))
+    # In case order: the seeded bootstrap resamples by position, so an order that followed the
+    # writes (shards finish in any order) would change the intervals from one run to the next.
+    predictions = list(
+        Prediction.objects.filter(run=run).select_related("case").order_by("case__case_id")
+    )
     failures = Counter(p.error_category for p in predictions if p.error_category)
     cases = [p.case for p in predictions]
     y = np.array([c.label for c in cases], dtype=int)
