@@ -438,7 +438,8 @@ def print_report(result: dict[str, Any]) -> None:
     print(
         f"cold start (spawn -> model loaded -> ping): {cold['median_s']:.2f} s median of "
         f"{len(cold['samples_s'])} [{', '.join(f'{s:.2f}' for s in cold['samples_s'])}]; "
-        f"model load inside the worker {cold['worker_load_median_s']:.2f} s"
+        f"model load inside the worker {cold['worker_load_median_s']:.2f} s; close (shutdown "
+        f"request -> process gone) {cold['close_median_s']:.3f} s median"
     )
     print()
     header = (
@@ -587,14 +588,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         model_file = build_model_file(TinyLesionNet(), Path(tmp), "tiny")
 
-        starts, worker_loads = [], []
+        starts, worker_loads, closes = [], [], []
         for _ in range(args.starts):
             started = time.perf_counter()
             runner = ModelRunner(model_file, threads=1, max_batch=args.batch).start()
             starts.append(time.perf_counter() - started)
             worker_loads.append(float(runner.info.get("load_seconds", float("nan"))))
+            closing = time.perf_counter()
             runner.close()
-            print(f"cold start {starts[-1]:.2f} s", file=sys.stderr)
+            closes.append(time.perf_counter() - closing)
+            print(f"cold start {starts[-1]:.2f} s, close {closes[-1]:.3f} s", file=sys.stderr)
 
         runs = []
         for threads in args.threads:
@@ -625,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
             "worker_load_median_s": (
                 statistics.median(worker_loads) if worker_loads else float("nan")
             ),
+            "close_median_s": statistics.median(closes) if closes else float("nan"),
         },
         "runs": runs,
         "framing": framing_costs(images[: args.batch]),

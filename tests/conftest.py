@@ -110,3 +110,34 @@ def cohort(tmp_path_factory) -> Path:
     from validation.synthetic.cohort import generate_cohort
 
     return generate_cohort(tmp_path_factory.mktemp("cohort"), cases=16, seed=3, prevalence=0.5)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first: those with a slow test (the demo subprocess, the crash test),
+    then the sandbox's files that use no database. Across xdist workers (`--dist loadfile`, files
+    handed out in this order) none of them then starts last while the other workers sit idle.
+    The other files keep the order pytest-django gives them (no migration writes data, so a
+    transactional test's flush leaves the database as the next test expects it)."""
+
+    def uses_db(item: pytest.Item) -> bool:
+        names = getattr(item, "fixturenames", ())
+        return bool(item.get_closest_marker("django_db")) or bool(
+            {"db", "transactional_db", "world"} & set(names)
+        )
+
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+    position = {path: i for i, path in enumerate(files)}
+
+    def weight(path: str) -> int:
+        group = files[path]
+        if any(i.get_closest_marker("slow") for i in group):
+            return 0
+        if any(i.get_closest_marker("sandbox") for i in group) and not any(map(uses_db, group)):
+            return 1
+        return 2
+
+    ordered = sorted(files, key=lambda path: (weight(path), position[path]))
+    items[:] = [item for path in ordered for item in files[path]]

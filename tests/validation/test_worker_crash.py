@@ -17,7 +17,11 @@ from validation.models import MetricResult, Prediction, RunShard, ValidationRun
 from validation.services import runs
 from validation.synthetic.cohort import generate_cohort
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
 
 CASES, SHARD, BATCH = 120, 30, 2
 SECTIONS = ("primary", "subgroups", "fairness", "calibration", "bootstrap", "acceptance")
