@@ -38,6 +38,52 @@ class AppendOnlyModel(models.Model):
         raise ImmutableRecordError(f"{type(self).__name__} rows are append-only.")
 
 
+class FreezableQuerySet(models.QuerySet):
+    """For rows that freeze at some point (a sealed dataset version, a locked protocol):
+    `update()` and `delete()` are refused when any row they would touch is frozen, as the
+    model's `FROZEN` condition says; rows not yet frozen change freely (that is how they are
+    sealed or locked)."""
+
+    def update(self, **kwargs):
+        self._refuse_frozen()
+        return super().update(**kwargs)
+
+    def delete(self):
+        self._refuse_frozen()
+        return super().delete()
+
+    def _refuse_frozen(self) -> None:
+        if self.filter(self.model.FROZEN).exists():  # type: ignore[attr-defined]
+            raise ImmutableRecordError(f"A frozen {self.model._meta.verbose_name} cannot change.")
+
+
+class FreezableModel(models.Model):
+    """A row that may change until `FROZEN` (a Q on its stored state) holds; from then on
+    `save()`, `delete()` and the queryset's `update()`/`delete()` refuse, and the database
+    trigger installed with `install_append_only(frozen_when=...)` refuses UPDATE and DELETE."""
+
+    FROZEN: models.Q
+    frozen_message = "This record is frozen and cannot change."
+
+    objects = FreezableQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def _stored_frozen(self) -> bool:
+        return type(self)._base_manager.filter(self.FROZEN, pk=self.pk).exists()
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding and self._stored_frozen():
+            raise ImmutableRecordError(self.frozen_message)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self._stored_frozen():
+            raise ImmutableRecordError(self.frozen_message)
+        return super().delete(*args, **kwargs)
+
+
 def append_only_trigger_sql(
     table: str, *, vendor: str, frozen_when: str | None = None
 ) -> list[str]:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from audit.immutability import ImmutableRecordError
+from audit.immutability import FreezableModel
 
 
 class OrganisationKind(models.TextChoices):
@@ -165,8 +165,12 @@ class Dataset(models.Model):
         return self.name
 
 
-class DatasetVersion(models.Model):
-    """A set of cases, sealed with a Merkle root over (case id, file hash, label)."""
+class DatasetVersion(FreezableModel):
+    """A set of cases, sealed with a Merkle root over (case id, file hash, label); frozen once
+    sealed."""
+
+    FROZEN = Q(status="sealed")
+    frozen_message = "A sealed dataset version cannot change."
 
     class Status(models.TextChoices):
         DRAFT = "draft"
@@ -194,13 +198,6 @@ class DatasetVersion(models.Model):
                 name="dataset_version_sealed_has_root",
             ),
         ]
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            stored = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
-            if stored == self.Status.SEALED:
-                raise ImmutableRecordError("A sealed dataset version cannot change.")
-        super().save(*args, **kwargs)
 
     def __str__(self) -> str:
         return f"{self.dataset} v{self.version}"
@@ -305,8 +302,11 @@ class DatasetGrant(models.Model):
         return f"{self.dataset_version} for {self.vendor or 'any vendor'}"
 
 
-class Protocol(models.Model):
+class Protocol(FreezableModel):
     """The pre-registered analysis plan. Locked (hashed) before its first run; then frozen."""
+
+    FROZEN = Q(locked_at__isnull=False)
+    frozen_message = "A locked protocol cannot change; create a new version."
 
     name = models.CharField(max_length=200)
     version = models.PositiveIntegerField()
@@ -334,13 +334,6 @@ class Protocol(models.Model):
     @property
     def is_locked(self) -> bool:
         return self.locked_at is not None
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            stored = type(self).objects.filter(pk=self.pk).values_list("locked_at", flat=True)
-            if stored.first() is not None:
-                raise ImmutableRecordError("A locked protocol cannot change; create a new version.")
-        super().save(*args, **kwargs)
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"

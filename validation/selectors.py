@@ -6,12 +6,14 @@ endpoints use the same querysets as detail endpoints.
 
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from validation.errors import ApplicationError
 from validation.models import (
     Case,
     Dataset,
@@ -19,6 +21,7 @@ from validation.models import (
     DatasetImport,
     DatasetVersion,
     Membership,
+    MetricResult,
     ModelPackage,
     Organisation,
     Protocol,
@@ -289,3 +292,41 @@ def run_execution(run: ValidationRun, shards: list | None = None) -> dict:
         "redeliveries": sum(max(0, s.attempts - 1) for s in shards),
         "seconds": {key: round(value, 3) for key, value in sorted(totals.items())},
     }
+
+
+# --- what the API looks up by id before a service checks the actor's rights ----------------------
+
+
+def by_id_or_404(model: type[Model], pk, what: str) -> Any:
+    """The row of `model` with this id, or a 404 ApplicationError naming `what`. For ids a request
+    names (a grant's vendor, a run's protocol); the service that receives the row decides
+    whether the actor may use it."""
+    found = model._default_manager.filter(pk=pk).first() if pk is not None else None
+    if found is None:
+        raise ApplicationError(f"No such {what}.", status_code=404)
+    return found
+
+
+def run_results(run: ValidationRun) -> dict[str, Any]:
+    """The stored result sections of a run, by section name (empty until it is scored)."""
+    return {m.section: m.value for m in MetricResult.objects.filter(run=run)}
+
+
+def dataset_versions_summary(dataset: Dataset) -> list[dict[str, Any]]:
+    """Each version of a dataset with its case counts, in version order."""
+    versions = dataset.versions.order_by("version").annotate(
+        n_cases=Count("cases"), n_unreadable=Count("cases", filter=~Q(cases__read_error=""))
+    )
+    return [
+        {
+            "id": v.pk,
+            "version": v.version,
+            "status": v.status,
+            "merkle_root": v.merkle_root,
+            "sealed_at": v.sealed_at,
+            "cases": v.n_cases,
+            "unreadable_cases": v.n_unreadable,
+            "import_seconds": v.import_seconds,
+        }
+        for v in versions
+    ]

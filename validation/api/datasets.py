@@ -8,7 +8,6 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from validation import selectors
-from validation.errors import ApplicationError
 from validation.models import Dataset, DatasetGrant, DatasetImport, Organisation, Protocol
 from validation.services.dataset_imports import dataset_import_request
 from validation.services.datasets import dataset_create, dataset_grant, dataset_grant_revoke
@@ -34,19 +33,7 @@ class DatasetSerializer(serializers.ModelSerializer):
         ]
 
     def get_versions(self, dataset: Dataset) -> list[dict]:
-        return [
-            {
-                "id": v.pk,
-                "version": v.version,
-                "status": v.status,
-                "merkle_root": v.merkle_root,
-                "sealed_at": v.sealed_at,
-                "cases": v.cases.count(),
-                "unreadable_cases": v.cases.exclude(read_error="").count(),
-                "import_seconds": v.import_seconds,
-            }
-            for v in dataset.versions.order_by("version")
-        ]
+        return selectors.dataset_versions_summary(dataset)
 
 
 class DatasetCreateSerializer(serializers.Serializer):
@@ -155,9 +142,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         body = DatasetCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
-        partner = Organisation.objects.filter(pk=data.pop("partner")).first()
-        if partner is None:
-            raise ApplicationError("No such partner.", status_code=404)
+        partner = selectors.by_id_or_404(Organisation, data.pop("partner"), "partner")
         dataset = dataset_create(actor=request.user, partner=partner, **data)
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
@@ -228,8 +213,11 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         version = selectors.dataset_version_get_visible(
             user=request.user, pk=data["dataset_version"]
         )
-        vendor = _optional(Organisation, data["vendor"], "vendor")
-        protocol = _optional(Protocol, data["protocol"], "protocol")
+        vendor, protocol = data["vendor"], data["protocol"]
+        vendor = None if vendor is None else selectors.by_id_or_404(Organisation, vendor, "vendor")
+        protocol = (
+            None if protocol is None else selectors.by_id_or_404(Protocol, protocol, "protocol")
+        )
         grant = dataset_grant(
             actor=request.user,
             dataset_version=version,
@@ -245,12 +233,3 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def revoke(self, request, pk=None):
         grant = dataset_grant_revoke(actor=request.user, grant=self.get_object())
         return Response(GrantSerializer(grant).data)
-
-
-def _optional(model, pk, what: str):
-    if pk is None:
-        return None
-    found = model.objects.filter(pk=pk).first()
-    if found is None:
-        raise ApplicationError(f"No such {what}.", status_code=404)
-    return found

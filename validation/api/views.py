@@ -19,7 +19,7 @@ from validation.api.serializers import (
     aggregate_results,
 )
 from validation.errors import ApplicationError
-from validation.models import MetricResult, Protocol
+from validation.models import Protocol
 from validation.packaging import MANIFEST_SCHEMA, SCHEMA_VERSION
 from validation.protocol_document import PROTOCOL_SCHEMA
 from validation.services.packages import package_review, package_submit
@@ -74,10 +74,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         body.is_valid(raise_exception=True)
         ids = body.validated_data
         user = request.user
-        try:
-            protocol = Protocol.objects.get(pk=ids["protocol"])
-        except Protocol.DoesNotExist:
-            raise ApplicationError("No such protocol.", status_code=404) from None
+        protocol = selectors.by_id_or_404(Protocol, ids["protocol"], "protocol")
         run = run_start(
             actor=user,
             package=selectors.package_get_visible(user=user, pk=ids["package"]),
@@ -92,7 +89,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["get"])
     def results(self, request, pk=None):
         run = self.get_object()
-        sections = {m.section: m.value for m in MetricResult.objects.filter(run=run)}
+        sections = selectors.run_results(run)
         if not sections:
             raise ApplicationError("Results are not available yet.", status_code=409)
         audience = selectors.run_audience(user=request.user, run=run)
