@@ -53,7 +53,7 @@ class FreezableQuerySet(models.QuerySet):
         return super().delete()
 
     def _refuse_frozen(self) -> None:
-        if self.filter(self.model.FROZEN).exists():  # type: ignore[attr-defined]
+        if self.filter(self.model.FROZEN).exists():
             raise ImmutableRecordError(f"A frozen {self.model._meta.verbose_name} cannot change.")
 
 
