@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
+N = TypeVar("N", int, float)
 
 
 def _raw(name: str, environ: Mapping[str, str] | None) -> str | None:
@@ -55,17 +57,7 @@ def env_int(
     environ: Mapping[str, str] | None = None,
 ) -> int:
     """A whole number (underscores allowed: 1_000_000), at least `minimum`."""
-    value = _raw(name, environ)
-    if value is None:
-        return default
-    expected = "a whole number" + (f" of at least {minimum}" if minimum is not None else "")
-    try:
-        number = int(value)
-    except ValueError:
-        raise _bad(name, value, expected) from None
-    if minimum is not None and number < minimum:
-        raise _bad(name, value, expected)
-    return number
+    return _number(name, default, int, "a whole number", minimum, environ)
 
 
 def env_float(
@@ -76,12 +68,23 @@ def env_float(
     environ: Mapping[str, str] | None = None,
 ) -> float:
     """A finite number (seconds, usually), at least `minimum`."""
+    return _number(name, default, float, "a finite number", minimum, environ)
+
+
+def _number(
+    name: str,
+    default: N,
+    parse: Callable[[str], N],
+    form: str,
+    minimum: float | None,
+    environ: Mapping[str, str] | None,
+) -> N:
     value = _raw(name, environ)
     if value is None:
         return default
-    expected = "a finite number" + (f" of at least {minimum:g}" if minimum is not None else "")
+    expected = form + (f" of at least {minimum:g}" if minimum is not None else "")
     try:
-        number = float(value)
+        number = parse(value)
     except ValueError:
         raise _bad(name, value, expected) from None
     if not math.isfinite(number) or (minimum is not None and number < minimum):

@@ -47,16 +47,21 @@ def test_production_passes_the_deploy_checklist(tmp_path):
     assert "no issues" in result.stdout
 
 
-def test_an_unknown_runner_device_stops_the_process_with_a_clear_error(tmp_path):
+def _check(tmp_path, **env) -> subprocess.CompletedProcess:
+    """`manage.py check` in development mode with `env` on top of a clean environment."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "BLINDSPOT_"))}
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**base, "BLINDSPOT_VAR_DIR": str(tmp_path), "BLINDSPOT_RUNNER_DEVICE": "gpu"},
+        env={**base, "BLINDSPOT_VAR_DIR": str(tmp_path), **env},
     )
+
+
+def test_an_unknown_runner_device_stops_the_process_with_a_clear_error(tmp_path):
+    result = _check(tmp_path, BLINDSPOT_RUNNER_DEVICE="gpu")
     assert result.returncode != 0
     assert "BLINDSPOT_RUNNER_DEVICE must be auto, cpu or cuda, not 'gpu'" in result.stderr
 
@@ -121,15 +126,7 @@ def test_good_values_and_unset_or_empty_variables():
 
 
 def test_a_bad_numeric_setting_stops_the_process_naming_the_variable(tmp_path):
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "BLINDSPOT_"))}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**base, "BLINDSPOT_VAR_DIR": str(tmp_path), "BLINDSPOT_RUN_SHARD_SIZE": "lots"},
-    )
+    result = _check(tmp_path, BLINDSPOT_RUN_SHARD_SIZE="lots")
     assert result.returncode != 0
     assert "BLINDSPOT_RUN_SHARD_SIZE must be a whole number of at least 1, not 'lots'" in (
         result.stderr
