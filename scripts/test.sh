@@ -2,7 +2,8 @@
 # Every test: the full suite on the embedded default (SQLite), then the integration tier
 # (immutability triggers, audit chain, permissions, crash safety) again on a real PostgreSQL.
 # Both tiers run across the cores with pytest-xdist: each file on one worker (module fixtures are
-# built once), each worker with its own database (pytest-django names it *_gw0, *_gw1, ...).
+# built once), longest files first, each worker with its own database (pytest-django names it
+# *_gw0, *_gw1, ...).
 #
 #   scripts/test.sh [pytest args]     both tiers
 #   scripts/test.sh --fast [args]     the edit loop: SQLite only, no sandboxed runner, no browser,
@@ -12,7 +13,14 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export BLINDSPOT_VAR_DIR="${BLINDSPOT_VAR_DIR:-$(mktemp -d /tmp/blindspot-test-XXXXXX)}"
 WORKERS="${BLINDSPOT_TEST_WORKERS:-auto}"
-PARALLEL=(-n "$WORKERS" --dist loadfile)
+# One xdist worker per core already: a process (the demo's training, an in-process model) that
+# also started a thread per core would have its OpenMP threads spin against the other workers
+# (the demo subprocess took 113 s instead of 74 s beside the sandbox tests). Sandboxed runners
+# set their own thread count.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+export MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
+# Files in the order tests/conftest.py gives them (longest first), not xdist's by size.
+PARALLEL=(-n "$WORKERS" --dist loadfile --no-loadscope-reorder)
 
 if [ "${1:-}" = "--fast" ]; then
   shift

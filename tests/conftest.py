@@ -114,11 +114,13 @@ def cohort(tmp_path_factory) -> Path:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest files first: those with a slow test (the demo subprocess, the crash test),
-    then the sandbox's files that use no database. Across xdist workers (`--dist loadfile`, files
-    handed out in this order) none of them then starts last while the other workers sit idle.
-    The other files keep the order pytest-django gives them (no migration writes data, so a
-    transactional test's flush leaves the database as the next test expects it)."""
+    """Longest first, so that across xdist workers (`--dist loadfile --no-loadscope-reorder`:
+    files handed out in this order as workers free up) no long file starts last while the other
+    workers sit idle: the files with a slow test (the demo subprocess, the crash test), then
+    those that start sandboxed runners, then the other files that use no database (report
+    renders among them), then the rest in the order pytest-django gives them, transactional
+    tests last. No migration writes data, so a transactional test's flush leaves the database
+    as any later test expects it."""
 
     def uses_db(item: pytest.Item) -> bool:
         names = getattr(item, "fixturenames", ())
@@ -131,13 +133,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         files.setdefault(item.nodeid.split("::")[0], []).append(item)
     position = {path: i for i, path in enumerate(files)}
 
-    def weight(path: str) -> int:
+    def rank(path: str) -> tuple[int, int]:
         group = files[path]
         if any(i.get_closest_marker("slow") for i in group):
-            return 0
-        if any(i.get_closest_marker("sandbox") for i in group) and not any(map(uses_db, group)):
-            return 1
-        return 2
+            return (0, position[path])
+        if any(i.get_closest_marker("sandbox") for i in group):
+            return (1, position[path])
+        return (2 if not any(map(uses_db, group)) else 3, position[path])
 
-    ordered = sorted(files, key=lambda path: (weight(path), position[path]))
-    items[:] = [item for path in ordered for item in files[path]]
+    items[:] = [item for path in sorted(files, key=rank) for item in files[path]]
