@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Every test: the full suite on the embedded default (SQLite), then the integration tier
+# Every test: the full suite on the embedded default (SQLite), and the integration tier
 # (immutability triggers, audit chain, permissions, crash safety) again on a real PostgreSQL.
 # Both tiers run across the cores with pytest-xdist: each file on one worker (module fixtures are
 # built once), longest files first, each worker with its own database (pytest-django names it
-# *_gw0, *_gw1, ...).
+# *_gw0, *_gw1, ...). The PostgreSQL tier runs beside the SQLite one (its crash test spends much
+# of its time waiting for worker processes); its output follows the SQLite tier's.
 #
 #   scripts/test.sh [pytest args]     both tiers
 #   scripts/test.sh --fast [args]     the edit loop: SQLite only, no sandboxed runner, no browser,
@@ -29,13 +30,27 @@ if [ "${1:-}" = "--fast" ]; then
     -m "not sandbox and not browser and not slow" "$@"
 fi
 
-echo "== Tier 1: full suite on SQLite =="
-$PY -m pytest "${PARALLEL[@]}" "$@"
-
 PG_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
-if ! $PY scripts/ensure_postgres.py "$PG_URL"; then
-  echo "== Tier 2 SKIPPED: no PostgreSQL reachable at $PG_URL and none could be started =="
-  exit 0
+tier2_log="$BLINDSPOT_VAR_DIR/tier2-postgresql.log"
+tier2_pid=""
+if $PY scripts/ensure_postgres.py "$PG_URL"; then
+  DATABASE_URL="$PG_URL" $PY -m pytest "${PARALLEL[@]}" -m integration \
+    --basetemp "$BLINDSPOT_VAR_DIR/pytest-tier2" "$@" > "$tier2_log" 2>&1 &
+  tier2_pid=$!
+  trap 'kill "$tier2_pid" 2>/dev/null || true' EXIT
 fi
+
+echo "== Tier 1: full suite on SQLite =="
+tier1=0
+$PY -m pytest "${PARALLEL[@]}" --basetemp "$BLINDSPOT_VAR_DIR/pytest-tier1" "$@" || tier1=$?
+
+if [ -z "$tier2_pid" ]; then
+  echo "== Tier 2 SKIPPED: no PostgreSQL reachable at $PG_URL and none could be started =="
+  exit "$tier1"
+fi
+tier2=0
+wait "$tier2_pid" || tier2=$?
+trap - EXIT
 echo "== Tier 2: integration tier on PostgreSQL =="
-DATABASE_URL="$PG_URL" $PY -m pytest "${PARALLEL[@]}" -m integration "$@"
+cat "$tier2_log"
+[ "$tier1" -eq 0 ] && [ "$tier2" -eq 0 ]

@@ -12,6 +12,7 @@ from audit.models import AuditAction, AuditEvent
 from audit.selectors import audit_events_for
 from tests.factories import (
     PackageFactory,
+    approved_package,
     protocol_document,
 )
 from validation.dicom.merkle import merkle_root
@@ -45,10 +46,8 @@ def test_package_submit_stores_content_addressed_and_audits(world, package_file,
     assert [e.action for e in audit_events_for(package)] == [AuditAction.PACKAGE_SUBMITTED]
 
 
-@pytest.mark.sandbox
 def test_package_resubmission_is_a_conflict(world, package_file):
-    with open(package_file, "rb") as fh:
-        package_submit(actor=world.vendor_user, upload=fh)
+    approved_package(world, package_file)  # already stored (the smoke test is tested above)
     with open(package_file, "rb") as fh, pytest.raises(ApplicationError) as exc:
         package_submit(actor=world.vendor_user, upload=fh)
     assert exc.value.status_code == 409
