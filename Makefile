@@ -10,8 +10,8 @@ STAMP := $(VENV)/.requirements-$(shell sha256sum requirements.txt | cut -c1-16)
 demo: setup migrate
 	$(PY) manage.py demo
 
-# Lint first (seconds), then every test: SQLite across the cores, then PostgreSQL.
-test: lint
+# make lint, then every test: SQLite and PostgreSQL tiers across the cores (scripts/test.sh).
+test: setup
 	scripts/test.sh
 
 # The edit loop: no sandbox, no browser, no PostgreSQL, no subprocess demo (under 2 minutes).
@@ -23,10 +23,7 @@ serve: setup migrate
 
 # Style, formatting, the import contracts (pyproject.toml) and the types.
 lint: setup
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy
+	scripts/lint.sh
 
 setup: system $(STAMP)
 

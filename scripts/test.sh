@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Every test: the full suite on the embedded default (SQLite), and the integration tier
-# (immutability triggers, audit chain, permissions, crash safety) again on a real PostgreSQL.
+# `make lint` (scripts/lint.sh), then every test: the full suite on the embedded default
+# (SQLite), and the integration tier (immutability triggers, audit chain, permissions, crash
+# safety) again on a real PostgreSQL.
 # Both tiers run across the cores with pytest-xdist: each file on one worker (module fixtures are
 # built once), longest files first, each worker with its own database (pytest-django names it
-# *_gw0, *_gw1, ...). The PostgreSQL tier runs beside the SQLite one (its crash test spends much
-# of its time waiting for worker processes); its output follows the SQLite tier's.
+# *_gw0, *_gw1, ...). The PostgreSQL tier runs beside the lint and the SQLite tier (its crash
+# test spends much of its time waiting for worker processes; mypy uses one core); its output
+# follows the SQLite tier's. A lint failure stops everything.
 #
 #   scripts/test.sh [pytest args]     both tiers
 #   scripts/test.sh --fast [args]     the edit loop: SQLite only, no sandboxed runner, no browser,
@@ -39,6 +41,9 @@ if $PY scripts/ensure_postgres.py "$PG_URL"; then
   tier2_pid=$!
   trap 'kill "$tier2_pid" 2>/dev/null || true' EXIT
 fi
+
+echo "== Lint: ruff, lint-imports, mypy =="
+scripts/lint.sh
 
 echo "== Tier 1: full suite on SQLite =="
 tier1=0
