@@ -40,7 +40,9 @@ def _manage(var_dir: Path, *args: str, check: bool = True) -> subprocess.Complet
 def demo(tmp_path_factory):
     var_dir = tmp_path_factory.mktemp("demo-var")
     _manage(var_dir, "migrate", "--noinput", "-v", "0")
-    result = _manage(var_dir, "demo", "--cases", "80", "--training-cases", "800", check=False)
+    # What is checked is the issued report and the record, not how well the demo model learns:
+    # a small cohort and training set keep the whole job to about 20 s of the suite.
+    result = _manage(var_dir, "demo", "--cases", "80", "--training-cases", "400", check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return var_dir, result.stdout
 
