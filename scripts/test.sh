@@ -36,7 +36,9 @@ PG_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 tier2_log="$BLINDSPOT_VAR_DIR/tier2-postgresql.log"
 tier2_pid=""
 if $PY scripts/ensure_postgres.py "$PG_URL"; then
-  DATABASE_URL="$PG_URL" $PY -m pytest "${PARALLEL[@]}" -m integration \
+  # One worker: it runs beside the SQLite tier, which has the cores; its 60 tests need ~70 s.
+  DATABASE_URL="$PG_URL" $PY -m pytest -n "${BLINDSPOT_TEST_PG_WORKERS:-1}" --dist loadfile \
+    --no-loadscope-reorder -m integration \
     --basetemp "$BLINDSPOT_VAR_DIR/pytest-tier2" "$@" > "$tier2_log" 2>&1 &
   tier2_pid=$!
   trap 'kill "$tier2_pid" 2>/dev/null || true' EXIT
