@@ -33,9 +33,12 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def redis_url(preferred: str = "redis://127.0.0.1:6379/15") -> tuple[str, subprocess.Popen | None]:
-    """A Redis to use (`preferred` if it answers, else a private redis-server started on a free
-    port) and the process started, if any; raises RuntimeError when there is none."""
+def redis_url(preferred: str = "") -> tuple[str, subprocess.Popen | None]:
+    """A Redis to use (`preferred`, else `BLINDSPOT_TEST_REDIS_URL`, else database 15 of the local
+    Redis, if it answers; else a private redis-server started on a free port) and the process
+    started, if any; raises RuntimeError when there is none. Two suites that run at once on one
+    machine give each its own database through the variable."""
+    preferred = preferred or os.environ.get("BLINDSPOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     if redis_answers(preferred):
         return preferred, None
     binary = shutil.which("redis-server")
