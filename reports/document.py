@@ -15,7 +15,7 @@ from validation.dicom.pixels import InputSpec, read_dicom, resize, scale_unit
 from validation.models import Case, MetricResult, ValidationRun
 from validation.protocol_document import METRICS
 from validation.selectors import active_grant_for
-from validation.stats.disclosure import subgroups_disclosed
+from validation.stats.disclosure import calibration_disclosed, rounded, subgroups_disclosed
 from validation.storage import case_dicom_bytes
 
 SCHEMA_VERSION = "1.0"
@@ -159,7 +159,7 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
         "method": METHOD_NAMES["explanations"],
         "target_layer": run.package.manifest.get("gradcam_target_layer"),
         "n_maps": len(rows),
-        "localisation": localisation,
+        "localisation": rounded(localisation),
         "exemplars_allowed": exemplars_allowed,
         "exemplars": exemplars,
     }
@@ -234,7 +234,7 @@ def report_document_build(
             "software": _software(),
             "sandbox": {"isolation": run.isolation or "none", "enabled": bool(run.sandboxed)},
         },
-        "summary": sections["acceptance"],
+        "summary": rounded(sections["acceptance"]),
         "intended_use": {
             "text": manifest.get("intended_use", ""),
             "indications": manifest.get("indications", ""),
@@ -282,22 +282,27 @@ def report_document_build(
             {"quantity": "Bootstrap intervals (supporting)", "method": _bootstrap_method(plan)},
             {"quantity": "Explanations", "method": METHOD_NAMES["explanations"]},
         ],
-        "primary": {
-            "confusion": {k: primary["counts"][k] for k in ("tp", "fp", "tn", "fn")},
-            "auc": primary["auc"],
-            "metrics": {
-                k: primary[k] for k in ("sensitivity", "specificity", "ppv", "npv", "accuracy")
-            },
-            "likelihood_ratios": {
-                "positive": primary["positive_likelihood_ratio"],
-                "negative": primary["negative_likelihood_ratio"],
-            },
-            "roc": primary["roc"],
-        },
+        # The issued report goes to the vendor: every number at the precision it prints.
+        "primary": rounded(
+            {
+                "confusion": {k: primary["counts"][k] for k in ("tp", "fp", "tn", "fn")},
+                "auc": primary["auc"],
+                "metrics": {
+                    k: primary[k] for k in ("sensitivity", "specificity", "ppv", "npv", "accuracy")
+                },
+                "likelihood_ratios": {
+                    "positive": primary["positive_likelihood_ratio"],
+                    "negative": primary["negative_likelihood_ratio"],
+                },
+                "roc": primary["roc"],
+            }
+        ),
         # The issued report goes to the vendor: small cells carry no numbers in it.
         "subgroups": subgroups_disclosed(sections["subgroups"], audience="vendor"),
-        "fairness": sections["fairness"],
-        "calibration": sections.get("calibration") or {},
+        "fairness": rounded(sections["fairness"]),
+        "calibration": calibration_disclosed(
+            sections.get("calibration") or {}, min_cell=int(plan["min_cell_size"])
+        ),
         "explainability": _explainability(run, bool(grant and grant.allow_exemplars)),
         "failures": sections["failures"]["by_category"],
         "limitations": limitations,

@@ -3,6 +3,11 @@
 Every figure is drawn on a standalone ``Figure`` (no pyplot, so no GUI backend and no global
 figure registry) and written without timestamps or random ids, so the same inputs give the same
 bytes in every process. That is what keeps issued PDFs byte-reproducible.
+
+Every text on a figure is literal: labels come from datasets and manifests (a subgroup value
+``White $\\undefinedmacro$`` must print as written, not fail as mathtext), so `_svg_data_uri`
+turns math parsing and TeX off on every text artist before it draws, and the rc settings do the
+same for artists created while drawing.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any, TypeGuard
 import numpy as np
 from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.typing import RcKeyType
 from PIL import Image
 
@@ -22,6 +28,8 @@ from PIL import Image
 _RC: dict[RcKeyType, Any] = {
     "svg.hashsalt": "blindspot-report",
     "svg.fonttype": "none",
+    "text.parse_math": False,
+    "text.usetex": False,
     "font.family": "DejaVu Sans",
     "font.size": 8,
     "axes.linewidth": 0.6,
@@ -34,9 +42,25 @@ _ACCENT = "#c0392b"
 _GRID = "#d9d9d9"
 
 
+#: A plot label longer than this is shortened with an ellipsis (tables print it whole).
+MAX_LABEL_CHARS = 60
+
+
+def _label(value: Any) -> str:
+    text = str(value)
+    return (
+        text
+        if len(text) <= MAX_LABEL_CHARS
+        else text[: MAX_LABEL_CHARS - 1] + "\N{HORIZONTAL ELLIPSIS}"
+    )
+
+
 def _svg_data_uri(fig: Figure) -> str:
     buffer = io.BytesIO()
     with rc_context(_RC):
+        for artist in fig.findobj(Text):
+            artist.set_parse_math(False)
+            artist.set_usetex(False)
         fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches=None)
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
@@ -106,7 +130,7 @@ def forest_plot(
     ]
     if not drawable:
         return None
-    labels = [f"{row.get('attribute', '')}: {row.get('group', '')}" for row in drawable]
+    labels = [_label(f"{row.get('attribute', '')}: {row.get('group', '')}") for row in drawable]
     estimates = np.array([float(row[metric]["estimate"]) for row in drawable])
     lowers = np.array([float(row[metric]["lower"]) for row in drawable])
     uppers = np.array([float(row[metric]["upper"]) for row in drawable])
@@ -145,7 +169,8 @@ def calibration_plot(bins: Sequence[Mapping]) -> str | None:
     usable = [
         b
         for b in bins
-        if all(_is_finite(b.get(k)) for k in ("mean_predicted", "observed_fraction", "n"))
+        if not b.get("suppressed")
+        and all(_is_finite(b.get(k)) for k in ("mean_predicted", "observed_fraction", "n"))
     ]
     if not usable:
         return None

@@ -13,6 +13,9 @@ DISPARITIES = [
     "equalized_odds_difference",
     "demographic_parity_difference",
 ]
+#: Each calibration bin is a cell of the disclosure rule (validation/stats/disclosure.py).
+MAX_CALIBRATION_BINS = 20
+
 _COMPARATOR = {"enum": [">=", ">", "<=", "<"]}
 _BOUND = {"enum": ["estimate", "lower", "upper"]}
 
@@ -93,7 +96,9 @@ PROTOCOL_SCHEMA = {
         "calibration": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"bins": {"type": "integer", "minimum": 2, "maximum": 50}},
+            "properties": {
+                "bins": {"type": "integer", "minimum": 2, "maximum": MAX_CALIBRATION_BINS}
+            },
         },
         "fairness_criteria": {
             "type": "array",
@@ -145,7 +150,14 @@ def protocol_errors(document) -> list[str]:
     errors = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
         path = "/".join(str(p) for p in error.absolute_path) or "(document)"
-        errors.append(f"{path}: {error.message}")
+        message = error.message
+        if path == "calibration/bins" and error.validator == "maximum":
+            message = (
+                f"at most {MAX_CALIBRATION_BINS} calibration bins, got {error.instance!r}: every "
+                "bin is a cell of the disclosure rule, so more bins only mean more suppressed "
+                "ones (and a wider channel for a model's scores)"
+            )
+        errors.append(f"{path}: {message}")
     return errors or _consistency_errors(document)
 
 

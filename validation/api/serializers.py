@@ -4,7 +4,7 @@ withheld from them; case-level data has no serializer here at all."""
 from rest_framework import serializers
 
 from validation.models import ModelPackage, ValidationRun
-from validation.stats.disclosure import subgroups_disclosed
+from validation.stats.disclosure import calibration_disclosed, rounded, subgroups_disclosed
 
 
 class PackageSerializer(serializers.ModelSerializer):
@@ -130,15 +130,20 @@ class RunTeamSerializer(RunSerializer):
         }
 
 
-def aggregate_results(sections: dict, *, audience: str) -> dict:
-    """The aggregate results a given audience may read. Subgroup cells below the protocol's
-    minimum size lose every number but their label for vendors and partners."""
-    subgroups = subgroups_disclosed(sections.get("subgroups", []), audience=audience)
+def aggregate_results(sections: dict, *, audience: str, min_cell: int) -> dict:
+    """The aggregate results a given audience may read. The validation team reads them at full
+    precision; for vendors and partners subgroup cells and calibration bins below the
+    protocol's minimum size lose every number but their label (with complementary
+    suppression), and every number is rounded to the precision the report prints."""
+    table = sections.get("subgroups", [])
+    subgroups = subgroups_disclosed(table, audience=audience)
     primary = dict(sections.get("primary", {}))
     bootstrap = dict(sections.get("bootstrap") or {})
     if bootstrap:
-        bootstrap["subgroups"] = subgroups_disclosed(bootstrap["subgroups"], audience=audience)
-    return {
+        bootstrap["subgroups"] = subgroups_disclosed(
+            bootstrap["subgroups"], audience=audience, table=table
+        )
+    results = {
         "primary": primary,
         "subgroups": subgroups,
         "bootstrap": bootstrap,
@@ -147,3 +152,7 @@ def aggregate_results(sections: dict, *, audience: str) -> dict:
         "failures": sections.get("failures", {}),
         "acceptance": sections.get("acceptance", {}),
     }
+    if audience == "team":
+        return results
+    results["calibration"] = calibration_disclosed(results["calibration"], min_cell=min_cell)
+    return rounded(results)

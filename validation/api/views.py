@@ -93,7 +93,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         if not sections:
             raise ApplicationError("Results are not available yet.", status_code=409)
         audience = selectors.run_audience(user=request.user, run=run)
-        return Response(aggregate_results(sections, audience=audience))
+        min_cell = int(run.protocol.document["min_cell_size"])
+        return Response(aggregate_results(sections, audience=audience, min_cell=min_cell))
 
     @action(detail=True, methods=["post"])
     @transaction.non_atomic_requests

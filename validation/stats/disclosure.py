@@ -1,17 +1,103 @@
-"""What leaves the validation team: subgroup cells below the protocol's minimum size keep their
-label and lose every number (brief, section 1). Used by the API and the report document alike."""
+"""What leaves the validation team: subgroup cells and calibration bins below the protocol's
+minimum size keep their label and lose every number, with complementary suppression so totals
+do not give them away, and every number is rounded to the precision the report prints, so its
+low-order bits carry nothing a model could have put there (brief, section 1; issue 14, item 1).
+Used by the API and the report document alike. Pure: no Django."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+#: Decimals the report prints every metric with (reports.template_filters.num3); a vendor or
+#: partner never gets more.
+DISPLAY_DECIMALS = 3
 
 
-def subgroups_disclosed(rows: list[dict], *, audience: str) -> list[dict]:
-    """`audience` 'team' sees every number; anyone else sees suppressed cells as labels only."""
+def rounded(value: Any, decimals: int = DISPLAY_DECIMALS) -> Any:
+    """``value`` with every float, however deeply nested, rounded to ``decimals`` decimals.
+    Integers (counts), booleans, strings and None are kept as they are."""
+    if value is None or isinstance(value, bool | str | numbers.Integral):
+        return value
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            return None
+        return round(number, decimals) + 0.0  # + 0.0: one spelling for -0.0 and 0.0
+    if isinstance(value, Mapping):
+        return {key: rounded(item, decimals) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(item, decimals) for item in value]
+    return value
+
+
+def suppressed_cells(rows: list[dict]) -> set[tuple[str, str]]:
+    """The (attribute, group) cells of a subgroup table a vendor must not see numbers for: the
+    small ones (flagged ``suppressed``) and, where an attribute has exactly one small cell, its
+    next smallest cell too, or the overall counts would give the small one away."""
+    hidden: set[tuple[str, str]] = set()
+    by_attribute: dict[str, list[dict]] = {}
+    for row in rows:
+        by_attribute.setdefault(row["attribute"], []).append(row)
+    for attribute, cells in by_attribute.items():
+        small = [r for r in cells if r.get("suppressed")]
+        hidden |= {(attribute, str(r["group"])) for r in small}
+        if len(small) == 1:
+            others = sorted(
+                (r.get("n", 0), str(r["group"])) for r in cells if not r.get("suppressed")
+            )
+            if others:
+                hidden.add((attribute, others[0][1]))
+    return hidden
+
+
+def subgroups_disclosed(
+    rows: list[dict], *, audience: str, table: list[dict] | None = None
+) -> list[dict]:
+    """`audience` 'team' sees every number; anyone else sees suppressed cells (see
+    `suppressed_cells`, taken from `table` when given: the bootstrap rows follow the subgroup
+    table) as labels only, and the other numbers rounded."""
     if audience == "team":
         return rows
+    hidden = suppressed_cells(rows if table is None else table)
     return [
         {"attribute": r["attribute"], "group": r["group"], "suppressed": True}
-        if r["suppressed"]
-        else r
+        if r.get("suppressed") or (r["attribute"], str(r["group"])) in hidden
+        else rounded(r)
         for r in rows
     ]
+
+
+def calibration_disclosed(calibration: Mapping[str, Any], *, min_cell: int) -> dict[str, Any]:
+    """A calibration section as a vendor or partner may read it: every one of the protocol's
+    bins is listed (so an empty bin is indistinguishable from a small one); a bin with fewer
+    than ``min_cell`` cases keeps its edges and loses its numbers, and when exactly one
+    non-empty bin is small, the smallest shown bin is hidden too (the totals would give it
+    away). The remaining numbers are rounded."""
+    section = dict(calibration)
+    bins = section.get("bins")
+    if not isinstance(bins, list):
+        return rounded(section)
+    n_bins = int(section.get("n_bins") or len(bins))
+    by_lower = {round(float(b["lower"]), 9): b for b in bins}
+    edges = [i / n_bins for i in range(n_bins + 1)]
+    full = [by_lower.get(round(edges[i], 9), {"n": 0}) for i in range(n_bins)]
+    small = [i for i, b in enumerate(full) if 0 < b["n"] < min_cell]
+    hidden = {i for i, b in enumerate(full) if b["n"] < min_cell}
+    if len(small) == 1:
+        shown = sorted((b["n"], i) for i, b in enumerate(full) if i not in hidden)
+        if shown:
+            hidden.add(shown[0][1])
+    section["bins"] = [
+        {"lower": edges[i], "upper": edges[i + 1], "suppressed": True}
+        if i in hidden
+        else {**full[i], "suppressed": False}
+        for i in range(n_bins)
+    ]
+    section["min_cell"] = min_cell
+    return rounded(section)
 
 
 def counts_disclosed(counts: dict[str, int], *, min_cell: int) -> list[dict]:
