@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
@@ -46,13 +47,26 @@ _GRID = "#d9d9d9"
 MAX_LABEL_CHARS = 60
 
 
-def _label(value: Any) -> str:
-    text = str(value)
-    return (
-        text
-        if len(text) <= MAX_LABEL_CHARS
-        else text[: MAX_LABEL_CHARS - 1] + "\N{HORIZONTAL ELLIPSIS}"
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def plot_label(value: Any) -> str:
+    """Display text from a dataset or manifest as a plot label: one line (line breaks become
+    spaces), control and bidi characters shown as code points (as the report's text filters
+    do), at most `MAX_LABEL_CHARS` characters. Math parsing is off for every text artist."""
+    text = "".join(
+        " "
+        if char in "\n\r\t"
+        else f"[U+{ord(char):04X}]"
+        if char in _BIDI_CONTROLS or unicodedata.category(char) == "Cc"
+        else char
+        for char in str(value)
     )
+    if len(text) <= MAX_LABEL_CHARS:
+        return text
+    return text[: MAX_LABEL_CHARS - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
 def _svg_data_uri(fig: Figure) -> str:
@@ -130,7 +144,7 @@ def forest_plot(
     ]
     if not drawable:
         return None
-    labels = [_label(f"{row.get('attribute', '')}: {row.get('group', '')}") for row in drawable]
+    labels = [plot_label(f"{row.get('attribute', '')}: {row.get('group', '')}") for row in drawable]
     estimates = np.array([float(row[metric]["estimate"]) for row in drawable])
     lowers = np.array([float(row[metric]["lower"]) for row in drawable])
     uppers = np.array([float(row[metric]["upper"]) for row in drawable])
