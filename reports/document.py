@@ -15,7 +15,12 @@ from validation.dicom.pixels import InputSpec, read_dicom, resize, scale_unit
 from validation.models import Case, MetricResult, ValidationRun
 from validation.protocol_document import METRICS
 from validation.selectors import active_grant_for
-from validation.stats.disclosure import calibration_disclosed, rounded, subgroups_disclosed
+from validation.stats.disclosure import (
+    calibration_disclosed,
+    counts_disclosed,
+    rounded,
+    subgroups_disclosed,
+)
 from validation.storage import case_dicom_bytes
 
 SCHEMA_VERSION = "1.0"
@@ -80,29 +85,39 @@ def _tally(values) -> list[dict]:
     ]
 
 
-def _test_data(run: ValidationRun, sections: dict) -> dict:
+def _test_data(run: ValidationRun, sections: dict, *, min_cell: int) -> dict:
+    """The test set as the vendor may read it: distributions obey the disclosure rule (a cell
+    below the minimum size keeps its label and loses its count)."""
     cases = list(Case.objects.filter(dataset_version=run.dataset_version))
     attrs = [c.attributes for c in cases]
     ages = [a["age"] for a in attrs if isinstance(a.get("age"), int)]
-    scanners = Counter((a.get("manufacturer"), a.get("model")) for a in attrs)
+    scanners = Counter(
+        (a.get("manufacturer") or "unknown", a.get("model") or "unknown") for a in attrs
+    )
     declared = run.package.manifest.get("training_data") or {}
     sites = {a.get("institution") or a.get("site") for a in attrs} - {None}
     overlap = sorted(sites & set(declared.get("sites", [])))
+
+    def disclosed(values) -> list[dict]:
+        counts = {row["group"]: row["n"] for row in _tally(values)}
+        return counts_disclosed(counts, min_cell=min_cell)
+
     return {
         "n_cases": len(cases),
         "n_pos": sum(c.label for c in cases),
         "n_neg": sum(1 - c.label for c in cases),
         "sites": [
-            {"name": row["group"], "n": row["n"]}
-            for row in _tally(a.get("institution") or a.get("site") for a in attrs)
+            {"name": row.pop("group"), **row}
+            for row in disclosed(a.get("institution") or a.get("site") for a in attrs)
         ],
         "scanners": [
-            {"manufacturer": m or "unknown", "model": mo or "unknown", "n": n}
-            for (m, mo), n in sorted(scanners.items(), key=lambda kv: -kv[1])
+            {"manufacturer": m, "model": mo, **{k: v for k, v in row.items() if k != "group"}}
+            for row in counts_disclosed(dict(scanners), min_cell=min_cell)
+            for m, mo in [row["group"]]
         ],
         "demographics": {
-            "sex": _tally(a.get("sex") for a in attrs),
-            "race": _tally(a.get("race") for a in attrs),
+            "sex": disclosed(a.get("sex") for a in attrs),
+            "race": disclosed(a.get("race") for a in attrs),
             "age": (
                 {"median": statistics.median(ages), "min": min(ages), "max": max(ages)}
                 if ages
@@ -254,7 +269,7 @@ def report_document_build(
             "multiplicity": plan.get("multiplicity", "holm"),
             "fairness_criteria": plan.get("fairness_criteria", []),
         },
-        "test_data": _test_data(run, sections),
+        "test_data": _test_data(run, sections, min_cell=int(plan["min_cell_size"])),
         "reference_standard": {
             "text": "Reference labels and lesion boxes supplied by the data "
             "partner in the dataset manifest; sealed with the dataset version's "

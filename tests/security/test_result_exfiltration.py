@@ -84,9 +84,7 @@ def exfiltrating_package(tmp_path_factory):
     return build_package(
         model=Exfiltrator(_encoded_logits()),
         example_input=torch.randn(2, 1, 64, 64),
-        manifest=default_manifest(
-            name="Helpful", version="6.6.6", gradcam_target_layer="features"
-        ),
+        manifest=default_manifest(name="Helpful", version="6.6.6", gradcam_target_layer="features"),
         out_path=tmp_path_factory.mktemp("exfil") / "model.tar.gz",
     )
 
@@ -192,6 +190,13 @@ def test_the_exfiltrating_model_recovers_nothing_from_results_or_report(world, f
 
     document = Report.objects.get(run=run).document
     _assert_no_small_bin(document["calibration"]["bins"])
+    test_data = document["test_data"]
+    cells = [*test_data["sites"], *test_data["scanners"]]
+    cells += [
+        row for rows in test_data["demographics"].values() if isinstance(rows, list) for row in rows
+    ]
+    assert any(row.get("suppressed") for row in cells)  # the cohort has small cells
+    assert all(row.get("suppressed") or row["n"] >= MIN_CELL for row in cells), cells
     assert decode(list(_floats({k: document[k] for k in document if k != "identity"}))) == {}
     text = _pdf_text(render_pdf(document))
     printed = [float(token) for token in re.findall(r"(?<![\d.])\d+\.\d+(?![\d.])", text)]
