@@ -18,6 +18,7 @@ from validation.selectors import active_grant_for
 from validation.stats.disclosure import (
     calibration_disclosed,
     counts_disclosed,
+    roc_disclosed,
     rounded,
     subgroups_disclosed,
 )
@@ -309,7 +310,12 @@ def report_document_build(
                     "positive": primary["positive_likelihood_ratio"],
                     "negative": primary["negative_likelihood_ratio"],
                 },
-                "roc": primary["roc"],
+                "roc": roc_disclosed(
+                    primary["roc"],
+                    n_pos=primary["counts"]["n_pos"],
+                    n_neg=primary["counts"]["n_neg"],
+                    min_cell=int(plan["min_cell_size"]),
+                ),
             }
         ),
         # The issued report goes to the vendor: small cells carry no numbers in it.

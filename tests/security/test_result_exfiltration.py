@@ -148,6 +148,17 @@ def _assert_no_small_bin(bins: list[dict]) -> None:
             assert b["n"] >= MIN_CELL, b
 
 
+def _assert_no_small_roc_step(roc: dict, counts: dict) -> None:
+    """Between two points of the curve a vendor sees, at least the minimum number of cases."""
+    above = [
+        round(t * counts["n_pos"]) + round(f * counts["n_neg"])
+        for f, t in zip(roc["fpr"], roc["tpr"], strict=True)
+    ]
+    assert above[0] == 0 and above[-1] == counts["n_pos"] + counts["n_neg"]
+    steps = [b - a for a, b in zip(above, above[1:], strict=False)]
+    assert steps and all(step >= MIN_CELL for step in steps), steps
+
+
 @pytest.fixture
 def finished_run(world, exfiltrating_package, exfil_cohort, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
@@ -172,6 +183,8 @@ def test_the_exfiltrating_model_recovers_nothing_from_results_or_report(world, f
     assert recovered == {j: SECRET[j] for j in recovered}
     assert len(recovered) == len(SECRET)
     # ... and the cohort has bins below the minimum, so suppression is exercised.
+    with pytest.raises(AssertionError):
+        _assert_no_small_roc_step(team["primary"]["roc"], team["primary"]["counts"])
     assert any(0 < b["n"] < MIN_CELL for b in team_bins)
     assert any(b["n"] >= MIN_CELL for b in team_bins)
 
@@ -181,6 +194,7 @@ def test_the_exfiltrating_model_recovers_nothing_from_results_or_report(world, f
         for value in _floats(results):
             assert value == round(value, DISPLAY_DECIMALS), value
         _assert_no_small_bin(results["calibration"]["bins"])
+        _assert_no_small_roc_step(results["primary"]["roc"], results["primary"]["counts"])
         shown = {b["lower"] for b in results["calibration"]["bins"] if not b["suppressed"]}
         assert shown, "nothing left to check"
         # Complementary suppression: never exactly one hidden non-empty bin (the totals would
@@ -190,6 +204,7 @@ def test_the_exfiltrating_model_recovers_nothing_from_results_or_report(world, f
 
     document = Report.objects.get(run=run).document
     _assert_no_small_bin(document["calibration"]["bins"])
+    _assert_no_small_roc_step(document["primary"]["roc"], team["primary"]["counts"])
     test_data = document["test_data"]
     cells = [*test_data["sites"], *test_data["scanners"]]
     cells += [

@@ -4,7 +4,12 @@ withheld from them; case-level data has no serializer here at all."""
 from rest_framework import serializers
 
 from validation.models import ModelPackage, ValidationRun
-from validation.stats.disclosure import calibration_disclosed, rounded, subgroups_disclosed
+from validation.stats.disclosure import (
+    calibration_disclosed,
+    roc_disclosed,
+    rounded,
+    subgroups_disclosed,
+)
 
 
 class PackageSerializer(serializers.ModelSerializer):
@@ -155,4 +160,12 @@ def aggregate_results(sections: dict, *, audience: str, min_cell: int) -> dict:
     if audience == "team":
         return results
     results["calibration"] = calibration_disclosed(results["calibration"], min_cell=min_cell)
+    counts = primary.get("counts") or {}
+    if "roc" in primary:
+        primary["roc"] = roc_disclosed(
+            primary["roc"],
+            n_pos=int(counts.get("n_pos", 0)),
+            n_neg=int(counts.get("n_neg", 0)),
+            min_cell=min_cell,
+        )
     return rounded(results)

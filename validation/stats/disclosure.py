@@ -100,6 +100,30 @@ def calibration_disclosed(calibration: Mapping[str, Any], *, min_cell: int) -> d
     return rounded(section)
 
 
+def roc_disclosed(
+    roc: Mapping[str, Any] | None, *, n_pos: int, n_neg: int, min_cell: int
+) -> dict[str, Any] | None:
+    """The ROC curve as a vendor or partner may read it: only the points between which at least
+    ``min_cell`` cases change side of the threshold, so no step of the curve is the label of a
+    case or a few (a model that gives one chosen image the top score would otherwise read its
+    label off the first step). The ends (0, 0) and (1, 1) stay; the points are rounded."""
+    if not roc or not roc.get("fpr"):
+        return rounded(roc)
+    points = list(zip(roc["fpr"], roc["tpr"], strict=True))
+    total = n_pos + n_neg
+
+    def cases(point: tuple[float, float]) -> int:
+        return round(point[1] * n_pos) + round(point[0] * n_neg)
+
+    kept = [points[0]]
+    for point in points[1:-1]:
+        above = cases(point)
+        if above - cases(kept[-1]) >= min_cell and total - above >= min_cell:
+            kept.append(point)
+    kept.append(points[-1])
+    return rounded({**roc, "fpr": [p[0] for p in kept], "tpr": [p[1] for p in kept]})
+
+
 def counts_disclosed(counts: dict[str, int], *, min_cell: int) -> list[dict]:
     """A distribution for a vendor-facing card: cells with 1..min_cell-1 members keep their label
     and lose their count. When that hides exactly one cell, the next smallest is hidden too, or
