@@ -69,6 +69,8 @@ def exfiltrating_package(tmp_path_factory):
     from validation.packaging import build_package, default_manifest
 
     class Exfiltrator(nn.Module):
+        logits: torch.Tensor
+
         def __init__(self, logits: list[float]) -> None:
             super().__init__()
             self.features = nn.Conv2d(1, 2, 3, padding=1)  # a Grad-CAM layer, as pt2 needs

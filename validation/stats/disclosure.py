@@ -124,7 +124,7 @@ def roc_disclosed(
     return rounded({**roc, "fpr": [p[0] for p in kept], "tpr": [p[1] for p in kept]})
 
 
-def counts_disclosed(counts: dict[str, int], *, min_cell: int) -> list[dict]:
+def counts_disclosed(counts: Mapping[Any, int], *, min_cell: int) -> list[dict]:
     """A distribution for a vendor-facing card: cells with 1..min_cell-1 members keep their label
     and lose their count. When that hides exactly one cell, the next smallest is hidden too, or
     the total would give the hidden one away (complementary suppression)."""
