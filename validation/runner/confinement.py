@@ -258,13 +258,7 @@ def describe(confinement: Any) -> str:
         return "worker confinement unknown (no rlimits or seccomp reported)"
     measured = confinement.get("measured")
     if isinstance(measured, dict):
-        text = f"worker, measured inside at start: {describe_measured(measured)}"
-        denied = confinement.get("seccomp")
-        if measured.get("seccomp") == 2 and isinstance(denied, list) and denied:
-            text += "; seccomp denies " + ", ".join(map(str, denied)) + " (EPERM)"
-        elif confinement.get("seccomp_error"):
-            text += f" ({confinement['seccomp_error']})"
-        return text
+        return _describe_with_measurement(confinement, measured)
     rlimits = confinement.get("rlimits")
     parts = []
     if isinstance(rlimits, dict):
@@ -289,6 +283,16 @@ def describe(confinement: Any) -> str:
         reason = confinement.get("seccomp_error") or "not installed"
         parts.append(f"NO seccomp filter ({reason})")
     return "worker: " + "; ".join(parts)
+
+
+def _describe_with_measurement(confinement: dict, measured: dict) -> str:
+    text = f"worker, measured inside at start: {describe_measured(measured)}"
+    denied = confinement.get("seccomp")
+    if measured.get("seccomp") == 2 and isinstance(denied, list) and denied:
+        text += "; seccomp denies " + ", ".join(map(str, denied)) + " (EPERM)"
+    elif confinement.get("seccomp_error"):
+        text += f" ({confinement['seccomp_error']})"
+    return text
 
 
 def _size(value: int) -> str:

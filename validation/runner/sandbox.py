@@ -20,10 +20,11 @@ because a container's seccomp profile often blocks user namespaces even where th
   `HOST_UID` with no groups and the inner bwrap runs unprivileged. The sandbox's processes then
   belong to an ordinary host uid and the worker's RLIMIT_NPROC holds; the kernel counts it per
   user namespace (measured on 6.18: two concurrent sandboxes each reached their own limit), so
-  runners do not share one count. With ``gpu=True`` (a runner that may use CUDA) and NVIDIA device nodes on the
-  host, those nodes are bound into the minimal ``/dev`` (CUDA opens them read-write) and driver
-  libraries that live outside ``/usr`` are bound read-only; the model can then drive the GPU
-  (that is the point) but still sees no other device and nothing else of the host.
+  runners do not share one count. With ``gpu=True`` (a runner that may use CUDA) and NVIDIA
+  device nodes on the host, those nodes are bound into the minimal ``/dev`` (CUDA opens them
+  read-write) and driver libraries that live outside ``/usr`` are bound read-only; the model can
+  then drive the GPU (that is the point) but still sees no other device and nothing else of the
+  host.
 - ``unshare``: a private network namespace only (``unshare --net``; an unprivileged caller adds
   ``--map-root-user``). Keeps the model off the network, nothing more: the host file system is
   visible and, run as root, writable.

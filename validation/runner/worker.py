@@ -10,12 +10,13 @@ the GPU supports it, else float16); on the CPU it is ignored. Everything else it
 stderr: fd 1 is pointed at stderr before any vendor code runs, so a stray `print` in a model
 cannot corrupt the reply stream.
 
-Ops: ``ping`` (returns load facts, with ``confinement.measured``: the limits the worker measured
-on itself at start, see `confinement.measure`), ``predict`` (float32 (N, C, H, W) -> float32 (N, K) raw model
-outputs), ``gradcam`` (same input, ``target_layer``, ``target_index`` -> outputs and CAMs
-float32 (N, H, W) in 0..1), ``shutdown``. A request that fails gets an error reply with a
-category (see `protocol.ERROR_CATEGORIES`) and the worker keeps serving; if the model failed to
-load, the first request gets ``load-failed`` and the worker exits.
+Ops: ``ping`` (returns load facts, with ``confinement.measured``: the limits the worker
+measured on itself at start, see `confinement.measure`), ``predict`` (float32 (N, C, H, W) ->
+float32 (N, K) raw model outputs), ``gradcam`` (same input, ``target_layer``,
+``target_index`` -> outputs and CAMs float32 (N, H, W) in 0..1), ``shutdown``. A request that
+fails gets an error reply with a category (see `protocol.ERROR_CATEGORIES`) and the worker keeps
+serving; if the model failed to load, the first request gets ``load-failed`` and the worker
+exits.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ class LoadedModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        from validation.runner.explain import GradCamExplainer, UnknownLayerError
+        from validation.runner.explain import GradCamExplainer, LayerShapeError, UnknownLayerError
 
         if self.output_columns is not None and target_index >= self.output_columns:
             raise RequestError(
@@ -174,7 +175,7 @@ class LoadedModel:
             )
         try:
             outputs, cams = self._explainer(torch.from_numpy(images), target_layer, target_index)
-        except UnknownLayerError as exc:
+        except (UnknownLayerError, LayerShapeError) as exc:
             raise RequestError("bad-input", str(exc)) from None
         logits = _as_outputs(outputs, len(images))
         if cams.shape != (len(images), *images.shape[2:]):
