@@ -161,3 +161,32 @@ def test_the_runner_reports_the_limits_measured_inside_the_sandbox(reference_pt2
     ):
         assert fragment in isolation, (fragment, isolation)
     assert "NOT ENFORCED" not in isolation
+
+
+@pytest.mark.django_db
+def test_the_measured_limits_reach_the_run_and_its_report(world, package_file, cohort):
+    from reports.models import Report
+    from reports.rendering import render_html
+    from tests.factories import protocol_document
+    from tests.run_helpers import infer, start_run
+    from validation.models import ValidationRun
+    from validation.services import runs
+
+    _bwrap()
+    run = start_run(world, package_path=package_file, manifest=cohort, protocol=protocol_document())
+    infer(run.pk)
+    run.refresh_from_db()
+    limits = run.sandbox_limits
+    assert limits["rlimits"]["RLIMIT_NPROC"] == [confinement.MIN_PROCESSES] * 2
+    assert limits["nproc_holds"] is True and limits["seccomp"] == 2
+    assert f"NPROC {confinement.MIN_PROCESSES} (holds" in run.isolation
+    runs.run_score(run_id=run.pk)
+    runs.run_explain(run_id=run.pk)
+    runs.run_report(run_id=run.pk)
+    assert ValidationRun.objects.get(pk=run.pk).status == ValidationRun.Status.AWAITING_SIGNATURE
+    sandbox = Report.objects.get(run=run).document["identity"]["sandbox"]
+    assert sandbox["limits"] == confinement.describe_measured(limits)
+    html = render_html(Report.objects.get(run=run).document)
+    assert "Limits measured inside at start" in html
+    assert f"NPROC {confinement.MIN_PROCESSES} (holds: a thread past it failed)" in html
+    assert "seccomp filter active" in html
