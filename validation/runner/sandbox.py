@@ -175,7 +175,7 @@ class BwrapSandbox(Sandbox):
         if not self.drops_uid:
             return inner
         outer = [self.executable, "--dev-bind", "/", "/", "--die-with-parent"]
-        sources = _bound_sources(inner)
+        sources = _reachable_targets(_bound_sources(inner), self.host_uid)
         for hidden in _untraversable(sources, self.host_uid):
             outer += ["--perms", "0755", "--tmpfs", str(hidden)]
             for source in sorted((s for s in sources if s.is_relative_to(hidden)), key=_depth):
@@ -319,6 +319,27 @@ def _bound_sources(prefix: Sequence[str]) -> list[Path]:
     return _dedupe([Path(prefix[i + 1]) for i, a in enumerate(prefix[:-1]) if a in options])
 
 
+def _enterable(folder: Path, uid: int) -> bool:
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return True  # nothing to make reachable; bwrap reports a missing source itself
+    return bool(info.st_mode & (stat.S_IXUSR if info.st_uid == uid else stat.S_IXOTH))
+
+
+def _reachable_targets(sources: Sequence[Path], uid: int) -> list[Path]:
+    """`sources`, where a bound folder that `uid` cannot enter itself (a 0700 test folder holding
+    a model or an interpreter) is replaced by its entries: the outer bwrap then lays a 0755
+    tmpfs over that folder with the entries bound back, as for any folder on the way."""
+    targets: list[Path] = []
+    for source in sources:
+        if source.is_dir() and not _enterable(source, uid):
+            targets += sorted(source.iterdir())
+        else:
+            targets.append(source)
+    return _dedupe(targets)
+
+
 def _untraversable(sources: Sequence[Path], uid: int) -> list[Path]:
     """The outermost folders on the way to `sources` that `uid` (no groups) cannot enter."""
     found: list[Path] = []
@@ -326,12 +347,7 @@ def _untraversable(sources: Sequence[Path], uid: int) -> list[Path]:
         for folder in [*reversed(source.parents)]:
             if any(folder.is_relative_to(f) for f in found):
                 break
-            try:
-                info = os.stat(folder)
-            except OSError:
-                break
-            allowed = stat.S_IXUSR if info.st_uid == uid else stat.S_IXOTH
-            if not info.st_mode & allowed:
+            if not _enterable(folder, uid):
                 found.append(folder)
                 break
     return sorted(found, key=_depth)
