@@ -14,6 +14,7 @@ from reports.plots import cam_overlay_png
 from validation.dicom.pixels import InputSpec, read_dicom, resize, scale_unit
 from validation.models import Case, MetricResult, ValidationRun
 from validation.protocol_document import METRICS
+from validation.runner.confinement import describe_measured
 from validation.selectors import active_grant_for
 from validation.stats.disclosure import (
     calibration_disclosed,
@@ -248,7 +249,11 @@ def report_document_build(
                 "execution": _execution(run),
             },
             "software": _software(),
-            "sandbox": {"isolation": run.isolation or "none", "enabled": bool(run.sandboxed)},
+            "sandbox": {
+                "isolation": run.isolation or "none",
+                "enabled": bool(run.sandboxed),
+                "limits": describe_measured(run.sandbox_limits) if run.sandbox_limits else "",
+            },
         },
         "summary": rounded(sections["acceptance"]),
         "intended_use": {

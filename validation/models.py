@@ -360,6 +360,8 @@ class ValidationRun(models.Model):
     stage_seconds = models.JSONField(default=dict)
     isolation = models.TextField(blank=True)
     sandboxed = models.BooleanField(null=True)
+    # What the worker measured on itself inside the sandbox at start (ModelRunner.measured_limits).
+    sandbox_limits = models.JSONField(default=dict, blank=True)
     device = models.CharField(max_length=32, blank=True)
     error_public = models.CharField(max_length=500, blank=True)  # safe for vendors
     error_detail = models.TextField(blank=True)  # reviewers only

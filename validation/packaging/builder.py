@@ -17,6 +17,7 @@ from validation.packaging.manifest import (
     ONNX_MODEL_NAME,
     manifest_errors,
 )
+from validation.runner.gradcam_layer import activation_shape_problem
 
 if TYPE_CHECKING:  # torch is imported when a package is built, never by intake.
     import torch
@@ -48,7 +49,8 @@ def build_package(
     `model_format="onnx"`) to `out_path`.
 
     Checks what the vendor can check locally before uploading: the manifest is valid, the example
-    input has the declared shape, the Grad-CAM layer exists, and the output has the column the
+    input has the declared shape, the Grad-CAM layer exists and outputs 4-D activations on the
+    example input (`gradcam_layer`), and the output has the column the
     manifest names. The archive is reproducible at the tar level (sorted members, mtime 0, uid and
     gid 0, no owner names, gzip mtime 0). Raises `ValueError` on any of those problems.
     """
@@ -92,10 +94,33 @@ def _check_inputs(
         # A batch of one would let torch.export specialise the batch dimension to 1.
         raise ValueError("example_input needs a batch of at least 2")
     if manifest.get("gradcam_target_layer") is not None:
-        try:
-            model.get_submodule(manifest["gradcam_target_layer"])
-        except AttributeError as exc:
-            raise ValueError(f"gradcam_target_layer: {exc}") from None
+        _check_gradcam_layer(model, example_input, manifest["gradcam_target_layer"])
+
+
+def _check_gradcam_layer(model: nn.Module, example_input: torch.Tensor, name: str) -> None:
+    """The layer exists and, on the example input, outputs 4-D activations (`gradcam_layer`)."""
+    import torch
+
+    try:
+        layer = model.get_submodule(name)
+    except AttributeError as exc:
+        raise ValueError(f"gradcam_target_layer: {exc}") from None
+    shapes: list[tuple[int, ...] | None] = []
+
+    def record(module: nn.Module, inputs: Any, output: Any) -> None:
+        shapes.append(tuple(output.shape) if isinstance(output, torch.Tensor) else None)
+
+    hook = layer.register_forward_hook(record)
+    try:
+        with torch.no_grad():
+            model.eval()(example_input)
+    finally:
+        hook.remove()
+    if not shapes:
+        raise ValueError(f"gradcam_target_layer: {name!r} is not called by the model's forward")
+    problem = activation_shape_problem(name, shapes[0])
+    if problem is not None:
+        raise ValueError(f"gradcam_target_layer: {problem}")
 
 
 def _write_reproducible_tar(out_path: Path, members: list[tuple[str, bytes]]) -> Path:

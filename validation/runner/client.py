@@ -86,7 +86,9 @@ class ModelRunner:
     it the worker is killed and the request fails with "timeout"), fixed NOFILE/FSIZE/NPROC/CORE
     limits and a seccomp deny-list for sockets and exec. Without seccomp (no pyseccomp or
     libseccomp) the worker refuses to start ("no-isolation") unless `allow_unsandboxed=True`.
-    After `start`, `isolation` describes the sandbox and what the worker reported it enforced.
+    After `start`, `isolation` describes the sandbox and the limits the worker measured on itself
+    inside it (`measured_limits`: getrlimit, seccomp mode, whether RLIMIT_NPROC holds), not the
+    values it was asked for.
 
     `device`: "cpu", "cuda" (the worker fails to load, "load-failed", without a usable GPU) or
     "auto" (CUDA where the worker finds a GPU, else the CPU). Unless it is "cpu", the sandbox
@@ -179,7 +181,7 @@ class ModelRunner:
             else []
         )
         command = [
-            *sandbox.command_prefix(
+            *sandbox.launch_prefix(
                 ro_binds=self._ro_binds(), env=environment, gpu=self._may_use_gpu
             ),
             self.python,
@@ -260,6 +262,14 @@ class ModelRunner:
             except (RunnerError, subprocess.TimeoutExpired):
                 pass
         self._kill()
+
+    @property
+    def measured_limits(self) -> dict[str, Any]:
+        """The limits the worker measured on itself inside the sandbox at start, after confining
+        itself and before loading the model (`confinement.measure`); empty before `start`."""
+        confined = self.info.get("confinement")
+        measured = confined.get("measured") if isinstance(confined, dict) else None
+        return measured if isinstance(measured, dict) else {}
 
     @property
     def pid(self) -> int | None:

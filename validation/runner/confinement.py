@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import resource
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,79 @@ def apply_rlimits(limits: Limits) -> dict[str, int | None]:
     return applied
 
 
+MEASURED_RLIMITS = (
+    "RLIMIT_NPROC",
+    "RLIMIT_DATA",
+    "RLIMIT_AS",
+    "RLIMIT_CPU",
+    "RLIMIT_FSIZE",
+    "RLIMIT_NOFILE",
+    "RLIMIT_CORE",
+)
+
+
+def nproc_holds() -> bool:
+    """Whether the kernel holds this process to RLIMIT_NPROC, tried for real: with the soft limit
+    lowered to 1 for a moment (this process alone is one task) a new thread must fail (EAGAIN).
+    A process of host root is exempt, so this is False in a sandbox that maps to host root.
+    Call before `install_seccomp` (which denies setting limits); the soft limit is restored."""
+    import threading
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    resource.setrlimit(resource.RLIMIT_NPROC, (1, hard))
+    try:
+        thread = threading.Thread(target=lambda: None, daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # "can't start new thread": clone failed with EAGAIN
+            return True
+        thread.join()
+        return False
+    finally:
+        resource.setrlimit(resource.RLIMIT_NPROC, (soft, hard))
+
+
+def measure(*, nproc_holds: bool | None) -> dict[str, Any]:
+    """What this process is held to, read back from the kernel (not what was asked for):
+    ``rlimits`` name -> [soft, hard] (None: unlimited), ``cpu_used_s`` (RLIMIT_CPU counts from
+    process start), ``seccomp`` (the mode in /proc/self/status: 2 is a filter), ``no_new_privs``,
+    ``uid``/``gid`` (as seen inside) and ``nproc_holds`` (see `nproc_holds`; None: not tried)."""
+
+    def value(limit: int) -> int | None:
+        return None if limit == resource.RLIM_INFINITY else int(limit)
+
+    rlimits = {}
+    for name in MEASURED_RLIMITS:
+        soft, hard = resource.getrlimit(getattr(resource, name))
+        rlimits[name] = [value(soft), value(hard)]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    status = _proc_status()
+    return {
+        "rlimits": rlimits,
+        "cpu_used_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "seccomp": _int(status.get("Seccomp")),
+        "no_new_privs": _int(status.get("NoNewPrivs")) == 1,
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "nproc_holds": nproc_holds,
+    }
+
+
+def _proc_status() -> dict[str, str]:
+    try:
+        with open("/proc/self/status") as handle:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in handle if ":\t" in line)
+    except OSError:
+        return {}
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(str(text).split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
 def install_seccomp() -> list[str]:
     """Load the deny-list filter into this process (irreversible); returns the denied syscalls."""
     try:
@@ -148,10 +222,43 @@ def install_seccomp() -> list[str]:
     return [*DENIED_SYSCALLS, *DENIED_WITH_ARGS]
 
 
+def describe_measured(measured: Any) -> str:
+    """Report text for what a worker measured on itself at start (`measure`)."""
+    if not isinstance(measured, dict) or not isinstance(measured.get("rlimits"), dict):
+        return "limits not measured"
+    shown = []
+    cpu_used = measured.get("cpu_used_s")
+    for name, pair in measured["rlimits"].items():
+        short = str(name).removeprefix("RLIMIT_")
+        soft = pair[0] if isinstance(pair, list | tuple) and pair else None
+        if not isinstance(soft, int):
+            shown.append(f"{short} unlimited")
+        elif short in ("DATA", "AS", "FSIZE"):
+            shown.append(f"{short} {_size(soft)}")
+        elif short == "CPU" and isinstance(cpu_used, int | float):
+            shown.append(f"CPU {max(0, int(soft - cpu_used))} s from the model load on")
+        else:
+            shown.append(f"{short} {soft}")
+        if short == "NPROC" and isinstance(soft, int):
+            holds = measured.get("nproc_holds")
+            if holds is True:
+                shown[-1] += " (holds: a thread past it failed)"
+            elif holds is False:
+                shown[-1] += " NOT ENFORCED (the kernel exempts host root)"
+    seccomp = measured.get("seccomp")
+    filtered = "seccomp filter active" if seccomp == 2 else f"NO seccomp filter (mode {seccomp})"
+    privs = "no_new_privs" if measured.get("no_new_privs") else "new privileges possible"
+    return f"rlimits {', '.join(shown)}; {filtered}, {privs}"
+
+
 def describe(confinement: Any) -> str:
-    """Report text for the `confinement` dict a worker returns in its ping answer."""
+    """Report text for the `confinement` dict a worker returns in its ping answer: the limits it
+    measured on itself inside the sandbox where it reports them, else what it set."""
     if not isinstance(confinement, dict):
         return "worker confinement unknown (no rlimits or seccomp reported)"
+    measured = confinement.get("measured")
+    if isinstance(measured, dict):
+        return _describe_with_measurement(confinement, measured)
     rlimits = confinement.get("rlimits")
     parts = []
     if isinstance(rlimits, dict):
@@ -176,6 +283,16 @@ def describe(confinement: Any) -> str:
         reason = confinement.get("seccomp_error") or "not installed"
         parts.append(f"NO seccomp filter ({reason})")
     return "worker: " + "; ".join(parts)
+
+
+def _describe_with_measurement(confinement: dict, measured: dict) -> str:
+    text = f"worker, measured inside at start: {describe_measured(measured)}"
+    denied = confinement.get("seccomp")
+    if measured.get("seccomp") == 2 and isinstance(denied, list) and denied:
+        text += "; seccomp denies " + ", ".join(map(str, denied)) + " (EPERM)"
+    elif confinement.get("seccomp_error"):
+        text += f" ({confinement['seccomp_error']})"
+    return text
 
 
 def _size(value: int) -> str:

@@ -24,9 +24,15 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from validation.runner.gradcam_layer import activation_shape_problem
+
 
 class UnknownLayerError(LookupError):
     pass
+
+
+class LayerShapeError(ValueError):
+    """The target layer's output is not 4-D activations (`gradcam_layer`)."""
 
 
 class GradCamExplainer:
@@ -49,6 +55,9 @@ class GradCamExplainer:
         """Return (model output (N, K) on the module's device, CAMs (N, H, W) float32 numpy
         scaled to 0..1 per image)."""
         layer = self._prepare(target_layer)
+        # Before GradCAM's hooks: a token layer's (N, T, D) output stops the pass with the rule,
+        # not a reshape error deep inside pytorch-grad-cam.
+        shape_check = layer.register_forward_hook(_require_4d(target_layer))
         # Registered before GradCAM's own hooks, so they see (and differentiate) float32.
         as_float = layer.register_forward_hook(_float32_output)
         cam = GradCAM(model=self._module, target_layers=[layer])
@@ -61,6 +70,7 @@ class GradCamExplainer:
                 maps = cam(input_tensor=images, targets=targets)
             outputs = cam.outputs.detach()
         finally:
+            shape_check.remove()
             as_float.remove()
             cam.activations_and_grads.release()
             self._module.zero_grad(set_to_none=True)
@@ -80,6 +90,16 @@ class GradCamExplainer:
             self._input_needs_grad = not own
             self._prepared_path = target_layer
         return layer
+
+
+def _require_4d(target_layer: str) -> Callable[[nn.Module, Any, Any], None]:
+    def check(module: nn.Module, inputs: Any, output: Any) -> None:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
+        problem = activation_shape_problem(target_layer, shape)
+        if problem is not None:
+            raise LayerShapeError(problem)
+
+    return check
 
 
 def _float32_output(module: nn.Module, inputs: Any, output: Any) -> Any:

@@ -12,12 +12,19 @@ because a container's seccomp profile often blocks user namespaces even where th
   checkout under ``/tmp`` still works), a minimal ``/dev`` and a fresh ``/proc``; the environment
   is cleared and set explicitly; a new session; the sandbox dies with its parent. Everything else
   on the host (partner images, the database, keys, the rest of the checkout) does not exist
-  inside. Note: run by root, uid 65534 inside maps to root outside, so the protection is the
-  mount namespace (nothing writable, nothing else visible) and the missing capabilities, not
-  file permissions. With ``gpu=True`` (a runner that may use CUDA) and NVIDIA device nodes on the
-  host, those nodes are bound into the minimal ``/dev`` (CUDA opens them read-write) and driver
-  libraries that live outside ``/usr`` are bound read-only; the model can then drive the GPU
-  (that is the point) but still sees no other device and nothing else of the host.
+  inside. Run by root, bwrap's uid 65534 inside would map to host root, which the kernel exempts
+  from RLIMIT_NPROC (a model forked 64 children under a limit of 32), so a root service starts
+  it through `launch_prefix`: an outer bwrap (root, mount namespace only) makes the binds
+  reachable for `HOST_UID` (a 0755 tmpfs over each ancestor that uid cannot traverse, e.g.
+  /root, with the bind sources bound back in), then ``setpriv`` drops to host uid/gid
+  `HOST_UID` with no groups and the inner bwrap runs unprivileged. The sandbox's processes then
+  belong to an ordinary host uid and the worker's RLIMIT_NPROC holds; the kernel counts it per
+  user namespace (measured on 6.18: two concurrent sandboxes each reached their own limit), so
+  runners do not share one count. With ``gpu=True`` (a runner that may use CUDA) and NVIDIA
+  device nodes on the host, those nodes are bound into the minimal ``/dev`` (CUDA opens them
+  read-write) and driver libraries that live outside ``/usr`` are bound read-only; the model can
+  then drive the GPU (that is the point) but still sees no other device and nothing else of the
+  host.
 - ``unshare``: a private network namespace only (``unshare --net``; an unprivileged caller adds
   ``--map-root-user``). Keeps the model off the network, nothing more: the host file system is
   visible and, run as root, writable.
@@ -35,12 +42,16 @@ import glob
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 PROBE_TIMEOUT_S = 10.0
+# The unprivileged host uid (and gid) a root service enters the sandbox as. Not one per runner:
+# the kernel counts RLIMIT_NPROC per user namespace, and each sandbox has its own.
+HOST_UID = 65534
 
 
 class Sandbox:
@@ -56,6 +67,17 @@ class Sandbox:
     def describe(self, *, gpu: bool = False) -> str:
         """`description` for a worker started with `command_prefix(gpu=gpu)`."""
         return self.description
+
+    def launch_prefix(
+        self,
+        ro_binds: Sequence[Path] = (),
+        env: Mapping[str, str] | None = None,
+        *,
+        gpu: bool = False,
+    ) -> list[str]:
+        """What to start the worker with: `command_prefix`, wrapped where the sandbox needs more
+        to hold as the user this service runs as (see `BwrapSandbox.launch_prefix`)."""
+        return self.command_prefix(ro_binds, env, gpu=gpu)
 
     def command_prefix(
         self,
@@ -81,13 +103,25 @@ class BwrapSandbox(Sandbox):
     mode = "bwrap"
     isolated = True
 
-    def __init__(self, executable: str = "bwrap") -> None:
+    def __init__(self, executable: str = "bwrap", host_uid: int = HOST_UID) -> None:
         self.executable = executable
+        self.host_uid = host_uid
+
+    @property
+    def drops_uid(self) -> bool:
+        """Whether the sandbox is entered as `host_uid` (the service runs as root)."""
+        return os.geteuid() == 0
 
     @property
     def description(self) -> str:
+        entered = (
+            f"entered as host uid/gid {self.host_uid} (the service runs as root), "
+            if self.drops_uid
+            else ""
+        )
         return (
-            f"bwrap: uid/gid {SANDBOX_UID} without capabilities, all namespaces unshared "
+            f"bwrap: uid/gid {SANDBOX_UID} without capabilities, {entered}"
+            "all namespaces unshared "
             "(no network), empty root with read-only binds of only /usr, /lib*, "
             "/etc/ld.so.cache, the Python installation, the runner code and the model file; "
             f"private /tmp ({TMP_SIZE_BYTES // 2**20} MiB tmpfs), minimal /dev and /proc, "
@@ -127,6 +161,31 @@ class BwrapSandbox(Sandbox):
             prefix += ["--ro-bind", str(path), str(path)]
         # The root tmpfs (with the folders bwrap made for the binds) read-only; /tmp stays writable.
         return [*prefix, "--remount-ro", "/", "--chdir", "/", "--"]
+
+    def launch_prefix(
+        self,
+        ro_binds: Sequence[Path] = (),
+        env: Mapping[str, str] | None = None,
+        *,
+        gpu: bool = False,
+    ) -> list[str]:
+        """`command_prefix`; run by root, behind an outer bwrap that makes every bind source
+        reachable for `host_uid` and ``setpriv``, which drops to it (see the module docstring)."""
+        inner = self.command_prefix(ro_binds, env, gpu=gpu)
+        if not self.drops_uid:
+            return inner
+        outer = [self.executable, "--dev-bind", "/", "/", "--die-with-parent"]
+        sources = _reachable_targets(_bound_sources(inner), self.host_uid)
+        for hidden in _untraversable(sources, self.host_uid):
+            outer += ["--perms", "0755", "--tmpfs", str(hidden)]
+            for source in sorted((s for s in sources if s.is_relative_to(hidden)), key=_depth):
+                for parent in reversed(source.parents):
+                    if parent.is_relative_to(hidden) and parent != hidden:
+                        outer += ["--perms", "0755", "--dir", str(parent)]
+                outer += ["--ro-bind", str(source), str(source)]
+        uid = str(self.host_uid)
+        drop = [_setpriv(), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+        return [*outer, "--", *drop, *inner]
 
 
 class UnshareSandbox(Sandbox):
@@ -250,6 +309,50 @@ def _python_installation() -> list[Path]:
     return [Path(p) for p in sorted(prefixes) if p and Path(p).resolve() != Path("/")]
 
 
+def _setpriv() -> str:
+    return shutil.which("setpriv") or "/usr/bin/setpriv"
+
+
+def _bound_sources(prefix: Sequence[str]) -> list[Path]:
+    """The host paths a bwrap command binds (read-only or not; device nodes included)."""
+    options = {"--ro-bind", "--bind", "--dev-bind"}
+    return _dedupe([Path(prefix[i + 1]) for i, a in enumerate(prefix[:-1]) if a in options])
+
+
+def _enterable(folder: Path, uid: int) -> bool:
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return True  # nothing to make reachable; bwrap reports a missing source itself
+    return bool(info.st_mode & (stat.S_IXUSR if info.st_uid == uid else stat.S_IXOTH))
+
+
+def _reachable_targets(sources: Sequence[Path], uid: int) -> list[Path]:
+    """`sources`, where a bound folder that `uid` cannot enter itself (a 0700 test folder holding
+    a model or an interpreter) is replaced by its entries: the outer bwrap then lays a 0755
+    tmpfs over that folder with the entries bound back, as for any folder on the way."""
+    targets: list[Path] = []
+    for source in sources:
+        if source.is_dir() and not _enterable(source, uid):
+            targets += sorted(source.iterdir())
+        else:
+            targets.append(source)
+    return _dedupe(targets)
+
+
+def _untraversable(sources: Sequence[Path], uid: int) -> list[Path]:
+    """The outermost folders on the way to `sources` that `uid` (no groups) cannot enter."""
+    found: list[Path] = []
+    for source in sources:
+        for folder in [*reversed(source.parents)]:
+            if any(folder.is_relative_to(f) for f in found):
+                break
+            if not _enterable(folder, uid):
+                found.append(folder)
+                break
+    return sorted(found, key=_depth)
+
+
 def _depth(path: Path) -> int:
     return len(path.parts)
 
@@ -259,7 +362,7 @@ def detect_sandbox(*, modes: Sequence[str] = ("bwrap", "unshare")) -> Sandbox:
     for mode in modes:
         if mode == "bwrap":
             executable = shutil.which("bwrap")
-            if executable and _probe(tuple(BwrapSandbox(executable).command_prefix())):
+            if executable and _probe(tuple(BwrapSandbox(executable).launch_prefix())):
                 return BwrapSandbox(executable)
         elif mode == "unshare":
             executable = shutil.which("unshare")

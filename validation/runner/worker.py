@@ -10,11 +10,13 @@ the GPU supports it, else float16); on the CPU it is ignored. Everything else it
 stderr: fd 1 is pointed at stderr before any vendor code runs, so a stray `print` in a model
 cannot corrupt the reply stream.
 
-Ops: ``ping`` (returns load facts), ``predict`` (float32 (N, C, H, W) -> float32 (N, K) raw model
-outputs), ``gradcam`` (same input, ``target_layer``, ``target_index`` -> outputs and CAMs
-float32 (N, H, W) in 0..1), ``shutdown``. A request that fails gets an error reply with a
-category (see `protocol.ERROR_CATEGORIES`) and the worker keeps serving; if the model failed to
-load, the first request gets ``load-failed`` and the worker exits.
+Ops: ``ping`` (returns load facts, with ``confinement.measured``: the limits the worker
+measured on itself at start, see `confinement.measure`), ``predict`` (float32 (N, C, H, W) ->
+float32 (N, K) raw model outputs), ``gradcam`` (same input, ``target_layer``,
+``target_index`` -> outputs and CAMs float32 (N, H, W) in 0..1), ``shutdown``. A request that
+fails gets an error reply with a category (see `protocol.ERROR_CATEGORIES`) and the worker keeps
+serving; if the model failed to load, the first request gets ``load-failed`` and the worker
+exits.
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ class LoadedModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        from validation.runner.explain import GradCamExplainer, UnknownLayerError
+        from validation.runner.explain import GradCamExplainer, LayerShapeError, UnknownLayerError
 
         if self.output_columns is not None and target_index >= self.output_columns:
             raise RequestError(
@@ -173,7 +175,7 @@ class LoadedModel:
             )
         try:
             outputs, cams = self._explainer(torch.from_numpy(images), target_layer, target_index)
-        except UnknownLayerError as exc:
+        except (UnknownLayerError, LayerShapeError) as exc:
             raise RequestError("bad-input", str(exc)) from None
         logits = _as_outputs(outputs, len(images))
         if cams.shape != (len(images), *images.shape[2:]):
@@ -285,6 +287,7 @@ def confine(limits: confinement.Limits, *, require_seccomp: bool) -> dict[str, A
     """Apply rlimits and the seccomp filter to this process; exits if seccomp is required but
     unavailable. Call after the worker's own imports and before any vendor bytes are read."""
     applied: dict[str, Any] = {"rlimits": confinement.apply_rlimits(limits), "seccomp": None}
+    nproc_holds = confinement.nproc_holds() if limits.processes else None
     try:
         applied["seccomp"] = confinement.install_seccomp()
     except confinement.ConfinementUnavailable as exc:
@@ -293,6 +296,8 @@ def confine(limits: confinement.Limits, *, require_seccomp: bool) -> dict[str, A
             sys.exit(EXIT_NO_CONFINEMENT)
         log.warning("running WITHOUT seccomp (allowed by the operator): %s", exc)
         applied["seccomp_error"] = str(exc)
+    # What the report prints: the limits as the kernel holds this process to them, not the asks.
+    applied["measured"] = confinement.measure(nproc_holds=nproc_holds)
     return applied
 
 

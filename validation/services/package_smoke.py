@@ -78,7 +78,9 @@ def _exercise(model_path: Path, manifest: dict) -> SmokeResult:
                 raise ApplicationError("Smoke test failed: the Grad-CAM maps are not finite.")
     except RunnerError as exc:
         reason = SMOKE_FAILURE.get(exc.category, "the model failed in the runner")
-        if exc.category == "bad-input" and "layer" in exc.detail:
+        if exc.category == "bad-input" and "Grad-CAM needs 4-D activations" in exc.detail:
+            reason = exc.detail.splitlines()[0]  # the rule and the shape, about its own model
+        elif exc.category == "bad-input" and "layer" in exc.detail:
             reason = (
                 f"the Grad-CAM target layer {manifest['gradcam_target_layer']!r} "
                 "does not resolve to a module of the model"

@@ -118,6 +118,7 @@ def _execute(run_id: int, index: int, worker: str) -> None:
     ValidationRun.objects.filter(pk=run_id).update(
         isolation=runner.isolation or "",
         sandboxed=runner_is_sandboxed(runner),
+        sandbox_limits=runner.measured_limits,
         device=runner.info.get("device", "cpu"),
     )
     work = _ShardWork(run, shard)
