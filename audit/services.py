@@ -7,7 +7,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.chain import canonical_payload, event_digest, payload_digest
-from audit.models import GENESIS_HASH, AuditEvent
+from audit.models import GENESIS_HASH, AuditAction, AuditEvent
 from validation.errors import bounded_json
 
 # Any constant works: it only serialises writers of the chain on PostgreSQL.
@@ -72,4 +72,18 @@ def audit_record(*, actor, action: str, target=None, payload: dict | None = None
     digest = event_digest(prev_hash=prev_hash, **fields)
     return AuditEvent.objects.create(
         actor=actor, payload=payload, prev_hash=prev_hash, hash=digest, **fields
+    )
+
+
+@transaction.atomic
+def audit_refusal(*, actor, method: str, path: str, status: int, answer: Any) -> AuditEvent:
+    """Record a refused API request (REQUEST_REFUSED) in its own transaction, so it outlives the
+    refusal. For the team, not an oracle for the refused: the event names no target (a probed
+    id that exists must not gain an event that a missing one would not, nor appear in another
+    party's report), and `answer` is the body the requester got, identical for hidden and
+    missing objects."""
+    return audit_record(
+        actor=actor,
+        action=AuditAction.REQUEST_REFUSED,
+        payload={"method": method, "path": path, "status": status, "answer": answer},
     )

@@ -81,7 +81,7 @@ def report_sign(*, actor, report: Report, password: str, meaning: str) -> Signat
                 target=report,
                 payload={"meaning": meaning, "reason": "wrong password"},
             )
-        raise PermissionDenied("The password is not correct; nothing was signed.")
+        raise PermissionDenied("The password is not correct; nothing was signed.", audited=True)
     return _signature_record(actor=actor, report=report, meaning=meaning)
 
 

@@ -43,17 +43,24 @@ def bounded_json(value: Any, *, chars: int = PROBLEM_CHARS, items: int = PROBLEM
 
 class ApplicationError(Exception):
     """A refusal whose message is safe to show the person who asked (becomes a 4xx). Its
-    message and problems are bounded here, once, whatever input they quote."""
+    message and problems are bounded here, once, whatever input they quote. `audited`: the
+    service already wrote the refusal's own audit event (the API records the others)."""
 
     status_code = 400
 
     def __init__(
-        self, message: str, *, errors: list[str] | None = None, status_code: int | None = None
+        self,
+        message: str,
+        *,
+        errors: list[str] | None = None,
+        status_code: int | None = None,
+        audited: bool = False,
     ):
         message = bounded(message, MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
         self.errors = bounded_json(list(errors or []))
+        self.audited = audited
         if status_code is not None:
             self.status_code = status_code
 
