@@ -118,7 +118,8 @@ def run_audience(*, user, run: ValidationRun) -> str:
 
 
 def cases_for_run(run: ValidationRun) -> QuerySet[Case]:
-    """Case-level data: callers must be the validation team or internal pipeline stages."""
+    """Case-level data, for the pipeline's stages. Any read on a person's behalf records
+    CASE_DATA_VIEWED in the same transaction (no API endpoint or admin page returns it)."""
     return Case.objects.filter(dataset_version_id=run.dataset_version_id).order_by("case_id")
 
 
