@@ -7,8 +7,8 @@ no API answer carries a case id."""
 import json
 
 import pytest
-from django.utils import timezone
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditAction, AuditEvent
@@ -36,7 +36,10 @@ def run_with_cases(world, settings):
     dataset = Dataset.objects.create(partner=world.partner_a, name="Chest")
     version = DatasetVersionFactory.create(dataset=dataset, created_by=world.steward)
     DatasetGrant.objects.create(
-        dataset_version=version, vendor=world.vendor_a, allow_exemplars=True, granted_by=world.steward
+        dataset_version=version,
+        vendor=world.vendor_a,
+        allow_exemplars=True,
+        granted_by=world.steward,
     )
     run = RunFactory.create(package=package, dataset_version=version, requested_by=world.reviewer)
     cases = [
@@ -87,7 +90,10 @@ def test_downloading_a_pdf_with_exemplars_records_the_case_level_read(
     assert response.status_code == 200
     viewed = _views().get()
     assert viewed.actor == user
-    assert (viewed.target_type, viewed.target_id) == ("validation.ValidationRun", str(report.run_id))
+    assert (viewed.target_type, viewed.target_id) == (
+        "validation.ValidationRun",
+        str(report.run_id),
+    )
     assert viewed.payload["cases"] == 2
     assert viewed.payload["report"] == f"{report.reference} v{report.version}"
     assert "exemplar" in viewed.payload["what"].lower()

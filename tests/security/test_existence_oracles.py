@@ -243,9 +243,7 @@ def test_another_vendors_exact_bytes_are_accepted_and_audited(world, package_fil
     assert body["vendor"] == "Vendor B" and body["sha256"] == theirs.sha256
     assert "Vendor A" not in accepted.content.decode()
     mine = ModelPackage.objects.get(pk=body["id"])
-    submitted = AuditEvent.objects.get(
-        action=AuditAction.PACKAGE_SUBMITTED, target_id=str(mine.pk)
-    )
+    submitted = AuditEvent.objects.get(action=AuditAction.PACKAGE_SUBMITTED, target_id=str(mine.pk))
     assert submitted.actor == world.other_vendor_user
     stored = [p for p in (settings.MEDIA_ROOT / "packages").rglob("*") if p.is_file()]
     assert [p.name for p in stored] == [f"{theirs.sha256}.tar"]

@@ -9,7 +9,8 @@ from audit.services import audit_refusal
 from validation.errors import ApplicationError, bounded, bounded_json
 
 
-def exception_handler(exc, context):
+def exception_handler(exc, context) -> Response | None:
+    response: Response | None
     if isinstance(exc, ApplicationError):
         body: dict[str, str | list[str]] = {"detail": exc.message}
         if exc.errors:
