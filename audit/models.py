@@ -39,6 +39,7 @@ class AuditAction(models.TextChoices):
     REPORT_DOWNLOADED = "report.downloaded"
     REPORT_CORRECTION_DRAFTED = "report.correction_drafted"
     REPORT_VERIFIED = "report.verified"
+    REQUEST_REFUSED = "request.refused"
 
 
 class AuditEvent(AppendOnlyModel):

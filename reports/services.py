@@ -81,7 +81,7 @@ def report_sign(*, actor, report: Report, password: str, meaning: str) -> Signat
                 target=report,
                 payload={"meaning": meaning, "reason": "wrong password"},
             )
-        raise PermissionDenied("The password is not correct; nothing was signed.")
+        raise PermissionDenied("The password is not correct; nothing was signed.", audited=True)
     return _signature_record(actor=actor, report=report, meaning=meaning)
 
 
@@ -166,7 +166,9 @@ def _report_issue(report: Report) -> None:
 @transaction.atomic
 def report_download(*, actor, report: Report):
     """Record the download (REPORT_DOWNLOADED) and return the PDF's path. The caller has
-    already scoped `report` to the actor with reports.selectors."""
+    already scoped `report` to the actor with reports.selectors. A PDF that shows Grad-CAM
+    exemplars shows case-level images of partner data: that read is also a CASE_DATA_VIEWED
+    event (on the run: who, what, how many cases)."""
     if report.status != Report.Status.ISSUED:
         raise ApplicationError("The report has not been issued yet.", status_code=409)
     audit_record(
@@ -175,6 +177,18 @@ def report_download(*, actor, report: Report):
         target=report,
         payload={"pdf_sha256": report.pdf_sha256},
     )
+    exemplars = len((report.document.get("explainability") or {}).get("exemplars") or [])
+    if exemplars:
+        audit_record(
+            actor=actor,
+            action=AuditAction.CASE_DATA_VIEWED,
+            target=report.run,
+            payload={
+                "what": "Grad-CAM exemplars of partner images, in the issued report's PDF",
+                "report": f"{report.reference} v{report.version}",
+                "cases": exemplars,
+            },
+        )
     return media_path(report.pdf_path)
 
 

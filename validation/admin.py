@@ -4,23 +4,22 @@ from django.db.models import Model
 from audit.admin import ReadOnlyAdmin
 from validation import models
 
-editable: tuple[type[Model], ...] = (
+# The admin reads; services write. Every domain model here is read-only, grants and
+# memberships included: a change made here would bypass the services and their audit events
+# (a grant's run cap or scope changed with no trace in the record).
+read_only: tuple[type[Model], ...] = (
     models.Organisation,
     models.Membership,
     models.Dataset,
     models.DatasetGrant,
-)
-admin.site.register(editable)
-
-# Content-addressed, sealed, locked or case-level: superusers may look, never edit here.
-read_only: tuple[type[Model], ...] = (
     models.ModelPackage,
     models.DatasetVersion,
-    models.Case,
     models.Protocol,
     models.ValidationRun,
-    models.Prediction,
-    models.Explanation,
     models.MetricResult,
 )
 admin.site.register(read_only, ReadOnlyAdmin)
+
+# Case-level rows (cases with their labels, predictions, Grad-CAM maps) are not browsable here:
+# every read of case-level data is an audit event (CASE_DATA_VIEWED), which a page of the admin
+# would not write.

@@ -1,14 +1,66 @@
+"""Refusals safe to show the person who asked, and the bound on what they may echo back."""
+
+from typing import Any
+
+# What a refusal may quote back of the input: a 1 MB manifest name must not become a 1 MB
+# answer (issue 14, item 8). Messages and each listed problem are cut to these lengths.
+ECHO_CHARS = 200
+MESSAGE_CHARS = 2000
+PROBLEM_CHARS = 500
+PROBLEMS_LISTED = 100
+
+
+def bounded(text: str, limit: int = ECHO_CHARS) -> str:
+    """`text` cut to `limit` characters, with an ellipsis and the original length when cut.
+    Deterministic, so an audit payload built from it hashes the same every time."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+def bounded_json(value: Any, *, chars: int = PROBLEM_CHARS, items: int = PROBLEMS_LISTED) -> Any:
+    """A JSON-like value with every string (keys included) cut by `bounded` and every list or
+    object cut to `items` entries (with a note of how many there were)."""
+    if isinstance(value, str):
+        return bounded(value, chars)
+    if isinstance(value, list | tuple):
+        kept = [bounded_json(v, chars=chars, items=items) for v in value[:items]]
+        if len(value) > items:
+            kept.append(f"… ({len(value)} items)")
+        return kept
+    if isinstance(value, dict):
+        entries = list(value.items())
+        out = {
+            bounded(str(k), chars): bounded_json(v, chars=chars, items=items)
+            for k, v in entries[:items]
+        }
+        if len(entries) > items:
+            out["…"] = f"({len(entries)} entries)"
+        return out
+    return value
+
+
 class ApplicationError(Exception):
-    """A refusal whose message is safe to show the person who asked (becomes a 4xx)."""
+    """A refusal whose message is safe to show the person who asked (becomes a 4xx). Its
+    message and problems are bounded here, once, whatever input they quote. `audited`: the
+    service already wrote the refusal's own audit event (the API records the others)."""
 
     status_code = 400
 
     def __init__(
-        self, message: str, *, errors: list[str] | None = None, status_code: int | None = None
+        self,
+        message: str,
+        *,
+        errors: list[str] | None = None,
+        status_code: int | None = None,
+        audited: bool = False,
     ):
+        message = bounded(message, MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
-        self.errors = errors or []
+        self.errors = bounded_json(list(errors or []))
+        self.audited = audited
         if status_code is not None:
             self.status_code = status_code
 

@@ -95,7 +95,10 @@ class ModelPackage(models.Model):
     vendor = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="packages")
     name = models.CharField(max_length=200)
     version = models.CharField(max_length=64)
-    sha256 = models.CharField(max_length=64, unique=True)
+    # Unique per vendor, not globally: two vendors' identical bytes are two packages naming one
+    # content-addressed file (issue 14: a global duplicate check told one vendor what another
+    # had submitted).
+    sha256 = models.CharField(max_length=64, db_index=True)
     size_bytes = models.BigIntegerField()
     manifest = models.JSONField()
     model_format = models.CharField(max_length=16)
@@ -119,6 +122,7 @@ class ModelPackage(models.Model):
             models.UniqueConstraint(
                 fields=["vendor", "name", "version"], name="package_version_once"
             ),
+            models.UniqueConstraint(fields=["vendor", "sha256"], name="package_sha256_once"),
             models.CheckConstraint(
                 condition=Q(status__in=PackageStatus.values), name="package_status"
             ),

@@ -9,11 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Model, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from validation.errors import ApplicationError
 from validation.models import (
     Case,
     Dataset,
@@ -119,7 +118,8 @@ def run_audience(*, user, run: ValidationRun) -> str:
 
 
 def cases_for_run(run: ValidationRun) -> QuerySet[Case]:
-    """Case-level data: callers must be the validation team or internal pipeline stages."""
+    """Case-level data, for the pipeline's stages. Any read on a person's behalf records
+    CASE_DATA_VIEWED in the same transaction (no API endpoint or admin page returns it)."""
     return Case.objects.filter(dataset_version_id=run.dataset_version_id).order_by("case_id")
 
 
@@ -295,16 +295,46 @@ def run_execution(run: ValidationRun, shards: list | None = None) -> dict:
 
 
 # --- what the API looks up by id before a service checks the actor's rights ----------------------
+# Each lookup is scoped to what the user may name, so a hidden row answers like a missing one;
+# the service that receives the row then decides what the actor may do with it.
 
 
-def by_id_or_404(model: type[Model], pk, what: str) -> Any:
-    """The row of `model` with this id, or a 404 ApplicationError naming `what`. For ids a request
-    names (a grant's vendor, a run's protocol); the service that receives the row decides
-    whether the actor may use it."""
-    found = model._default_manager.filter(pk=pk).first() if pk is not None else None
-    if found is None:
-        raise ApplicationError(f"No such {what}.", status_code=404)
-    return found
+def protocols_visible_to(user) -> QuerySet[Protocol]:
+    """The validation team, auditors and partner stewards (who grant per protocol) may name any
+    protocol; a vendor only those of its runs and of grants that apply to it."""
+    qs = Protocol.objects.all()
+    if is_validation_team(user) or is_auditor(user) or org_ids_of(user, Role.PARTNER_STEWARD):
+        return qs
+    vendors = org_ids_of(user, Role.VENDOR_MEMBER)
+    granted = DatasetGrant.objects.filter(
+        Q(vendor_id__in=vendors) | Q(vendor__isnull=True), revoked_at__isnull=True
+    )
+    return qs.filter(
+        Q(pk__in=ValidationRun.objects.filter(package__vendor_id__in=vendors).values("protocol"))
+        | Q(pk__in=granted.values("protocol"))
+    )
+
+
+def protocol_get_visible(*, user, pk) -> Protocol:
+    return get_or_404(protocols_visible_to(user), pk)
+
+
+def partner_get_visible(*, user, pk) -> Organisation:
+    """A partner organisation the user may name: the team any; others those they steward."""
+    qs = Organisation.objects.filter(kind=Organisation.Kind.PARTNER)
+    if not is_validation_team(user):
+        qs = qs.filter(pk__in=org_ids_of(user, Role.PARTNER_STEWARD))
+    return get_or_404(qs, pk)
+
+
+def vendor_get_visible(*, user, pk) -> Organisation:
+    """A vendor organisation the user may name: the team and partner stewards (who grant to
+    vendors by id) any vendor; a vendor member its own. Another kind of organisation answers
+    like a missing one."""
+    qs = Organisation.objects.filter(kind=Organisation.Kind.VENDOR)
+    if not (is_validation_team(user) or org_ids_of(user, Role.PARTNER_STEWARD)):
+        qs = qs.filter(pk__in=org_ids_of(user, Role.VENDOR_MEMBER))
+    return get_or_404(qs, pk)
 
 
 def run_results(run: ValidationRun) -> dict[str, Any]:

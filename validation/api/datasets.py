@@ -8,7 +8,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from validation import selectors
-from validation.models import Dataset, DatasetGrant, DatasetImport, Organisation, Protocol
+from validation.models import Dataset, DatasetGrant, DatasetImport
 from validation.services.dataset_imports import dataset_import_request
 from validation.services.datasets import dataset_create, dataset_grant, dataset_grant_revoke
 
@@ -142,7 +142,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         body = DatasetCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
-        partner = selectors.by_id_or_404(Organisation, data.pop("partner"), "partner")
+        partner = selectors.partner_get_visible(user=request.user, pk=data.pop("partner"))
         dataset = dataset_create(actor=request.user, partner=partner, **data)
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
@@ -214,10 +214,10 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             user=request.user, pk=data["dataset_version"]
         )
         vendor, protocol = data["vendor"], data["protocol"]
-        vendor = None if vendor is None else selectors.by_id_or_404(Organisation, vendor, "vendor")
-        protocol = (
-            None if protocol is None else selectors.by_id_or_404(Protocol, protocol, "protocol")
-        )
+        if vendor is not None:
+            vendor = selectors.vendor_get_visible(user=request.user, pk=vendor)
+        if protocol is not None:
+            protocol = selectors.protocol_get_visible(user=request.user, pk=protocol)
         grant = dataset_grant(
             actor=request.user,
             dataset_version=version,

@@ -19,7 +19,6 @@ from validation.api.serializers import (
     aggregate_results,
 )
 from validation.errors import ApplicationError
-from validation.models import Protocol
 from validation.packaging import MANIFEST_SCHEMA, SCHEMA_VERSION
 from validation.protocol_document import PROTOCOL_SCHEMA
 from validation.services.packages import package_review, package_submit
@@ -74,14 +73,14 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         body.is_valid(raise_exception=True)
         ids = body.validated_data
         user = request.user
-        protocol = selectors.by_id_or_404(Protocol, ids["protocol"], "protocol")
+        # Each id through the user's scope, so a hidden one answers like a missing one.
         run = run_start(
             actor=user,
             package=selectors.package_get_visible(user=user, pk=ids["package"]),
             dataset_version=selectors.dataset_version_get_visible(
                 user=user, pk=ids["dataset_version"]
             ),
-            protocol=protocol,
+            protocol=selectors.protocol_get_visible(user=user, pk=ids["protocol"]),
         )
         run.refresh_from_db()
         return Response(RunTeamSerializer(run).data, status=status.HTTP_201_CREATED)

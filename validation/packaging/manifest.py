@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from validation.errors import bounded
+
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.pt2"
 ONNX_MODEL_NAME = "model.onnx"
 # The model member names a package may hold (exactly one), and the format each means.
 MODEL_FORMATS = {MODEL_NAME: "pt2", ONNX_MODEL_NAME: "onnx"}
 SCHEMA_VERSION = "1.0"
+# One problem line, as a vendor reads it: the quoted value is cut, its length said.
+ECHO_LINE_CHARS = 300
 
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 _DOTTED_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"
@@ -168,13 +172,26 @@ def default_manifest(
     return manifest
 
 
+def _problem(error: Any) -> str:
+    """One schema problem as a line. jsonschema quotes the offending value (and keys name the
+    path), so what goes back is bounded; a value that is too long is named by its length."""
+    where = "/".join(str(p) for p in error.path) or "(root)"
+    if error.validator == "maxLength" and isinstance(error.instance, str):
+        limit = error.validator_value
+        return bounded(
+            f"{where}: {len(error.instance)} characters, more than the {limit} allowed",
+            ECHO_LINE_CHARS,
+        )
+    return bounded(f"{where}: {error.message}", ECHO_LINE_CHARS)
+
+
 def manifest_errors(manifest: Any, *, model_format: str = "pt2") -> list[str]:
     """Every problem with `manifest` as readable strings (empty when valid)."""
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(MANIFEST_SCHEMA)
     found = sorted(validator.iter_errors(manifest), key=lambda e: [str(p) for p in e.path])
-    errors = [f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in found]
+    errors = [_problem(e) for e in found]
     if errors:
         return errors
     spec = manifest["input"]

@@ -153,6 +153,7 @@ def _refuse(actor, dataset: Dataset, exc: ApplicationError):
             target=dataset,
             payload={"reason": exc.message[:500], "errors": exc.errors[:MAX_PROBLEMS_LISTED]},
         )
+    exc.audited = True
     raise exc
 
 

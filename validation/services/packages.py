@@ -93,11 +93,14 @@ def _reject(actor, vendor, message: str, errors=None):
             target=vendor,
             payload={"reason": message[:500], "errors": (errors or [])[:50]},
         )
-    raise ApplicationError(f"Package rejected: {message}", errors=errors)
+    raise ApplicationError(f"Package rejected: {message}", errors=errors, audited=True)
 
 
 def _refuse_duplicates(*, vendor, sha256: str, manifest: dict) -> None:
-    if ModelPackage.objects.filter(sha256=sha256).exists():
+    # Judged within the vendor: another vendor's identical bytes must not answer differently
+    # from novel bytes (that would confirm what a competitor submitted). Both rows then name
+    # one content-addressed file, which is never deleted while a package names it.
+    if ModelPackage.objects.filter(vendor=vendor, sha256=sha256).exists():
         raise ApplicationError(
             "This exact package (same SHA-256) has already been submitted.", status_code=409
         )
