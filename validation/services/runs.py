@@ -164,31 +164,31 @@ def _batches(items: list, size: int):
 
 @_stage
 def run_infer(*, run_id: int) -> None:
-    """Start inference: claim the run (queued -> running), stop it if the grant was revoked
-    meanwhile, cut it into shards and queue them (`services.shards`); the shard that finishes
-    last moves the run to scoring. A re-delivered task queues the unfinished shards again, which
-    costs nothing: predictions are unique per (run, case). Emits RUN_STARTED."""
-    run = run_claim(
-        run_id, {Status.QUEUED, Status.RUNNING}, Status.RUNNING, started_at=timezone.now()
-    )
-    if run is None:
-        return
-    if run.stage_seconds.get("inference") is None and not run.shards.exists():
-        if (
-            active_grant_for(
+    """Start inference: claim the run (queued -> running) and emit RUN_STARTED in the same
+    transaction, so a re-delivered task, which finds the run running, never writes it twice;
+    stop the run instead if the grant was revoked meanwhile; cut it into shards and queue them
+    (`services.shards`); the shard that finishes last moves the run to scoring. A re-delivered
+    task queues the unfinished shards again, which costs nothing: predictions are unique per
+    (run, case)."""
+    with transaction.atomic():
+        run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status not in (Status.QUEUED, Status.RUNNING):
+            return
+        if run.status == Status.QUEUED:
+            grant = active_grant_for(
                 dataset_version=run.dataset_version,
                 vendor=run.package.vendor,
                 protocol=run.protocol,
             )
-            is None
-        ):
-            run_fail(
-                run_id=run_id,
-                category="grant-revoked",
-                detail="The partner revoked the grant before inference started.",
-            )
-            return
-        with transaction.atomic():
+            if grant is None:
+                run_fail(
+                    run_id=run_id,
+                    category="grant-revoked",
+                    detail="The partner revoked the grant before inference started.",
+                )
+                return
+            run.status, run.started_at = Status.RUNNING, timezone.now()
+            run.save(update_fields=["status", "started_at"])
             audit_record(actor=None, action=AuditAction.RUN_STARTED, target=run)
     with transaction.atomic():
         shards = shards_plan(run)
