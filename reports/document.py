@@ -158,6 +158,8 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
     return {
         "method": METHOD_NAMES["explanations"],
         "target_layer": run.package.manifest.get("gradcam_target_layer"),
+        # The explanation stage failed (stage, category, message, limit): the validation stands.
+        **({"failed": run.explain_failure} if run.explain_failure else {}),
         "n_maps": len(rows),
         "localisation": localisation,
         "exemplars_allowed": exemplars_allowed,
