@@ -261,6 +261,13 @@ class ModelRunner:
                 pass
         self._kill()
 
+    def kill(self) -> None:
+        """Kill the worker now, from any thread (a cancel, a spent time budget): the thread
+        waiting on it gets "crash" at once; `close` still cleans up."""
+        proc = self._proc
+        if proc is not None:
+            _kill_group(proc)
+
     @property
     def pid(self) -> int | None:
         """The host pid of the spawned process (the sandbox launcher where there is one)."""

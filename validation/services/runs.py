@@ -147,7 +147,9 @@ def run_start(
 
 @transaction.atomic
 def run_cancel(*, actor, run: ValidationRun) -> ValidationRun:
-    """A reviewer stops a run; running stages stop at their next batch. Emits RUN_CANCELLED."""
+    """A reviewer stops a run. A shard notices within RUN_WATCH_INTERVAL_S, even mid-batch: its
+    watcher kills the model process (`services.shards`); other stages stop at their next batch.
+    Emits RUN_CANCELLED."""
     if not is_validation_team(actor):
         raise PermissionDenied("Only the validation team cancels runs.")
     run = ValidationRun.objects.select_for_update().get(pk=run.pk)
