@@ -181,6 +181,13 @@ RUNNER_AMP = env_bool("BLINDSPOT_RUNNER_AMP", False)
 # already holds its package warm before the rest go to the shared `gpu` queue.
 RUN_SHARD_SIZE = env_int("BLINDSPOT_RUN_SHARD_SIZE", 256, minimum=1)
 RUN_AFFINITY_SHARDS_PER_WORKER = env_int("BLINDSPOT_RUN_AFFINITY_SHARDS", 4, minimum=0)
+# A run's inference time budget from its start (seconds); spent, the run fails with "timeout".
+# So does a model that times out this many times in a row (a batch, then its cases one by one).
+# While a batch runs, a watcher reads the run's state every RUN_WATCH_INTERVAL_S and kills the
+# model process at once when the run is cancelled or failed, or its budget is spent.
+RUN_TIME_BUDGET_S = env_float("BLINDSPOT_RUN_TIME_BUDGET_S", 6 * 3600, minimum=1)
+RUN_MAX_CONSECUTIVE_TIMEOUTS = env_int("BLINDSPOT_RUN_MAX_CONSECUTIVE_TIMEOUTS", 3, minimum=1)
+RUN_WATCH_INTERVAL_S = env_float("BLINDSPOT_RUN_WATCH_INTERVAL_S", 1.0, minimum=0.05)
 # GPU workers report themselves (warm packages, device) every WORKER_HEARTBEAT_S; one silent for
 # WORKER_STALE_S is presumed dead and its unfinished shards go back to the shared queue.
 WORKER_HEARTBEAT_S = env_float("BLINDSPOT_WORKER_HEARTBEAT_S", 10, minimum=0.1)

@@ -175,6 +175,8 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
     return {
         "method": METHOD_NAMES["explanations"],
         "target_layer": run.package.manifest.get("gradcam_target_layer"),
+        # The explanation stage failed (stage, category, message, limit): the validation stands.
+        **({"failed": run.explain_failure} if run.explain_failure else {}),
         "n_maps": len(rows),
         "localisation": rounded(localisation),
         "exemplars_allowed": exemplars_allowed,
@@ -207,11 +209,14 @@ def report_document_build(
     manifest, plan = package.manifest, protocol.document
     grant = active_grant_for(dataset_version=dataset_version, vendor=package.vendor)
     primary = sections["primary"]
+    prevalence = (primary.get("prevalence") or {}).get("estimate")
     limitations = [
+        # A degenerate outcome (no case scored, one class only, one score value) first.
+        *sections["acceptance"].get("degenerate", []),
         "Synthetic or single-partner test data may not represent the intended-use population.",
         "PPV and NPV depend on the test set's prevalence "
-        f"({primary['prevalence']['estimate']:.3f}); they transfer only to populations with a "
-        "similar prevalence.",
+        + (f"({prevalence:.3f})" if prevalence is not None else "(not estimable: no case scored)")
+        + "; they transfer only to populations with a similar prevalence.",
         f"Subgroup cells with fewer than {plan['min_cell_size']} cases are suppressed "
         "for vendors and not compared for fairness.",
     ]

@@ -37,6 +37,11 @@ class RunStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# Failures the service caused (our bug, no sandbox on the worker, the partner's withdrawal): a
+# run that ends so does not count against the vendor's run caps. The model's own failures do.
+SERVICE_FAILURES = frozenset({"internal-error", "no-isolation", "grant-revoked"})
+
+
 class Organisation(models.Model):
     Kind = OrganisationKind
 
@@ -369,6 +374,10 @@ class ValidationRun(models.Model):
     device = models.CharField(max_length=32, blank=True)
     error_public = models.CharField(max_length=500, blank=True)  # safe for vendors
     error_detail = models.TextField(blank=True)  # reviewers only
+    # Why a failed run failed (a PUBLIC_FAILURE key); SERVICE_FAILURES do not count against caps.
+    failure_category = models.CharField(max_length=32, blank=True)
+    # An explanation stage that failed (stage, category, limit): the report says so.
+    explain_failure = models.JSONField(default=dict, blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -94,6 +94,24 @@ def runner_discard(package: ModelPackage) -> None:
         runner.close()
 
 
+def runner_kill(package: ModelPackage) -> int | None:
+    """Kill this package's warm runner now, from any thread, without starting one: the thread
+    using it gets "crash" and discards it. Returns the killed process's pid, if any."""
+    with _lock:
+        runner = _runners.get(package.sha256)
+    if runner is None or not runner.running:
+        return None
+    runner.kill()
+    return runner.pid
+
+
+def runner_pid(package: ModelPackage) -> int | None:
+    """The pid of this package's warm runner, if one is running."""
+    with _lock:
+        runner = _runners.get(package.sha256)
+    return runner.pid if runner is not None and runner.running else None
+
+
 def runners_reap_idle(max_idle_s: float | None = None) -> list[str]:
     """Close the runners unused for `max_idle_s` (default: the setting); return their SHA-256s."""
     limit = settings.RUNNER_IDLE_SECONDS if max_idle_s is None else max_idle_s

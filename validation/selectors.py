@@ -14,6 +14,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from validation.models import (
+    SERVICE_FAILURES,
     Case,
     Dataset,
     DatasetGrant,
@@ -262,10 +263,12 @@ def dataset_usage(*, dataset: Dataset) -> QuerySet[ValidationRun]:
 
 def runs_used(*, dataset_version: DatasetVersion, vendor: Organisation) -> int:
     """Runs that count against the caps: every run of this vendor on this version that was not
-    cancelled."""
+    cancelled and did not fail by the service's fault (`SERVICE_FAILURES`: our bug, no sandbox,
+    a withdrawn grant); a failure of the model counts."""
     return (
         ValidationRun.objects.filter(dataset_version=dataset_version, package__vendor=vendor)
         .exclude(status=ValidationRun.Status.CANCELLED)
+        .exclude(status=ValidationRun.Status.FAILED, failure_category__in=SERVICE_FAILURES)
         .count()
     )
 

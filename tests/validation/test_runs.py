@@ -158,3 +158,41 @@ def test_the_report_document_carries_no_numbers_for_small_cells(queued_run, sett
     for row in document["subgroups"]:
         if row["suppressed"]:
             assert row == {"attribute": row["attribute"], "group": row["group"], "suppressed": True}
+
+
+def _started_events(run):
+    return [e for e in audit_events_for(run) if e.action == AuditAction.RUN_STARTED]
+
+
+def test_a_redelivered_run_infer_writes_one_run_started(
+    queued_run, django_capture_on_commit_callbacks
+):
+    from validation import tasks
+
+    with django_capture_on_commit_callbacks(execute=False):
+        tasks.run_infer(run_id=queued_run.pk)
+        tasks.run_infer(run_id=queued_run.pk)
+    assert _status(queued_run) == Status.RUNNING
+    assert len(_started_events(queued_run)) == 1
+
+
+def test_run_started_is_written_once_when_two_deliveries_interleave(
+    queued_run, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The interleaving of issue 14 (17): delivery A claims the run and, before it records
+    RUN_STARTED, delivery B claims it too (the broker re-delivered the task); each then records
+    the event. Delivery B runs here at the moment A records its event."""
+    real_record = runs.audit_record
+    redelivered = []
+
+    def record_then_redeliver(**kwargs):
+        if kwargs.get("action") == AuditAction.RUN_STARTED and not redelivered:
+            redelivered.append(True)
+            runs.run_infer(run_id=queued_run.pk)  # delivery B, before A's event
+        return real_record(**kwargs)
+
+    monkeypatch.setattr(runs, "audit_record", record_then_redeliver)
+    with django_capture_on_commit_callbacks(execute=False):
+        runs.run_infer(run_id=queued_run.pk)  # delivery A
+    assert redelivered and _status(queued_run) == Status.RUNNING
+    assert len(_started_events(queued_run)) == 1

@@ -263,6 +263,13 @@ class ModelRunner:
                 pass
         self._kill()
 
+    def kill(self) -> None:
+        """Kill the worker now, from any thread (a cancel, a spent time budget): the thread
+        waiting on it gets "crash" at once; `close` still cleans up."""
+        proc = self._proc
+        if proc is not None:
+            _kill_group(proc)
+
     @property
     def measured_limits(self) -> dict[str, Any]:
         """The limits the worker measured on itself inside the sandbox at start, after confining

@@ -92,6 +92,7 @@ def run_fail(*, run_id: int, category: str, detail: str = "") -> None:
     run.status = Status.FAILED
     run.error_public = PUBLIC_FAILURE.get(category, "The run failed.")
     run.error_detail = detail[-8000:]
+    run.failure_category = category[:32]
     run.finished_at = timezone.now()
     run.save()
     audit_record(

@@ -9,6 +9,7 @@ import functools
 import time
 import traceback
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,7 +28,7 @@ from validation.models import (
     ValidationRun,
 )
 from validation.runner.client import RunnerError
-from validation.runner_pool import runner_for
+from validation.runner_pool import runner_discard, runner_for
 from validation.selectors import (
     active_grant_for,
     active_grants,
@@ -37,6 +38,7 @@ from validation.selectors import (
 )
 from validation.services.protocols import protocol_lock
 from validation.services.run_stages import (
+    PUBLIC_FAILURE,
     run_advance,
     run_claim,
     run_fail,
@@ -145,7 +147,9 @@ def run_start(
 
 @transaction.atomic
 def run_cancel(*, actor, run: ValidationRun) -> ValidationRun:
-    """A reviewer stops a run; running stages stop at their next batch. Emits RUN_CANCELLED."""
+    """A reviewer stops a run. A shard notices within RUN_WATCH_INTERVAL_S, even mid-batch: its
+    watcher kills the model process (`services.shards`); other stages stop at their next batch.
+    Emits RUN_CANCELLED."""
     if not is_validation_team(actor):
         raise PermissionDenied("Only the validation team cancels runs.")
     run = ValidationRun.objects.select_for_update().get(pk=run.pk)
@@ -164,31 +168,31 @@ def _batches(items: list, size: int):
 
 @_stage
 def run_infer(*, run_id: int) -> None:
-    """Start inference: claim the run (queued -> running), stop it if the grant was revoked
-    meanwhile, cut it into shards and queue them (`services.shards`); the shard that finishes
-    last moves the run to scoring. A re-delivered task queues the unfinished shards again, which
-    costs nothing: predictions are unique per (run, case). Emits RUN_STARTED."""
-    run = run_claim(
-        run_id, {Status.QUEUED, Status.RUNNING}, Status.RUNNING, started_at=timezone.now()
-    )
-    if run is None:
-        return
-    if run.stage_seconds.get("inference") is None and not run.shards.exists():
-        if (
-            active_grant_for(
+    """Start inference: claim the run (queued -> running) and emit RUN_STARTED in the same
+    transaction, so a re-delivered task, which finds the run running, never writes it twice;
+    stop the run instead if the grant was revoked meanwhile; cut it into shards and queue them
+    (`services.shards`); the shard that finishes last moves the run to scoring. A re-delivered
+    task queues the unfinished shards again, which costs nothing: predictions are unique per
+    (run, case)."""
+    with transaction.atomic():
+        run = ValidationRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status not in (Status.QUEUED, Status.RUNNING):
+            return
+        if run.status == Status.QUEUED:
+            grant = active_grant_for(
                 dataset_version=run.dataset_version,
                 vendor=run.package.vendor,
                 protocol=run.protocol,
             )
-            is None
-        ):
-            run_fail(
-                run_id=run_id,
-                category="grant-revoked",
-                detail="The partner revoked the grant before inference started.",
-            )
-            return
-        with transaction.atomic():
+            if grant is None:
+                run_fail(
+                    run_id=run_id,
+                    category="grant-revoked",
+                    detail="The partner revoked the grant before inference started.",
+                )
+                return
+            run.status, run.started_at = Status.RUNNING, timezone.now()
+            run.save(update_fields=["status", "started_at"])
             audit_record(actor=None, action=AuditAction.RUN_STARTED, target=run)
     with transaction.atomic():
         shards = shards_plan(run)
@@ -253,8 +257,18 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
             ]
             Explanation.objects.bulk_create(rows, ignore_conflicts=True)
     except RunnerError as exc:
-        run_fail(run_id=run_id, category=exc.category, detail=exc.detail)
-        return
+        # The validation stands without its explanations: the report says which limit stopped
+        # them; the maps already stored stay. The runner that failed is not reused.
+        if exc.category in {"crash", "timeout", "oom"}:
+            runner_discard(run.package)
+        failure = explain_failure_describe(exc)
+        with transaction.atomic():
+            if not ValidationRun.objects.filter(pk=run_id, status=Status.EXPLAINING).update(
+                explain_failure=failure, error_detail=exc.detail[-8000:]
+            ):
+                return
+    else:
+        failure = {}
     n_maps = run.explanations.count()
     run_advance(
         run,
@@ -263,9 +277,33 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
         action=AuditAction.RUN_EXPLAINED,
         stage="explaining",
         seconds=time.perf_counter() - began,
-        payload={"maps": n_maps, "target_layer": manifest.get("gradcam_target_layer")},
+        payload={
+            "maps": n_maps,
+            "target_layer": manifest.get("gradcam_target_layer"),
+            **({"failed": failure} if failure else {}),
+        },
         next_task=task_names.RUN_REPORT,
     )
+
+
+def explain_failure_describe(exc: RunnerError) -> dict:
+    """A failed explanation stage as the report states it: the stage, the category, a message
+    safe for the vendor, and the limit the model hit with its value (None when no limit was
+    involved, e.g. a crash)."""
+    limit = None
+    if exc.category == "oom":
+        mib = settings.RUNNER_MEMORY_LIMIT_BYTES / 2**20
+        limit = {"name": "memory (RLIMIT_DATA)", "value": f"{mib:.0f} MiB"}
+    elif exc.category == "timeout" and "CPU time limit" in exc.detail:
+        limit = {"name": "CPU time (RLIMIT_CPU)", "value": f"{settings.RUNNER_CPU_LIMIT_S:g} s"}
+    elif exc.category == "timeout":
+        limit = {"name": "time per batch", "value": f"{settings.RUNNER_BATCH_TIMEOUT_S:g} s"}
+    return {
+        "stage": "explaining",
+        "category": exc.category,
+        "message": PUBLIC_FAILURE.get(exc.category, "The model runner failed."),
+        "limit": limit,
+    }
 
 
 @_stage

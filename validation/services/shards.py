@@ -14,6 +14,7 @@ cases not yet predicted. The shard that finishes last moves the run on to scorin
 from __future__ import annotations
 
 import io
+import threading
 import time
 import traceback
 from collections import Counter
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -36,7 +37,13 @@ from validation.models import Case, Explanation, Prediction, RunShard, Validatio
 from validation.routing import queue_for_dispatch, shard_queues
 from validation.runner.client import RunnerError
 from validation.runner.scores import positive_scores
-from validation.runner_pool import runner_discard, runner_for, runner_is_sandboxed, runners_warm
+from validation.runner_pool import (
+    runner_discard,
+    runner_for,
+    runner_is_sandboxed,
+    runner_kill,
+    runners_warm,
+)
 from validation.selectors import cases_for_run, run_execution
 from validation.services.run_stages import run_advance, run_fail, run_in_status
 from validation.stats.localisation import cam_to_uint8, localisation_agreement
@@ -106,6 +113,14 @@ def _execute(run_id: int, index: int, worker: str) -> None:
     run = shard.run
     package = run.package
     began = time.perf_counter()
+    assert run.started_at is not None  # set when the run was claimed for inference
+    deadline = time.monotonic() + (
+        settings.RUN_TIME_BUDGET_S - (timezone.now() - run.started_at).total_seconds()
+    )
+    if time.monotonic() >= deadline:
+        _stop_shard(shard)
+        run_fail(run_id=run_id, category="timeout", detail=_budget_spent())
+        return
     cold = package.sha256 not in runners_warm()
     try:
         runner = runner_for(package)
@@ -121,14 +136,24 @@ def _execute(run_id: int, index: int, worker: str) -> None:
         sandbox_limits=runner.measured_limits,
         device=runner.info.get("device", "cpu"),
     )
-    work = _ShardWork(run, shard)
+    work = _ShardWork(run, shard, _RunWatch(run_id, package, deadline))
     done = set(run.predictions.filter(case_id__in=shard.case_ids).values_list("case_id", flat=True))
     cases = [c for c in _shard_cases(shard) if c.pk not in done]
-    for prepared in _prepared_batches(cases, work.spec, settings.RUNNER_BATCH_SIZE):
-        if not run_in_status(run_id, Status.RUNNING):
-            _stop_shard(shard)  # cancelled or failed: stop at the batch boundary
+    with work.watch:
+        try:
+            for prepared in _prepared_batches(cases, work.spec, settings.RUNNER_BATCH_SIZE):
+                work.watch.check()
+                if not run_in_status(run_id, Status.RUNNING):
+                    raise _RunStopped  # cancelled or failed: stop at the batch boundary
+                work.batch(prepared)
+        except _RunStopped:
+            _stop_shard(shard)
             return
-        work.batch(prepared)
+        except _RunTimedOut as exc:
+            _stop_shard(shard)
+            runner_discard(package)
+            run_fail(run_id=run_id, category="timeout", detail=str(exc))
+            return
     seconds = {
         **work.seconds,
         "load": load_seconds,
@@ -137,13 +162,79 @@ def _execute(run_id: int, index: int, worker: str) -> None:
     _finish_shard(shard, runner, seconds=seconds, cold=cold)
 
 
+def _budget_spent() -> str:
+    return f"The run's time budget ({settings.RUN_TIME_BUDGET_S:g} s, RUN_TIME_BUDGET_S) was spent."
+
+
+class _RunStopped(Exception):
+    """The run was cancelled or failed while this shard worked on it."""
+
+
+class _RunTimedOut(Exception):
+    """The model timed out too often in a row, or the run's time budget was spent."""
+
+
+class _RunWatch:
+    """Watches the run while a batch is with the model: a thread reads the run's state every
+    RUN_WATCH_INTERVAL_S and kills the model process at once when the run is cancelled or
+    failed (by a reviewer, or another shard), or when the run's time budget is spent; the shard
+    thread, whose request then fails, asks `check` what happened. Used as a context manager."""
+
+    def __init__(self, run_id: int, package, deadline: float) -> None:
+        self.run_id, self.package, self.deadline = run_id, package, deadline
+        self.stopped = threading.Event()  # the run is no longer running
+        self.expired = threading.Event()  # the time budget is spent
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="run-watch", daemon=True)
+
+    def __enter__(self) -> _RunWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        self._thread.join(timeout=10.0)
+
+    def check(self) -> None:
+        """Raise what the watcher saw: `_RunStopped` or `_RunTimedOut` (budget spent)."""
+        if self.stopped.is_set():
+            raise _RunStopped
+        if self.expired.is_set() or time.monotonic() >= self.deadline:
+            raise _RunTimedOut(_budget_spent())
+
+    def _loop(self) -> None:
+        try:
+            while not self._done.wait(settings.RUN_WATCH_INTERVAL_S):
+                if time.monotonic() >= self.deadline:
+                    self.expired.set()
+                elif self._read_status() in ValidationRun.TERMINAL:
+                    self.stopped.set()
+                else:
+                    continue
+                runner_kill(self.package)
+                return
+        finally:
+            connection.close()  # this thread's own database connection
+
+    def _read_status(self) -> str | None:
+        try:
+            return (
+                ValidationRun.objects.filter(pk=self.run_id)
+                .values_list("status", flat=True)
+                .first()
+            )
+        except Exception:  # a database hiccup: ask again at the next tick
+            return None
+
+
 class _ShardWork:
     """The model side of a shard: scores for every case, Grad-CAM maps from the same pass for
     the cases the protocol explains (readable positives), each batch written as it lands."""
 
-    def __init__(self, run: ValidationRun, shard: RunShard) -> None:
+    def __init__(self, run: ValidationRun, shard: RunShard, watch: _RunWatch) -> None:
         manifest = run.package.manifest
-        self.run, self.shard, self.package = run, shard, run.package
+        self.run, self.shard, self.package, self.watch = run, shard, run.package, watch
+        self.timeouts = 0  # consecutive model timeouts (a batch, then its cases one by one)
         self.spec = InputSpec.from_dict(manifest["input"])
         self.output = manifest["output"]
         wanted = run.protocol.document.get("explain", {}).get("cases", "positives")
@@ -162,12 +253,7 @@ class _ShardWork:
             explained, maps = self._explain([cases[i] for i in explain], prepared.x[explain], layer)
             rows += explained
         if plain:
-            rows += _predict_cases(
-                self.package,
-                [cases[i] for i in plain],
-                prepared.x[plain],
-                self.output,
-            )
+            rows += self._predict([cases[i] for i in plain], prepared.x[plain])
         written = time.perf_counter()
         self.seconds["model"] += written - started
         for row in rows:
@@ -188,11 +274,45 @@ class _ShardWork:
             logits, cams = runner_for(self.package).gradcam(x, layer, self.output["positive_index"])
             scores = _scores(logits, self.output, len(cases))
         except (RunnerError, ValueError) as exc:
-            if getattr(exc, "category", "") in {"crash", "timeout", "oom"}:
-                runner_discard(self.package)
-            return _predict_cases(self.package, cases, x, self.output), []
+            self._failed(exc)
+            return self._predict(cases, x), []
         rows = [Prediction(case=c, score=float(s)) for c, s in zip(cases, scores, strict=True)]
         return rows, [explanation_row(self.run, c, cam) for c, cam in zip(cases, cams, strict=True)]
+
+    def _predict(self, cases: list[Case], x: np.ndarray) -> list[Prediction]:
+        """Scores for a batch; when the model fails on it, each case is retried once on its
+        own, so one bad case costs one case: a case that fails alone is recorded with its
+        category. Timeouts in a row end the run (`RUN_MAX_CONSECUTIVE_TIMEOUTS`): a model that
+        stalls on every image would otherwise cost a batch timeout per case."""
+        self.watch.check()
+        try:
+            scores = _scores(runner_for(self.package).predict(x), self.output, len(cases))
+        except (RunnerError, ValueError) as exc:
+            category = self._failed(exc)
+            if len(cases) == 1:
+                return [Prediction(case=cases[0], error_category=category)]
+            return [
+                row for c, xi in zip(cases, x, strict=True) for row in self._predict([c], xi[None])
+            ]
+        self.timeouts = 0
+        return [Prediction(case=c, score=float(s)) for c, s in zip(cases, scores, strict=True)]
+
+    def _failed(self, exc: Exception) -> str:
+        """After a failed request: stop if the run was stopped meanwhile (the watcher killed
+        the model), count a timeout, discard a runner that cannot serve again."""
+        category = getattr(exc, "category", "bad-output")
+        if category in {"crash", "timeout", "oom"}:
+            runner_discard(self.package)  # the next call starts a fresh runner
+        self.watch.check()
+        if category == "timeout":
+            self.timeouts += 1
+            if self.timeouts >= settings.RUN_MAX_CONSECUTIVE_TIMEOUTS:
+                raise _RunTimedOut(
+                    f"The model timed out {self.timeouts} times in a row (batch timeout "
+                    f"{settings.RUNNER_BATCH_TIMEOUT_S:g} s, RUN_MAX_CONSECUTIVE_TIMEOUTS "
+                    f"{settings.RUN_MAX_CONSECUTIVE_TIMEOUTS}).\n{getattr(exc, 'detail', '')}"
+                )
+        return category
 
 
 def explanation_row(run: ValidationRun, case: Case, cam: np.ndarray) -> Explanation:
@@ -215,25 +335,6 @@ def _scores(logits: np.ndarray, output: dict, n: int) -> np.ndarray:
     if len(scores) != n or not np.isfinite(scores).all():
         raise RunnerError(category="bad-output", detail="non-finite or misshapen scores")
     return scores
-
-
-def _predict_cases(package, cases, x, output) -> list[Prediction]:
-    """Scores for a batch; when the model fails on it, each case is retried once on its own, so
-    one bad case costs one case: a case that fails alone is recorded with its category."""
-    try:
-        scores = _scores(runner_for(package).predict(x), output, len(cases))
-        return [Prediction(case=c, score=float(s)) for c, s in zip(cases, scores, strict=True)]
-    except (RunnerError, ValueError) as exc:
-        category = getattr(exc, "category", "bad-output")
-        if category in {"crash", "timeout", "oom"}:
-            runner_discard(package)  # the next call starts a fresh runner
-        if len(cases) == 1:
-            return [Prediction(case=cases[0], error_category=category)]
-        return [
-            row
-            for c, xi in zip(cases, x, strict=True)
-            for row in _predict_cases(package, [c], xi[None], output)
-        ]
 
 
 def _prepare(cases: list[Case], spec: InputSpec) -> _Prepared:

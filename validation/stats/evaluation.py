@@ -100,6 +100,7 @@ def evaluate(y_true: Any, scores: Any, groups: Mapping[str, Any], plan: Plan) ->
         y, s, plan.threshold, groups, min_cell=plan.min_cell, level=plan.level
     )
     _adjust_p_values(fairness, plan)
+    scoring["degenerate"] = degenerate_outcome(y[~substituted], s[~substituted])
     sections = {
         "primary": primary,
         "bootstrap": _bootstrap(y, s, groups, plan, fairness),
@@ -110,7 +111,36 @@ def evaluate(y_true: Any, scores: Any, groups: Mapping[str, Any], plan: Plan) ->
     }
     sections = to_jsonable(sections)
     sections["acceptance"] = _acceptance(sections["primary"], sections["fairness"], plan)
+    if scoring["degenerate"]:
+        # A criterion met by a model that does not discriminate (or on no cases) is no pass.
+        sections["acceptance"]["degenerate"] = scoring["degenerate"]
+        sections["acceptance"]["verdict"] = "fail"
     return sections
+
+
+def degenerate_outcome(y: np.ndarray, s: np.ndarray) -> list[str]:
+    """What makes the scored cases unfit to judge the model, in words for the report: no case
+    scored, no positive or no negative among them, or one score value for every case. Empty
+    when the metrics can be read as usual."""
+    if len(s) == 0:
+        return ["Every case failed: the model scored none, so no metric could be computed."]
+    findings = []
+    if not (y == 1).any():
+        findings.append(
+            "No positive case was scored: sensitivity, the AUC and the positive predictive "
+            "value cannot be estimated."
+        )
+    if not (y == 0).any():
+        findings.append(
+            "No negative case was scored: specificity, the AUC and the negative predictive "
+            "value cannot be estimated."
+        )
+    if len(np.unique(s)) == 1:
+        findings.append(
+            f"The model returned the same score ({float(s[0]):.4g}) for every scored case: it "
+            "does not discriminate, and an AUC of 0.5 carries no information."
+        )
+    return findings
 
 
 # --- failed cases -------------------------------------------------------------------------------
