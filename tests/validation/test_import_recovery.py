@@ -141,4 +141,9 @@ def test_the_janitor_requeues_lost_imports_and_removes_staging_nobody_owns(
         assert dataset_imports_recover(grace_s=60) == []  # not again until stale again
     assert again == []
     job.refresh_from_db()
-    assert job.status == DatasetImport.Status.RUNNING and folder.exists()
+    assert job.status == DatasetImport.Status.RUNNING and folder.exists() and job.worker == ""
+
+    dataset_import_execute(import_id=job.pk, worker="w2@host")  # the queued task restarts it
+    job.refresh_from_db()
+    assert job.status == DatasetImport.Status.DONE and job.attempts == 2, job.message
+    assert not staged.exists() and not folder.exists()

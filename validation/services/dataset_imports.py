@@ -162,7 +162,8 @@ def _attempt_run(job: DatasetImport, mine, staged: Path | None, work_root: Path)
 def _claim(import_id: int, worker: str) -> int | None:
     """Lock the import and claim a new attempt: its number, or None when there is nothing to
     do (missing, finished, or RUNNING under a live owner). A RUNNING import whose heartbeat is
-    stale lost its worker: what its attempts left is removed before the restart."""
+    stale, or that the janitor released (no worker), lost its worker: what its attempts left
+    is removed before the restart."""
     with transaction.atomic():
         job = DatasetImport.objects.select_for_update().filter(pk=import_id).first()
         if job is None or job.status not in (
@@ -171,7 +172,7 @@ def _claim(import_id: int, worker: str) -> int | None:
         ):
             return None
         if job.status == DatasetImport.Status.RUNNING:
-            if _alive(job):
+            if job.worker and _alive(job):
                 return None
             log.warning("dataset import %s: attempt %s lost its worker", job.pk, job.attempts)
             for old in range(1, job.attempts + 1):
@@ -251,7 +252,9 @@ def dataset_imports_recover(*, grace_s: float = STAGING_GRACE_S) -> list[int]:
             status=DatasetImport.Status.RUNNING
         )
         for job in lost.filter(heartbeat_at__lt=stale) | lost.filter(heartbeat_at__isnull=True):
-            DatasetImport.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+            # No owner now (the claim restarts it); a fresh mark so it is not queued again
+            # before it is stale again.
+            DatasetImport.objects.filter(pk=job.pk).update(worker="", heartbeat_at=timezone.now())
             enqueue_on_commit(task_names.DATASET_IMPORT, import_id=job.pk)
             requeued.append(job.pk)
     _staging_sweep(grace_s)
