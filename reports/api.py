@@ -10,7 +10,13 @@ from rest_framework.response import Response
 
 from reports.models import Report
 from reports.selectors import report_get_visible, report_is_current, reports_visible_to
-from reports.services import report_correct, report_download, report_sign, report_verify
+from reports.services import (
+    report_correct,
+    report_download,
+    report_sign,
+    report_verify,
+    signatures_missing,
+)
 from reports.signing import public_key_fingerprint, public_key_pem
 from validation.errors import ApplicationError
 
@@ -19,6 +25,10 @@ class ReportSerializer(serializers.ModelSerializer):
     reference = serializers.CharField()
     current = serializers.SerializerMethodField()
     signatures = serializers.SerializerMethodField()
+    missing_signatures = serializers.SerializerMethodField(
+        help_text="Required signatures not yet given, in the order they must be given "
+        "(the reviewer's review before the QA approval)."
+    )
 
     class Meta:
         model = Report
@@ -34,6 +44,7 @@ class ReportSerializer(serializers.ModelSerializer):
             "issued_at",
             "current",
             "signatures",
+            "missing_signatures",
         ]
 
     def get_current(self, report) -> bool:
@@ -44,6 +55,10 @@ class ReportSerializer(serializers.ModelSerializer):
             {"name": s.printed_name, "role": s.role, "meaning": s.meaning, "signed_at": s.signed_at}
             for s in report.signatures.all()
         ]
+
+    def get_missing_signatures(self, report) -> list[str]:
+        given = {s.meaning for s in report.signatures.all()}
+        return signatures_missing(report.required_signatures, given)
 
 
 class SignSerializer(serializers.Serializer):
@@ -89,7 +104,13 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         report = self.get_object()
         report_sign(actor=request.user, report=report, **body.validated_data)
         report.refresh_from_db()
-        return Response(ReportSerializer(report).data)
+        # The last signature answers at once: the report is `issuing` until its task has
+        # rendered and frozen it (poll the report).
+        issuing = report.status == Report.Status.ISSUING
+        return Response(
+            ReportSerializer(report).data,
+            status=status.HTTP_202_ACCEPTED if issuing else status.HTTP_200_OK,
+        )
 
     @action(detail=True, methods=["post"], serializer_class=CorrectSerializer)
     def correct(self, request, pk=None):

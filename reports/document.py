@@ -224,7 +224,14 @@ def report_document_build(
         limitations.insert(0, "The model was executed WITHOUT sandbox isolation.")
     return {
         "schema_version": SCHEMA_VERSION,
-        "report": {"id": report_ref, "version": version, "generated_at": _iso(generated_at)},
+        "report": {
+            "id": report_ref,
+            "version": version,
+            "generated_at": _iso(generated_at),
+            "required_signatures": run.protocol.document.get(
+                "required_signatures", ["reviewed", "approved"]
+            ),
+        },
         "identity": {
             "run_id": run.pk,
             "package": {

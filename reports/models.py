@@ -25,6 +25,7 @@ class ReportQuerySet(models.QuerySet):
 class Report(models.Model):
     class Status(models.TextChoices):
         AWAITING_SIGNATURE = "awaiting-signature"
+        ISSUING = "issuing"  # every signature given; the issue task renders and freezes it
         ISSUED = "issued"
 
     run = models.ForeignKey(
@@ -56,7 +57,7 @@ class Report(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "version"], name="report_version_once"),
             models.CheckConstraint(
-                condition=Q(status="awaiting-signature", issued_at__isnull=True)
+                condition=Q(status__in=["awaiting-signature", "issuing"], issued_at__isnull=True)
                 | (
                     Q(status="issued", issued_at__isnull=False)
                     & ~Q(pdf_sha256="")

@@ -209,10 +209,15 @@ def _context(document: Mapping, check: Mapping[str, Any]) -> dict[str, Any]:
     signatures = document.get("signatures")
     if not isinstance(signatures, list):
         signatures = []
+    given = {s.get("meaning") for s in signatures if isinstance(s, Mapping)}
+    required = report.get("required_signatures")
+    required = [text(m) for m in required] if isinstance(required, list) else []
+    missing = [m for m in required if m not in given]  # in signing order (review first)
     document_hash = check["document_hash"]
     confidence = _section(document, "protocol").get("confidence_level")
     return {
         "doc": document,
+        "missing_signatures": missing,
         "figures": _figures(document),
         "unsandboxed": sandbox.get("enabled") is not True,
         "lock_before_run": lock_before_run,

@@ -1,28 +1,49 @@
-"""Drafting, signing (21 CFR Part 11), issuing and downloading reports."""
+"""Drafting, signing (21 CFR Part 11), issuing and downloading reports.
+
+Signing is short: the signature and its audit event, one row lock. The last required signature
+marks the report `issuing` and queues `report_issue` on the `reports` queue after the commit;
+that task renders the PDF with no lock held, writes the files atomically and issues the report
+in one transaction (a re-delivered task finds it issued and returns; a failure removes the
+files it wrote)."""
 
 import hashlib
+import logging
+from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record
+from config.celery import enqueue_on_commit
 from reports.canonical import canonical_json, content_sha256, document_sha256
 from reports.document import report_document_build
 from reports.models import Report, Signature
 from reports.rendering import render_pdf
 from reports.selectors import PdfVerification, report_verification
 from reports.signing import public_key_fingerprint, sign_digest
+from validation import task_names
 from validation.errors import ApplicationError, PermissionDenied
 from validation.models import Membership, Organisation, Role, ValidationRun
 from validation.selectors import is_validation_team
 from validation.storage import media_path, media_put
+
+log = logging.getLogger(__name__)
 
 # Which role may give which signature meaning.
 MEANING_ROLES: dict[str, str] = {
     Signature.Meaning.REVIEWED: Role.REVIEWER,
     Signature.Meaning.APPROVED: Role.QA_APPROVER,
 }
+# The order in which signatures are given (21 CFR 11.50: the meaning of each signature): the
+# QA approval approves a reviewed report, so the review comes first.
+SIGNING_ORDER: tuple[str, ...] = (Signature.Meaning.REVIEWED, Signature.Meaning.APPROVED)
+
+
+def signatures_missing(required: list[str], given: set[str]) -> list[str]:
+    """The required signature meanings not yet given, in the order they must be given."""
+    rank = {meaning: i for i, meaning in enumerate(SIGNING_ORDER)}
+    return sorted((m for m in required if m not in given), key=lambda m: rank.get(m, len(rank)))
 
 
 def report_draft(*, run: ValidationRun) -> Report:
@@ -70,19 +91,40 @@ def _new_version(
 def report_sign(*, actor, report: Report, password: str, meaning: str) -> Signature:
     """Part 11 signature: the signer re-enters their password; the signature records printed
     name, time and meaning and binds to the content hash. One person cannot give two
-    signatures on a report. A wrong password is refused and audited
-    (REPORT_SIGNATURE_REFUSED). When every required signature is present the report is
-    issued. Emits REPORT_SIGNED (and REPORT_ISSUED)."""
+    signatures on a report, and the QA approval comes only after the reviewer's review. A wrong
+    password or an approval before the review is refused and audited
+    (REPORT_SIGNATURE_REFUSED). When every required signature is present the report becomes
+    `issuing` and `report_issue` is queued on commit; nothing is rendered here. Emits
+    REPORT_SIGNED."""
     if not actor.check_password(password):
-        with transaction.atomic():
-            audit_record(
-                actor=actor,
-                action=AuditAction.REPORT_SIGNATURE_REFUSED,
-                target=report,
-                payload={"meaning": meaning, "reason": "wrong password"},
-            )
+        _refusal_record(actor, report, meaning, "wrong password")
         raise PermissionDenied("The password is not correct; nothing was signed.", audited=True)
-    return _signature_record(actor=actor, report=report, meaning=meaning)
+    try:
+        return _signature_record(actor=actor, report=report, meaning=meaning)
+    except _OutOfOrder as exc:
+        _refusal_record(actor, report, meaning, f"out of order; missing: {', '.join(exc.missing)}")
+        raise ApplicationError(
+            f"The {meaning!r} signature comes after the {' and '.join(map(repr, exc.missing))} "
+            f"signature(s), which are missing; nothing was signed.",
+            status_code=409,
+            audited=True,
+        ) from None
+
+
+def _refusal_record(actor, report: Report, meaning: str, reason: str) -> None:
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=AuditAction.REPORT_SIGNATURE_REFUSED,
+            target=report,
+            payload={"meaning": str(meaning)[:32], "reason": reason},
+        )
+
+
+class _OutOfOrder(Exception):
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(missing)
+        self.missing = missing
 
 
 @transaction.atomic
@@ -99,10 +141,15 @@ def _signature_record(*, actor, report: Report, meaning: str) -> Signature:
         raise PermissionDenied(f"A {meaning!r} signature needs the {role} role.")
     if report.signatures.filter(signer=actor).exists():
         raise ApplicationError("One person cannot give two signatures on the same report.")
-    if report.signatures.filter(meaning=meaning).exists():
+    given = set(report.signatures.values_list("meaning", flat=True))
+    if meaning in given:
         raise ApplicationError(
             f"The {meaning!r} signature has already been given.", status_code=409
         )
+    missing = signatures_missing(report.required_signatures, given)
+    earlier = missing[: missing.index(meaning)]
+    if earlier:
+        raise _OutOfOrder(earlier)
     signature = Signature.objects.create(
         report=report,
         signer=actor,
@@ -118,13 +165,61 @@ def _signature_record(*, actor, report: Report, meaning: str) -> Signature:
         target=report,
         payload={"meaning": meaning, "content_sha256": report.content_sha256},
     )
-    if set(report.required_signatures) <= set(report.signatures.values_list("meaning", flat=True)):
-        _report_issue(report)
+    if set(report.required_signatures) <= given | {meaning}:
+        Report.objects.filter(pk=report.pk).update(status=Report.Status.ISSUING)
+        enqueue_on_commit(task_names.REPORT_ISSUE, report_id=report.pk)
     return signature
 
 
-def _report_issue(report: Report) -> None:
-    """Add signatures and the service's Ed25519 signature, render the PDF, freeze the row."""
+def report_issue(*, report_id: int) -> None:
+    """Issue a fully signed report (status `issuing`, queued by `report_sign` after commit):
+    add the signatures and the service's Ed25519 signature, render the PDF with no lock held,
+    then in one transaction write the PDF and its JSON (each a temp file + rename) and freeze
+    the row. Returns early when the report is missing or not `issuing` (a re-delivered task
+    issues once); a failure after rendering removes the files it wrote. Emits REPORT_ISSUED."""
+    report = Report.objects.filter(pk=report_id).first()
+    if report is None or report.status != Report.Status.ISSUING:
+        return
+    issued, digest, signature = _issued_document(report)
+    pdf = render_pdf(issued)  # seconds: outside any transaction and lock
+    pdf_sha = hashlib.sha256(pdf).hexdigest()
+    relative = f"reports/{report.reference}-v{report.version}-{pdf_sha[:12]}.pdf"
+    written: list[Path] = []
+    try:
+        with transaction.atomic():
+            report = Report.objects.select_for_update().get(pk=report_id)
+            if report.status != Report.Status.ISSUING:
+                return  # issued meanwhile by another delivery
+            if _issued_document(report)[1] != digest:
+                raise ApplicationError("The signatures changed while the report was rendered.")
+            written.append(media_put(relative, pdf))
+            written.append(
+                media_put(relative.removesuffix(".pdf") + ".json", canonical_json(issued))
+            )
+            report.status = Report.Status.ISSUED
+            report.issued_document_sha256 = digest
+            report.service_signature = signature
+            report.pdf_path, report.pdf_sha256 = relative, pdf_sha
+            report.issued_at = timezone.now()
+            report.save()
+            ValidationRun.objects.filter(pk=report.run_id).update(
+                status=ValidationRun.Status.ISSUED
+            )
+            audit_record(
+                actor=None,
+                action=AuditAction.REPORT_ISSUED,
+                target=report,
+                payload={"document_sha256": digest, "pdf_sha256": pdf_sha},
+            )
+    except BaseException:
+        for path in written:  # content-addressed names no committed report points to
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _issued_document(report: Report) -> tuple[dict, str, str]:
+    """The document as issued: signatures, then the integrity block with the service's
+    signature; its digest and that signature."""
     signatures = [
         {
             "name": s.printed_name,
@@ -143,24 +238,7 @@ def _report_issue(report: Report) -> None:
         "service_signature": signature,
         "public_key_fingerprint": public_key_fingerprint(),
     }
-    pdf = render_pdf(issued)
-    pdf_sha = hashlib.sha256(pdf).hexdigest()
-    relative = f"reports/{report.reference}-v{report.version}-{pdf_sha[:12]}.pdf"
-    media_put(relative, pdf)
-    media_put(relative.removesuffix(".pdf") + ".json", canonical_json(issued))
-    report.status = Report.Status.ISSUED
-    report.issued_document_sha256 = digest
-    report.service_signature = signature
-    report.pdf_path, report.pdf_sha256 = relative, pdf_sha
-    report.issued_at = timezone.now()
-    report.save()
-    ValidationRun.objects.filter(pk=report.run_id).update(status=ValidationRun.Status.ISSUED)
-    audit_record(
-        actor=None,
-        action=AuditAction.REPORT_ISSUED,
-        target=report,
-        payload={"document_sha256": digest, "pdf_sha256": pdf_sha},
-    )
+    return issued, digest, signature
 
 
 @transaction.atomic

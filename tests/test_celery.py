@@ -5,6 +5,7 @@ tasks run eagerly."""
 import pytest
 
 from config.celery import QueuedTask, app, cpu_task, enqueue_on_commit
+from reports import tasks as report_tasks
 from validation import task_names, tasks
 
 # The registered name of every task, and its queue. A rename strands the messages already queued
@@ -16,6 +17,7 @@ EXPECTED = {
     "validation.tasks.run_score": (tasks.run_score, "default"),
     "validation.tasks.run_report": (tasks.run_report, "reports"),
     "validation.tasks.dataset_import": (tasks.dataset_import, "default"),
+    "reports.tasks.report_issue": (report_tasks.report_issue, "reports"),
 }
 
 

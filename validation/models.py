@@ -271,6 +271,11 @@ class DatasetImport(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The current attempt: which worker claimed it, and its last sign of life. A RUNNING import
+    # whose heartbeat is older than WORKER_STALE_S lost its worker and is restarted.
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"import of {self.source_name} into {self.dataset}"

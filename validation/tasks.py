@@ -34,6 +34,7 @@ def run_report(*, run_id: int) -> None:
     runs.run_report(run_id=run_id)
 
 
-@cpu_task(name=task_names.DATASET_IMPORT)
-def dataset_import(*, import_id: int) -> None:
-    dataset_imports.dataset_import_execute(import_id=import_id)
+@cpu_task(name=task_names.DATASET_IMPORT, bind=True)
+def dataset_import(self, *, import_id: int) -> None:
+    worker = self.request.hostname or f"eager@{socket.gethostname()}"
+    dataset_imports.dataset_import_execute(import_id=import_id, worker=worker)

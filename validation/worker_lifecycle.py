@@ -1,7 +1,8 @@
 """What a Celery worker that consumes the `gpu` queue does besides its tasks: a heartbeat thread
-that reports its warm packages and device (for cache-aware routing) and rescues the shards of
-dead workers, and a clean goodbye on shutdown. Connected in `ValidationConfig.ready`; the
-signals fire only in worker processes."""
+that reports its warm packages and device (for cache-aware routing), rescues the shards of
+dead workers and the dataset imports of dead workers (with the staging nobody owns), and a clean
+goodbye on shutdown. Connected in `ValidationConfig.ready`; the signals fire only in worker
+processes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from validation.runner_pool import runners_warm, worker_device
+from validation.services.dataset_imports import dataset_imports_recover
 from validation.services.workers import shards_rescue, worker_heartbeat, worker_leave
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,9 @@ def beat(hostname: str) -> None:
         rescued = shards_rescue()
         if rescued:
             log.warning("sent shards of dead workers to the shared queue: %s", rescued)
+        requeued = dataset_imports_recover()
+        if requeued:
+            log.warning("queued again the imports of dead workers: %s", requeued)
     except Exception:  # a heartbeat must never kill the worker; the next one tries again
         log.exception("worker heartbeat failed")
     finally:

@@ -60,9 +60,12 @@ def test_signature_needs_the_matching_role(world, report):
         report_sign(actor=world.vendor_user, report=report, password=PASSWORD, meaning="reviewed")
 
 
-def test_two_signatures_issue_a_signed_frozen_pdf(world, report):
+def test_two_signatures_issue_a_signed_frozen_pdf(
+    world, report, django_capture_on_commit_callbacks
+):
     report_sign(actor=world.reviewer, report=report, password=PASSWORD, meaning="reviewed")
-    report_sign(actor=world.qa, report=report, password=PASSWORD, meaning="approved")
+    with django_capture_on_commit_callbacks(execute=True):  # the issue task, after the commit
+        report_sign(actor=world.qa, report=report, password=PASSWORD, meaning="approved")
     report.refresh_from_db()
     assert report.status == Report.Status.ISSUED and report.issued_at
     pdf = media_path(report.pdf_path).read_bytes()

@@ -7,6 +7,7 @@ import numpy as np
 import pypdf
 import pytest
 from django.core.management import call_command
+from django.test import TestCase
 from rest_framework.test import APIClient
 
 from audit.models import AuditAction, AuditEvent
@@ -45,7 +46,9 @@ def _run_with_results():
 
 def _issue(world, report: Report) -> Report:
     report_sign(actor=world.reviewer, report=report, password=PASSWORD, meaning="reviewed")
-    report_sign(actor=world.qa, report=report, password=PASSWORD, meaning="approved")
+    # The issue task runs once the signature commits (eager: in this process).
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        report_sign(actor=world.qa, report=report, password=PASSWORD, meaning="approved")
     report.refresh_from_db()
     assert report.status == Report.Status.ISSUED
     return report

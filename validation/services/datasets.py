@@ -4,7 +4,10 @@ An import reads a directory or an archive (staged in a private folder under the 
 store), checks the whole manifest, then takes every file through `validation.dicom.ingest` (hash,
 parse, decode, identity policy) into a staging store. Only when every row is sound are the files
 moved into the sequestered store and the version sealed with a Merkle root; on any problem the
-import is refused with each problem by line and nothing is stored. Unreadable files, and files
+import is refused with each problem by line and nothing is stored. Everything an import stores
+(packs and ROI masks) lies in one folder, `packs/<its staging name>`, renamed into the store as
+the last step of the sealing transaction and removed again if that transaction fails, so files
+land only with a committed version. Unreadable files, and files
 refused by the identity policy, become cases with their reason, never dropped.
 """
 
@@ -113,13 +116,18 @@ def dataset_version_import(
     source: Path,
     workers: int | None = None,
     progress: Progress | None = None,
+    work_root: Path | None = None,
+    on_seal: Callable[[DatasetVersion], None] | None = None,
 ) -> DatasetVersion:
     """Import and seal a new version of `dataset` from `source`: a directory or a zip/tar
     archive holding a manifest CSV (``manifest.csv``, or a CSV file given directly) and the
     files it lists. Refuses with every problem by line, storing nothing; audits the refusal.
-    Emits DATASET_VERSION_IMPORTED and DATASET_VERSION_SEALED."""
+    `work_root` (default: the store's `incoming` folder) holds the unpacked archive and the
+    staged files while it runs; `on_seal(version)` runs inside the sealing transaction (an
+    exception there undoes the version and its files). Emits DATASET_VERSION_IMPORTED and
+    DATASET_VERSION_SEALED."""
     require_steward(actor, dataset.partner)
-    staging_root = Path(settings.SEQUESTERED_ROOT) / "incoming"
+    staging_root = Path(work_root or Path(settings.SEQUESTERED_ROOT) / "incoming")
     source = Path(source)
     given_csv = source.is_file() and source.suffix.lower() == ".csv"
     try:
@@ -135,7 +143,7 @@ def dataset_version_import(
         ) as root:
             manifest = source if given_csv else find_manifest(root)
             version = _import_rows(
-                actor, dataset, manifest, staging_root, workers or _workers(), progress
+                actor, dataset, manifest, staging_root, workers or _workers(), progress, on_seal
             )
     except DatasetSourceError as exc:
         _refuse(actor, dataset, ApplicationError(f"The source was refused: {exc.reason}"))
@@ -158,7 +166,7 @@ def _refuse(actor, dataset: Dataset, exc: ApplicationError):
 
 
 def _import_rows(
-    actor, dataset: Dataset, manifest: Path, staging_root: Path, workers: int, progress
+    actor, dataset: Dataset, manifest: Path, staging_root: Path, workers: int, progress, on_seal
 ) -> DatasetVersion:
     started = time.monotonic()
     if workers > 1:
@@ -166,12 +174,13 @@ def _import_rows(
     rows = parse_manifest(manifest)
     staging_root.mkdir(parents=True, exist_ok=True)
     store = Path(tempfile.mkdtemp(prefix="store-", dir=staging_root))
+    pack_dir = f"packs/{store.name}"
     try:
         policy = IngestPolicy(
             identity=dataset.identity_policy,
             uid_secret=bytes.fromhex(dataset.uid_secret),
             store_root=store,
-            pack_dir=f"packs/{store.name}",
+            pack_dir=pack_dir,
         )
         results = []
         for done, result in enumerate(
@@ -184,13 +193,38 @@ def _import_rows(
             _reference_errors(rows, results),
             "The reference standard has {n} problem(s); nothing was imported.",
         )
-        cases = [_case(row, result, store) for row, result in zip(rows, results, strict=True)]
-        _commit_store(store, Path(settings.SEQUESTERED_ROOT))
+        cases = [
+            _case(row, result, store, pack_dir) for row, result in zip(rows, results, strict=True)
+        ]
+        return _seal(
+            actor=actor,
+            dataset=dataset,
+            cases=cases,
+            staged=store / pack_dir,
+            seconds=time.monotonic() - started,
+            on_seal=on_seal,
+        )
     finally:
         shutil.rmtree(store, ignore_errors=True)
-    return _version_store(
-        actor=actor, dataset=dataset, cases=cases, seconds=time.monotonic() - started
-    )
+
+
+def _seal(
+    *, actor, dataset: Dataset, cases: list[Case], staged: Path, seconds: float, on_seal
+) -> DatasetVersion:
+    """Store the version's rows and seal it, rename the staged folder into the sequestered
+    store, then `on_seal`, all in one transaction. If anything fails, the commit included, the
+    renamed folder is removed: no file without its committed version."""
+    target = Path(settings.SEQUESTERED_ROOT) / staged.parent.name / staged.name
+    try:
+        with transaction.atomic():
+            version = _version_store(actor=actor, dataset=dataset, cases=cases, seconds=seconds)
+            _commit_store(staged, target)
+            if on_seal is not None:
+                on_seal(version)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return version
 
 
 def _reference_errors(rows: list[dict], results: list[IngestedFile]) -> list[str]:
@@ -215,12 +249,12 @@ def _reference_errors(rows: list[dict], results: list[IngestedFile]) -> list[str
     return errors
 
 
-def _case(row: dict, result: IngestedFile, store: Path) -> Case:
+def _case(row: dict, result: IngestedFile, store: Path, pack_dir: str) -> Case:
     attributes = dict(result.attributes)
     attributes.update({k: v for k, v in row["extra"].items() if v is not None})
     roi, mask_path, mask_sha = row["roi"], "", ""
     if row["mask"] is not None:
-        mask_path, mask_sha = _stage_mask(store, row["mask"])
+        mask_path, mask_sha = _stage_mask(store, pack_dir, row["mask"])
         roi = mask_bbox(row["mask"])
     return Case(
         case_id=row["case_id"],
@@ -238,29 +272,27 @@ def _case(row: dict, result: IngestedFile, store: Path) -> Case:
     )
 
 
-def _stage_mask(store: Path, mask: np.ndarray) -> tuple[str, str]:
+def _stage_mask(store: Path, pack_dir: str, mask: np.ndarray) -> tuple[str, str]:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(mask, dtype=np.uint8), allow_pickle=False)
     data = buffer.getvalue()
     sha = hashlib.sha256(data).hexdigest()
-    relpath = f"masks/{sha[:2]}/{sha}.npy"
+    relpath = f"{pack_dir}/masks/{sha[:2]}/{sha}.npy"  # with the import's packs: one folder
     place_file(store, relpath, data)
     return relpath, sha
 
 
-def _commit_store(store: Path, root: Path) -> None:
-    """Move staged files (packs and masks) into the sequestered store, read-only (same
-    filesystem: a rename each). A mask already there has the same content address and is kept;
-    packs are named by their import's unique staging folder."""
-    for dirpath, _dirs, files in os.walk(store):
+def _commit_store(staged: Path, target: Path) -> None:
+    """Make the staged files read-only and rename their folder (packs and masks) into the
+    sequestered store: one rename, same filesystem. Nothing staged (every file unreadable):
+    nothing to move."""
+    if not staged.is_dir():
+        return
+    for dirpath, _dirs, files in os.walk(staged):
         for name in files:
-            staged = Path(dirpath) / name
-            target = root / staged.relative_to(store)
-            if target.exists():
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staged.chmod(0o444)
-            os.replace(staged, target)
+            (Path(dirpath) / name).chmod(0o444)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, target)
 
 
 def _insert_cases(cases: list[Case]) -> None:

@@ -157,7 +157,9 @@ class Command(BaseCommand):
             password=demo_password("quinn"),
             meaning="approved",
         )
-        report.refresh_from_db()
+        report.refresh_from_db()  # issued by the issue task once the signature committed
+        if report.status != Report.Status.ISSUED:
+            raise CommandError(f"The report was not issued (status {report.status}).")
         pdf = media_path(report.pdf_path)
         if sha256_file(pdf) != report.pdf_sha256:
             raise CommandError("The stored PDF does not match its recorded hash.")
