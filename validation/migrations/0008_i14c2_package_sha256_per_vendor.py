@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('validation', '0006_run_shards_and_workers'),
+        ('validation', '0007_i14b_sandbox_limits'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('validation', '0006_run_shards_and_workers'),
+        ('validation', '0009_i14d_failure_cause'),
     ]
 
     operations = [
