@@ -7,7 +7,8 @@ from django.apps import apps
 from django.contrib import admin
 from django.test import Client
 
-from audit.models import AuditEvent
+from audit.models import AuditAction, AuditEvent
+from audit.selectors import audit_chain_verify
 from tests.factories import DatasetVersionFactory, ProtocolFactory, UserFactory
 from validation.models import Dataset, DatasetGrant
 
@@ -69,7 +70,16 @@ def test_superuser_cannot_change_a_grant_through_the_admin(superuser_client, gra
     )
     assert deleted.status_code == 403
     assert DatasetGrant.objects.filter(pk=grant.pk).exists()
-    assert AuditEvent.objects.count() == events
+    # Nothing was written but the record of the three refused attempts.
+    attempts = AuditEvent.objects.order_by("id")[events:]
+    assert [e.action for e in attempts] == [AuditAction.REQUEST_REFUSED] * 3
+    assert {e.actor.username for e in attempts} == {"root"}
+    assert [e.payload["path"] for e in attempts] == [
+        url,
+        "/admin/validation/datasetgrant/add/",
+        f"/admin/validation/datasetgrant/{grant.pk}/delete/",
+    ]
+    assert audit_chain_verify().intact
 
     listing = superuser_client.get("/admin/validation/datasetgrant/")
     assert listing.status_code == 200
