@@ -6,6 +6,7 @@ from rest_framework import serializers
 from validation.models import ModelPackage, ValidationRun
 from validation.stats.disclosure import (
     calibration_disclosed,
+    failures_disclosed,
     roc_disclosed,
     rounded,
     subgroups_disclosed,
@@ -160,6 +161,7 @@ def aggregate_results(sections: dict, *, audience: str, min_cell: int) -> dict:
     if audience == "team":
         return results
     results["calibration"] = calibration_disclosed(results["calibration"], min_cell=min_cell)
+    results["failures"] = failures_disclosed(results["failures"], min_cell=min_cell)
     counts = primary.get("counts") or {}
     if "roc" in primary:
         primary["roc"] = roc_disclosed(

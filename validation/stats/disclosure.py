@@ -124,6 +124,20 @@ def roc_disclosed(
     return rounded({**roc, "fpr": [p[0] for p in kept], "tpr": [p[1] for p in kept]})
 
 
+def failures_disclosed(failures: Mapping[str, Any], *, min_cell: int) -> dict[str, Any]:
+    """The failures table as a vendor or partner may read it: how many failed cases were
+    positive and how many negative is a two-cell table; when either cell is small both lose
+    their count (the total would give the other away), or a model that fails on one chosen
+    image would read that image's label off it."""
+    section = dict(failures)
+    split = [section.get("n_failed_positive"), section.get("n_failed_negative")]
+    if any(isinstance(n, int) and 0 < n < min_cell for n in split):
+        section.pop("n_failed_positive", None)
+        section.pop("n_failed_negative", None)
+        section["label_split_suppressed"] = True
+    return rounded(section)
+
+
 def counts_disclosed(counts: Mapping[Any, int], *, min_cell: int) -> list[dict]:
     """A distribution for a vendor-facing card: cells with 1..min_cell-1 members keep their label
     and lose their count. When that hides exactly one cell, the next smallest is hidden too, or

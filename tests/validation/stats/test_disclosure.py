@@ -4,6 +4,7 @@ test_result_exfiltration.py."""
 
 from validation.stats.disclosure import (
     calibration_disclosed,
+    failures_disclosed,
     roc_disclosed,
     rounded,
     subgroups_disclosed,
@@ -92,3 +93,12 @@ def test_the_roc_curve_steps_over_at_least_the_minimum_number_of_cases():
     assert all(b - a >= 5 for a, b in zip(cases, cases[1:], strict=False))
     assert len(cases) >= 3  # still a curve
     assert roc_disclosed(None, n_pos=0, n_neg=3, min_cell=5) is None
+
+
+def test_the_label_split_of_a_few_failed_cases_is_withheld():
+    failures = {"n_failed": 1, "n_failed_positive": 1, "n_failed_negative": 0, "by_category": []}
+    shown = failures_disclosed(failures, min_cell=5)
+    assert "n_failed_positive" not in shown and "n_failed_negative" not in shown
+    assert shown["label_split_suppressed"] is True and shown["n_failed"] == 1
+    many = {"n_failed": 12, "n_failed_positive": 6, "n_failed_negative": 6}
+    assert failures_disclosed(many, min_cell=5) == many
