@@ -16,6 +16,7 @@ EXPECTED = {
     "validation.tasks.run_score": (tasks.run_score, "default"),
     "validation.tasks.run_report": (tasks.run_report, "reports"),
     "validation.tasks.dataset_import": (tasks.dataset_import, "default"),
+    "validation.tasks.package_smoke_test": (tasks.package_smoke_test, "gpu"),
 }
 
 

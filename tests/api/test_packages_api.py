@@ -6,6 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from audit.models import AuditAction, AuditEvent
+from config.celery import QueuedTask
 
 pytestmark = pytest.mark.django_db
 
@@ -17,15 +18,25 @@ def _client(user):
 
 
 @pytest.mark.sandbox
-def test_vendor_uploads_and_reviewer_approves(world, package_file):
-    with open(package_file, "rb") as fh:
-        response = _client(world.vendor_user).post(
-            "/api/v1/packages/", {"file": fh}, format="multipart"
-        )
-    assert response.status_code == 201, response.json()
-    body = response.json()
+def test_vendor_uploads_and_reviewer_approves(
+    world, package_file, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        with open(package_file, "rb") as fh:
+            response = _client(world.vendor_user).post(
+                "/api/v1/packages/", {"file": fh}, format="multipart"
+            )
+        # Accepted for testing at once: the smoke test is a task queued on commit.
+        assert response.status_code == 202, response.json()
+        body = response.json()
+        assert body["status"] == "testing" and body["smoke_load_seconds"] is None
+    tasks = [q.name for q in queued if isinstance(q, QueuedTask)]
+    assert tasks == ["validation.tasks.package_smoke_test"]
+    polled = _client(world.vendor_user).get(f"/api/v1/packages/{body['id']}/")
+    body = polled.json()
     assert body["status"] == "submitted" and body["vendor"] == "Vendor A"
     assert body["smoke_load_seconds"] > 0 and len(body["sha256"]) == 64
+    assert body["refusal_category"] == "" and body["refusal_reasons"] == []
 
     refused = _client(world.vendor_user).post(
         f"/api/v1/packages/{body['id']}/review/", {"approve": True}, format="json"

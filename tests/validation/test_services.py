@@ -36,10 +36,20 @@ def _stored_files(root: Path) -> list[Path]:
 
 
 @pytest.mark.sandbox
-def test_package_submit_stores_content_addressed_and_audits(world, package_file, settings):
-    with open(package_file, "rb") as fh:
-        package = package_submit(actor=world.vendor_user, upload=fh)
+def test_package_submit_stores_content_addressed_and_audits(
+    world, package_file, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        with open(package_file, "rb") as fh:
+            package = package_submit(actor=world.vendor_user, upload=fh)
+        # The smoke test waits for the commit (a task on the `gpu` queue): nothing stored yet.
+        assert package.status == "testing" and _stored_files(settings.MEDIA_ROOT) == []
+        assert [p.name for p in _stored_files(settings.PACKAGE_STAGING_ROOT)] == [
+            f"{package.pk}.tar"
+        ]
+    package.refresh_from_db()
     assert package.vendor == world.vendor_a and package.status == "submitted"
+    assert _stored_files(settings.PACKAGE_STAGING_ROOT) == []
     stored = _stored_files(settings.MEDIA_ROOT)
     assert [p.name for p in stored] == [f"{package.sha256}.tar"]
     assert stored[0].read_bytes() == package_file.read_bytes()
@@ -77,6 +87,7 @@ def test_package_rejections_leave_nothing_and_are_audited(world, settings, uploa
         package_submit(actor=world.vendor_user, upload=upload)
     assert reason in exc.value.message.lower() or reason in str(exc.value.errors).lower()
     assert _stored_files(settings.MEDIA_ROOT) == []
+    assert _stored_files(settings.PACKAGE_STAGING_ROOT) == []
     assert not ModelPackage.objects.exists()
     assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).count() == 1
 
@@ -307,9 +318,13 @@ def _repack(package_file: Path, out: Path, **manifest_changes) -> Path:
 
 
 @pytest.mark.sandbox
-def test_accepted_package_records_smoke_timings_and_is_cached_warm(world, package_file, settings):
-    with open(package_file, "rb") as fh:
+def test_accepted_package_records_smoke_timings_and_is_cached_warm(
+    world, package_file, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True), open(package_file, "rb") as fh:
         package = package_submit(actor=world.vendor_user, upload=fh)
+    package.refresh_from_db()
+    assert package.status == "submitted" and package.smoke_attempts == 1
     assert package.smoke_load_seconds is not None and package.smoke_batch_seconds is not None
     assert package.smoke_load_seconds > 0 and package.smoke_batch_seconds > 0
     assert (Path(settings.RUNNER_CACHE_ROOT) / package.sha256 / "model.pt2").is_file()
@@ -327,13 +342,17 @@ def test_accepted_package_records_smoke_timings_and_is_cached_warm(world, packag
 )
 @pytest.mark.sandbox
 def test_smoke_test_failures_reject_and_leave_nothing(
-    world, package_file, settings, tmp_path, changes, reason
+    world, package_file, settings, tmp_path, changes, reason, django_capture_on_commit_callbacks
 ):
     bad = _repack(package_file, tmp_path / "bad.tar.gz", **changes)
-    with open(bad, "rb") as fh, pytest.raises(ApplicationError) as exc:
-        package_submit(actor=world.vendor_user, upload=fh)
-    assert reason in exc.value.message
-    assert not ModelPackage.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True), open(bad, "rb") as fh:
+        package = package_submit(actor=world.vendor_user, upload=fh)
+    package.refresh_from_db()
+    # Refused on the worker: the reasons are read from the package, nothing else is kept.
+    assert package.status == ModelPackage.Status.REFUSED
+    assert any(reason in r for r in package.refusal_reasons), package.refusal_reasons
+    assert list(ModelPackage.objects.exclude(status="refused")) == []
+    assert _stored_files(settings.PACKAGE_STAGING_ROOT) == []
     assert _stored_files(settings.MEDIA_ROOT) == []
     assert _stored_files(settings.RUNNER_CACHE_ROOT) == []
     assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).count() == 1
