@@ -92,6 +92,27 @@ def test_package_rejections_leave_nothing_and_are_audited(world, settings, uploa
     assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).count() == 1
 
 
+def test_manifest_strings_that_land_in_columns_have_the_columns_limits():
+    from validation.packaging import MANIFEST_SCHEMA, default_manifest, manifest_errors
+
+    for field in ("name", "version"):
+        limit = ModelPackage._meta.get_field(field).max_length
+        assert MANIFEST_SCHEMA["properties"][field]["maxLength"] == limit, field
+        fits = default_manifest(
+            **{"name": "x", "version": "1", "gradcam_target_layer": "b", field: "v" * limit}
+        )
+        assert manifest_errors(fits) == []
+        for length in (limit + 1, 100, 201):
+            if length <= limit:
+                continue
+            too_long = default_manifest(
+                **{"name": "x", "version": "1", "gradcam_target_layer": "b", field: "v" * length}
+            )
+            errors = manifest_errors(too_long)
+            assert len(errors) == 1 and errors[0].startswith(f"{field}: "), errors
+            assert "too long" in errors[0]
+
+
 def test_package_over_the_size_limit_is_rejected(world, settings, package_file):
     settings.PACKAGE_MAX_BYTES = 1000
     with open(package_file, "rb") as fh, pytest.raises(ApplicationError, match="larger than"):
