@@ -32,7 +32,8 @@ WEIGHTS_CONFIG = "/data/weights/model_weights_config.json"
 MARK = "HOSTILE-SAW "
 LEAK = r"""
 import json, os, sys
-seen = {"environ": dict(os.environ), "paths": sys.path + [os.getcwd(), __import__("torch").__file__]}
+paths = [*sys.path, os.getcwd(), __import__("torch").__file__]
+seen = {"environ": dict(os.environ), "paths": paths}
 sys.stderr.write("HOSTILE-SAW " + json.dumps(seen) + "\n")
 sys.stderr.flush()
 raise LookupError("HOSTILE-SAW " + json.dumps(seen))
@@ -122,9 +123,7 @@ def _vendor_texts(user, package: ModelPackage, upload_answer: dict) -> str:
     detail = client.get(f"/api/v1/packages/{package.pk}/")
     listing = client.get("/api/v1/packages/")
     assert detail.status_code == listing.status_code == 200
-    return "\n".join(
-        [json.dumps(upload_answer), detail.content.decode(), listing.content.decode()]
-    )
+    return "\n".join([json.dumps(upload_answer), detail.content.decode(), listing.content.decode()])
 
 
 def _host_strings(tmp_path: Path) -> list[str]:
@@ -153,7 +152,9 @@ def _assert_nothing_of_the_host(text: str, *, tmp_path: Path, environ: dict[str,
 def test_a_hostile_package_learns_no_host_path_or_environment(
     world, hostile_package, tmp_path, django_capture_on_commit_callbacks
 ):
-    answer, package = _upload(world.vendor_user, hostile_package, django_capture_on_commit_callbacks)
+    answer, package = _upload(
+        world.vendor_user, hostile_package, django_capture_on_commit_callbacks
+    )
     assert answer["status"] == "testing"
     package.refresh_from_db()
     assert package.status == ModelPackage.Status.REFUSED
@@ -176,9 +177,7 @@ def test_a_hostile_package_learns_no_host_path_or_environment(
     # The refusal is on the record, with the vendor-safe reason only.
     event = AuditEvent.objects.get(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE)
     assert event.payload["category"] == "load-failed"
-    assert MARK not in json.dumps(event.payload) and str(REPO_ROOT) not in json.dumps(
-        event.payload
-    )
+    assert MARK not in json.dumps(event.payload) and str(REPO_ROOT) not in json.dumps(event.payload)
 
 
 def test_an_onnx_package_that_fails_to_load_is_named_onnx(

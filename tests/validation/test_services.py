@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.db.models import CharField
 
 from audit.immutability import ImmutableRecordError
 from audit.models import AuditAction, AuditEvent
@@ -15,6 +16,7 @@ from tests.factories import (
     approved_package,
     protocol_document,
 )
+from validation import tasks
 from validation.dicom.merkle import merkle_root
 from validation.errors import ApplicationError, PermissionDenied
 from validation.models import Case, DatasetVersion, ModelPackage, Protocol
@@ -22,6 +24,7 @@ from validation.services.datasets import dataset_create, dataset_grant, dataset_
 from validation.services.packages import package_review, package_submit
 from validation.services.protocols import protocol_create, protocol_lock
 from validation.services.runs import run_start
+from validation.storage import package_staging_path
 
 pytestmark = pytest.mark.django_db
 
@@ -92,23 +95,80 @@ def test_package_rejections_leave_nothing_and_are_audited(world, settings, uploa
     assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).count() == 1
 
 
+def test_a_package_in_testing_is_a_duplicate_and_a_refused_one_is_not(
+    world, package_file, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        with open(package_file, "rb") as fh:
+            first = package_submit(actor=world.vendor_user, upload=fh)
+    assert first.status == ModelPackage.Status.TESTING and len(queued) == 1
+    with open(package_file, "rb") as fh, pytest.raises(ApplicationError) as exc:
+        package_submit(actor=world.vendor_user, upload=fh)
+    assert exc.value.status_code == 409
+    # Its staged bytes lost (a disk replaced, a cleanup gone wrong): refused, not testing forever.
+    package_staging_path(first.pk).unlink()
+    tasks.package_smoke_test(package_id=first.pk)
+    first.refresh_from_db()
+    assert first.status == ModelPackage.Status.REFUSED and first.refusal_category == "lost"
+    assert "submit it again" in first.refusal_reasons[0]
+    # A refused package blocks neither its bytes nor its version: the vendor submits again.
+    with django_capture_on_commit_callbacks(execute=False), open(package_file, "rb") as fh:
+        again = package_submit(actor=world.vendor_user, upload=fh)
+    assert again.status == ModelPackage.Status.TESTING and again.sha256 == first.sha256
+    assert package_staging_path(again.pk).is_file()
+
+
+def test_a_package_whose_smoke_test_keeps_losing_its_worker_is_refused(
+    world, package_file, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False), open(package_file, "rb") as fh:
+        package = package_submit(actor=world.vendor_user, upload=fh)
+    # What deliveries that claimed it and then lost their worker leave behind (acks late: each
+    # came back to the queue).
+    ModelPackage.objects.filter(pk=package.pk).update(
+        smoke_attempts=settings.PACKAGE_SMOKE_MAX_ATTEMPTS
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.package_smoke_test(package_id=package.pk)
+    package.refresh_from_db()
+    assert package.status == ModelPackage.Status.REFUSED
+    assert package.refusal_category == "worker-lost"
+    assert _stored_files(settings.PACKAGE_STAGING_ROOT) == []
+    assert _stored_files(settings.MEDIA_ROOT) == []
+    event = AuditEvent.objects.get(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE)
+    assert event.target_id == str(package.pk) and event.payload["category"] == "worker-lost"
+
+
+@pytest.mark.sandbox
+def test_the_smoke_test_task_resumes_after_a_lost_worker_and_runs_once(
+    world, package_file, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False), open(package_file, "rb") as fh:
+        package = package_submit(actor=world.vendor_user, upload=fh)
+    ModelPackage.objects.filter(pk=package.pk).update(smoke_attempts=1)  # a delivery was lost
+    for _delivery in range(2):  # re-delivered, then delivered once more: decided once
+        with django_capture_on_commit_callbacks(execute=True):
+            tasks.package_smoke_test(package_id=package.pk)
+    package.refresh_from_db()
+    assert package.status == ModelPackage.Status.SUBMITTED and package.smoke_attempts == 2
+    assert [e.action for e in audit_events_for(package)] == [AuditAction.PACKAGE_SUBMITTED]
+    assert [p.name for p in _stored_files(settings.MEDIA_ROOT)] == [f"{package.sha256}.tar"]
+    assert _stored_files(settings.PACKAGE_STAGING_ROOT) == []
+
+
 def test_manifest_strings_that_land_in_columns_have_the_columns_limits():
     from validation.packaging import MANIFEST_SCHEMA, default_manifest, manifest_errors
 
     for field in ("name", "version"):
-        limit = ModelPackage._meta.get_field(field).max_length
+        column = ModelPackage._meta.get_field(field)
+        assert isinstance(column, CharField)
+        limit = column.max_length
+        assert limit is not None
         assert MANIFEST_SCHEMA["properties"][field]["maxLength"] == limit, field
-        fits = default_manifest(
-            **{"name": "x", "version": "1", "gradcam_target_layer": "b", field: "v" * limit}
-        )
-        assert manifest_errors(fits) == []
-        for length in (limit + 1, 100, 201):
-            if length <= limit:
-                continue
-            too_long = default_manifest(
-                **{"name": "x", "version": "1", "gradcam_target_layer": "b", field: "v" * length}
-            )
-            errors = manifest_errors(too_long)
+        manifest = default_manifest(name="x", version="1", gradcam_target_layer="b")
+        assert manifest_errors({**manifest, field: "v" * limit}) == []
+        for length in sorted({limit + 1, 100, 201} - set(range(limit + 1))):
+            errors = manifest_errors({**manifest, field: "v" * length})
             assert len(errors) == 1 and errors[0].startswith(f"{field}: "), errors
             assert "too long" in errors[0]
 
