@@ -180,6 +180,9 @@ def package_smoke_execute(*, package_id: int) -> None:
         package.smoke_attempts += 1
         package.save(update_fields=["smoke_attempts"])
     staged = package_staging_path(package.pk)
+    if not staged.is_file():
+        _smoke_decide(package_id, refusal=("lost", _NOT_TESTED["lost"], f"{staged} is missing"))
+        return
     try:
         manifest, model_bytes, model_format = read_package_contents(
             staged,
@@ -192,9 +195,6 @@ def package_smoke_execute(*, package_id: int) -> None:
             model_bytes=model_bytes,
             model_format=model_format,
         )
-    except FileNotFoundError:
-        _smoke_decide(package_id, refusal=("lost", _NOT_TESTED["lost"], f"{staged} is missing"))
-        return
     except SmokeFailure as exc:
         _smoke_decide(package_id, refusal=(exc.category, exc.message, exc.detail))
         return
