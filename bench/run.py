@@ -120,7 +120,11 @@ def world(args: argparse.Namespace, var_dir: Path):
     from validation.models import Organisation, Role
     from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
     from validation.services.organisations import organisation_create, user_create_with_role
-    from validation.services.packages import package_review, package_submit
+    from validation.services.packages import (
+        package_review,
+        package_smoke_execute,
+        package_submit,
+    )
     from validation.services.protocols import protocol_create
     from validation.synthetic.cohort import generate_cohort
 
@@ -161,6 +165,9 @@ def world(args: argparse.Namespace, var_dir: Path):
     package_path = build_resnet_package(var_dir / "resnet18.tar.gz", args.size)
     with open(package_path, "rb") as fh:
         package = package_submit(actor=vendor, upload=fh)
+    # No worker is up yet: this process runs the smoke test itself (the queued message then
+    # finds the package decided and returns).
+    package_smoke_execute(package_id=package.pk)
     package = package_review(actor=reviewer, package=package, approve=True)
     print(f"package exported, submitted and smoke-tested: {time.perf_counter() - began:.1f} s")
     protocol = protocol_create(actor=reviewer, name="Bench protocol", document=PROTOCOL)

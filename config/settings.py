@@ -143,6 +143,13 @@ PACKAGE_MAX_BYTES = env_int("BLINDSPOT_PACKAGE_MAX_BYTES", 512 * 1024 * 1024, mi
 PACKAGE_MAX_UNPACKED_BYTES = env_int(
     "BLINDSPOT_PACKAGE_MAX_UNPACKED_BYTES", 1024 * 1024 * 1024, minimum=1
 )
+# Uploads that passed the cheap checks wait here for their smoke test (a worker reads them):
+# private, served by no URL, never the content-addressed store; shared with the GPU workers.
+PACKAGE_STAGING_ROOT = Path(
+    _env("BLINDSPOT_PACKAGE_STAGING_ROOT", str(VAR_DIR / "package-staging"))
+)
+# Deliveries of one package's smoke-test task before it is refused (a worker lost each time).
+PACKAGE_SMOKE_MAX_ATTEMPTS = env_int("BLINDSPOT_PACKAGE_SMOKE_MAX_ATTEMPTS", 3, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Where Django spools uploads above FILE_UPLOAD_MAX_MEMORY_SIZE (default: the system's /tmp).
 # Production points it inside SEQUESTERED_ROOT so that partner data never lands on /tmp.

@@ -47,6 +47,7 @@ def _isolated_storage(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.SEQUESTERED_ROOT = tmp_path / "sequestered"
     settings.RUNNER_CACHE_ROOT = tmp_path / "runner-cache"
+    settings.PACKAGE_STAGING_ROOT = tmp_path / "package-staging"
     settings.SIGNING_KEY_PATH = tmp_path / "keys" / "service.pem"
     from reports.signing import _private_key
 

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 
 from audit.immutability import FreezableModel
+from validation.packaging.limits import PACKAGE_NAME_MAX_LENGTH, PACKAGE_VERSION_MAX_LENGTH
 
 
 class OrganisationKind(models.TextChoices):
@@ -20,6 +21,8 @@ class OrganisationKind(models.TextChoices):
 
 
 class PackageStatus(models.TextChoices):
+    TESTING = "testing"  # passed the cheap checks; the smoke test runs on a worker
+    REFUSED = "refused"  # failed the smoke test (reasons on the row); blocks no resubmission
     SUBMITTED = "submitted"
     APPROVED = "approved"
     REJECTED = "rejected"
@@ -98,8 +101,9 @@ class ModelPackage(models.Model):
     Status = PackageStatus
 
     vendor = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="packages")
-    name = models.CharField(max_length=200)
-    version = models.CharField(max_length=64)
+    # The manifest's schema refuses longer values at intake (one limit, one place).
+    name = models.CharField(max_length=PACKAGE_NAME_MAX_LENGTH)
+    version = models.CharField(max_length=PACKAGE_VERSION_MAX_LENGTH)
     # Unique per vendor, not globally: two vendors' identical bytes are two packages naming one
     # content-addressed file (issue 14: a global duplicate check told one vendor what another
     # had submitted).
@@ -110,7 +114,14 @@ class ModelPackage(models.Model):
     # Measured by the intake smoke test in the sandboxed runner.
     smoke_load_seconds = models.FloatField(null=True, blank=True)
     smoke_batch_seconds = models.FloatField(null=True, blank=True)
+    # Deliveries of the smoke-test task that claimed the package (bounded: see package_smoke).
+    smoke_attempts = models.PositiveSmallIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUBMITTED)
+    # Why the smoke test refused it: a category and messages safe for the vendor; the runner's
+    # detail (stderr tail, traceback: host paths, environment) for the validation team only.
+    refusal_category = models.CharField(max_length=32, blank=True)
+    refusal_reasons = models.JSONField(default=list, blank=True)
+    refusal_detail = models.TextField(blank=True)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -124,15 +135,22 @@ class ModelPackage(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
+            # A refused package blocks neither its bytes nor its version from a resubmission.
             models.UniqueConstraint(
-                fields=["vendor", "name", "version"], name="package_version_once"
+                fields=["vendor", "sha256"],
+                condition=~Q(status="refused"),
+                name="package_sha256_once",
             ),
-            models.UniqueConstraint(fields=["vendor", "sha256"], name="package_sha256_once"),
+            models.UniqueConstraint(
+                fields=["vendor", "name", "version"],
+                condition=~Q(status="refused"),
+                name="package_version_once",
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=PackageStatus.values), name="package_status"
             ),
             models.CheckConstraint(
-                condition=Q(status="submitted")
+                condition=Q(status__in=["testing", "refused", "submitted"])
                 | Q(reviewed_by__isnull=False, reviewed_at__isnull=False),
                 name="package_review_recorded",
             ),

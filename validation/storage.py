@@ -63,6 +63,11 @@ def package_relpath(sha256: str) -> str:
     return f"packages/{sha256[:2]}/{sha256}.tar"
 
 
+def package_staging_path(package_id: int) -> Path:
+    """Where an upload waits for its smoke test: private, outside the content-addressed store."""
+    return Path(settings.PACKAGE_STAGING_ROOT) / f"{package_id}.tar"
+
+
 def model_cache_path(sha256: str, model_format: str) -> Path:
     """Where warm runners find a package's model: the runner cache, by content hash."""
     return Path(settings.RUNNER_CACHE_ROOT) / sha256 / f"model.{model_format}"

@@ -5,7 +5,7 @@ import socket
 
 from config.celery import cpu_task, gpu_task, report_task
 from validation import task_names
-from validation.services import dataset_imports, runs, shards
+from validation.services import dataset_imports, packages, runs, shards
 
 
 @cpu_task(name=task_names.RUN_INFER)
@@ -38,3 +38,8 @@ def run_report(*, run_id: int) -> None:
 def dataset_import(self, *, import_id: int) -> None:
     worker = self.request.hostname or f"eager@{socket.gethostname()}"
     dataset_imports.dataset_import_execute(import_id=import_id, worker=worker)
+
+
+@gpu_task(name=task_names.PACKAGE_SMOKE_TEST)
+def package_smoke_test(*, package_id: int) -> None:
+    packages.package_smoke_execute(package_id=package_id)

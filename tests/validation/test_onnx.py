@@ -71,8 +71,9 @@ def test_a_pt2_package_must_name_its_gradcam_layer():
 def test_onnx_package_runs_end_to_end_without_explanations(
     world, onnx_package, cohort, django_capture_on_commit_callbacks
 ):
-    with open(onnx_package, "rb") as fh:
+    with django_capture_on_commit_callbacks(execute=True), open(onnx_package, "rb") as fh:
         package = package_submit(actor=world.vendor_user, upload=fh)
+    package.refresh_from_db()
     assert package.smoke_load_seconds is not None  # timed by the smoke test on submission
     assert package.model_format == "onnx" and package.smoke_load_seconds > 0
     package = package_review(actor=world.reviewer, package=package, approve=True)

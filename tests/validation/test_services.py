@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.db.models import CharField
 
 from audit.immutability import ImmutableRecordError
 from audit.models import AuditAction, AuditEvent
@@ -15,6 +16,7 @@ from tests.factories import (
     approved_package,
     protocol_document,
 )
+from validation import tasks
 from validation.dicom.merkle import merkle_root
 from validation.errors import ApplicationError, PermissionDenied
 from validation.models import Case, DatasetVersion, ModelPackage, Protocol
@@ -22,6 +24,7 @@ from validation.services.datasets import dataset_create, dataset_grant, dataset_
 from validation.services.packages import package_review, package_submit
 from validation.services.protocols import protocol_create, protocol_lock
 from validation.services.runs import run_start
+from validation.storage import package_staging_path
 
 pytestmark = pytest.mark.django_db
 
@@ -36,10 +39,20 @@ def _stored_files(root: Path) -> list[Path]:
 
 
 @pytest.mark.sandbox
-def test_package_submit_stores_content_addressed_and_audits(world, package_file, settings):
-    with open(package_file, "rb") as fh:
-        package = package_submit(actor=world.vendor_user, upload=fh)
+def test_package_submit_stores_content_addressed_and_audits(
+    world, package_file, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        with open(package_file, "rb") as fh:
+            package = package_submit(actor=world.vendor_user, upload=fh)
+        # The smoke test waits for the commit (a task on the `gpu` queue): nothing stored yet.
+        assert package.status == "testing" and _stored_files(settings.MEDIA_ROOT) == []
+        assert [p.name for p in _stored_files(settings.PACKAGE_STAGING_ROOT)] == [
+            f"{package.pk}.tar"
+        ]
+    package.refresh_from_db()
     assert package.vendor == world.vendor_a and package.status == "submitted"
+    assert _stored_files(settings.PACKAGE_STAGING_ROOT) == []
     stored = _stored_files(settings.MEDIA_ROOT)
     assert [p.name for p in stored] == [f"{package.sha256}.tar"]
     assert stored[0].read_bytes() == package_file.read_bytes()
@@ -77,8 +90,87 @@ def test_package_rejections_leave_nothing_and_are_audited(world, settings, uploa
         package_submit(actor=world.vendor_user, upload=upload)
     assert reason in exc.value.message.lower() or reason in str(exc.value.errors).lower()
     assert _stored_files(settings.MEDIA_ROOT) == []
+    assert _stored_files(settings.PACKAGE_STAGING_ROOT) == []
     assert not ModelPackage.objects.exists()
     assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).count() == 1
+
+
+def test_a_package_in_testing_is_a_duplicate_and_a_refused_one_is_not(
+    world, package_file, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        with open(package_file, "rb") as fh:
+            first = package_submit(actor=world.vendor_user, upload=fh)
+    assert first.status == ModelPackage.Status.TESTING and len(queued) == 1
+    with open(package_file, "rb") as fh, pytest.raises(ApplicationError) as exc:
+        package_submit(actor=world.vendor_user, upload=fh)
+    assert exc.value.status_code == 409
+    # Its staged bytes lost (a disk replaced, a cleanup gone wrong): refused, not testing forever.
+    package_staging_path(first.pk).unlink()
+    tasks.package_smoke_test(package_id=first.pk)
+    first.refresh_from_db()
+    assert first.status == ModelPackage.Status.REFUSED and first.refusal_category == "lost"
+    assert "submit it again" in first.refusal_reasons[0]
+    # A refused package blocks neither its bytes nor its version: the vendor submits again.
+    with django_capture_on_commit_callbacks(execute=False), open(package_file, "rb") as fh:
+        again = package_submit(actor=world.vendor_user, upload=fh)
+    assert again.status == ModelPackage.Status.TESTING and again.sha256 == first.sha256
+    assert package_staging_path(again.pk).is_file()
+
+
+def test_a_package_whose_smoke_test_keeps_losing_its_worker_is_refused(
+    world, package_file, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False), open(package_file, "rb") as fh:
+        package = package_submit(actor=world.vendor_user, upload=fh)
+    # What deliveries that claimed it and then lost their worker leave behind (acks late: each
+    # came back to the queue).
+    ModelPackage.objects.filter(pk=package.pk).update(
+        smoke_attempts=settings.PACKAGE_SMOKE_MAX_ATTEMPTS
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.package_smoke_test(package_id=package.pk)
+    package.refresh_from_db()
+    assert package.status == ModelPackage.Status.REFUSED
+    assert package.refusal_category == "worker-lost"
+    assert _stored_files(settings.PACKAGE_STAGING_ROOT) == []
+    assert _stored_files(settings.MEDIA_ROOT) == []
+    event = AuditEvent.objects.get(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE)
+    assert event.target_id == str(package.pk) and event.payload["category"] == "worker-lost"
+
+
+@pytest.mark.sandbox
+def test_the_smoke_test_task_resumes_after_a_lost_worker_and_runs_once(
+    world, package_file, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False), open(package_file, "rb") as fh:
+        package = package_submit(actor=world.vendor_user, upload=fh)
+    ModelPackage.objects.filter(pk=package.pk).update(smoke_attempts=1)  # a delivery was lost
+    for _delivery in range(2):  # re-delivered, then delivered once more: decided once
+        with django_capture_on_commit_callbacks(execute=True):
+            tasks.package_smoke_test(package_id=package.pk)
+    package.refresh_from_db()
+    assert package.status == ModelPackage.Status.SUBMITTED and package.smoke_attempts == 2
+    assert [e.action for e in audit_events_for(package)] == [AuditAction.PACKAGE_SUBMITTED]
+    assert [p.name for p in _stored_files(settings.MEDIA_ROOT)] == [f"{package.sha256}.tar"]
+    assert _stored_files(settings.PACKAGE_STAGING_ROOT) == []
+
+
+def test_manifest_strings_that_land_in_columns_have_the_columns_limits():
+    from validation.packaging import MANIFEST_SCHEMA, default_manifest, manifest_errors
+
+    for field in ("name", "version"):
+        column = ModelPackage._meta.get_field(field)
+        assert isinstance(column, CharField)
+        limit = column.max_length
+        assert limit is not None
+        assert MANIFEST_SCHEMA["properties"][field]["maxLength"] == limit, field
+        manifest = default_manifest(name="x", version="1", gradcam_target_layer="b")
+        assert manifest_errors({**manifest, field: "v" * limit}) == []
+        for length in sorted({limit + 1, 100, 201} - set(range(limit + 1))):
+            errors = manifest_errors({**manifest, field: "v" * length})
+            assert len(errors) == 1 and errors[0].startswith(f"{field}: "), errors
+            assert "too long" in errors[0]
 
 
 def test_package_over_the_size_limit_is_rejected(world, settings, package_file):
@@ -307,9 +399,13 @@ def _repack(package_file: Path, out: Path, **manifest_changes) -> Path:
 
 
 @pytest.mark.sandbox
-def test_accepted_package_records_smoke_timings_and_is_cached_warm(world, package_file, settings):
-    with open(package_file, "rb") as fh:
+def test_accepted_package_records_smoke_timings_and_is_cached_warm(
+    world, package_file, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True), open(package_file, "rb") as fh:
         package = package_submit(actor=world.vendor_user, upload=fh)
+    package.refresh_from_db()
+    assert package.status == "submitted" and package.smoke_attempts == 1
     assert package.smoke_load_seconds is not None and package.smoke_batch_seconds is not None
     assert package.smoke_load_seconds > 0 and package.smoke_batch_seconds > 0
     assert (Path(settings.RUNNER_CACHE_ROOT) / package.sha256 / "model.pt2").is_file()
@@ -327,13 +423,17 @@ def test_accepted_package_records_smoke_timings_and_is_cached_warm(world, packag
 )
 @pytest.mark.sandbox
 def test_smoke_test_failures_reject_and_leave_nothing(
-    world, package_file, settings, tmp_path, changes, reason
+    world, package_file, settings, tmp_path, changes, reason, django_capture_on_commit_callbacks
 ):
     bad = _repack(package_file, tmp_path / "bad.tar.gz", **changes)
-    with open(bad, "rb") as fh, pytest.raises(ApplicationError) as exc:
-        package_submit(actor=world.vendor_user, upload=fh)
-    assert reason in exc.value.message
-    assert not ModelPackage.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True), open(bad, "rb") as fh:
+        package = package_submit(actor=world.vendor_user, upload=fh)
+    package.refresh_from_db()
+    # Refused on the worker: the reasons are read from the package, nothing else is kept.
+    assert package.status == ModelPackage.Status.REFUSED
+    assert any(reason in r for r in package.refusal_reasons), package.refusal_reasons
+    assert list(ModelPackage.objects.exclude(status="refused")) == []
+    assert _stored_files(settings.PACKAGE_STAGING_ROOT) == []
     assert _stored_files(settings.MEDIA_ROOT) == []
     assert _stored_files(settings.RUNNER_CACHE_ROOT) == []
     assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).count() == 1

@@ -33,7 +33,16 @@ class PackageSerializer(serializers.ModelSerializer):
             "smoke_batch_seconds",
             "reviewed_at",
             "manifest",
+            "refusal_category",
+            "refusal_reasons",
         ]
+
+
+class PackageTeamSerializer(PackageSerializer):
+    """What the validation team reads: the smoke test's detail (stderr tail, traceback) too."""
+
+    class Meta(PackageSerializer.Meta):
+        fields = [*PackageSerializer.Meta.fields, "refusal_detail", "smoke_attempts"]
 
 
 class PackageUploadSerializer(serializers.Serializer):

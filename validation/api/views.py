@@ -12,6 +12,7 @@ from validation import selectors
 from validation.api.serializers import (
     PackageReviewSerializer,
     PackageSerializer,
+    PackageTeamSerializer,
     PackageUploadSerializer,
     RunSerializer,
     RunStartSerializer,
@@ -26,7 +27,12 @@ from validation.services.runs import run_cancel, run_start
 
 
 class PackageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class = PackageSerializer
+    def get_serializer_class(self):
+        return (
+            PackageTeamSerializer
+            if selectors.is_validation_team(self.request.user)
+            else PackageSerializer
+        )
 
     def get_queryset(self):
         return selectors.packages_visible_to(self.request.user)
@@ -35,16 +41,18 @@ class PackageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return selectors.package_get_visible(user=self.request.user, pk=self.kwargs["pk"])
 
     @extend_schema(
-        request={"multipart/form-data": PackageUploadSerializer}, responses=PackageSerializer
+        request={"multipart/form-data": PackageUploadSerializer}, responses={202: PackageSerializer}
     )
     def create(self, request):
+        """Accepted for testing (202, status `testing`): the smoke test runs on a worker; poll the
+        package for `submitted` or `refused` (with `refusal_category` and `refusal_reasons`)."""
         self.parser_classes = [MultiPartParser]
         upload = PackageUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         package = package_submit(actor=request.user, upload=upload.validated_data["file"])
-        return Response(PackageSerializer(package).data, status=status.HTTP_201_CREATED)
+        return Response(PackageSerializer(package).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=PackageReviewSerializer, responses=PackageSerializer)
+    @extend_schema(request=PackageReviewSerializer, responses=PackageTeamSerializer)
     @action(detail=True, methods=["post"])
     def review(self, request, pk=None):
         body = PackageReviewSerializer(data=request.data)
@@ -52,7 +60,7 @@ class PackageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         package = package_review(
             actor=request.user, package=self.get_object(), **body.validated_data
         )
-        return Response(PackageSerializer(package).data)
+        return Response(self.get_serializer_class()(package).data)
 
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

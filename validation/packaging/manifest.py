@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from validation.errors import bounded
+from validation.packaging.limits import PACKAGE_NAME_MAX_LENGTH, PACKAGE_VERSION_MAX_LENGTH
 
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.pt2"
@@ -37,8 +38,9 @@ MANIFEST_SCHEMA: dict[str, Any] = {
     ],
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
-        "version": {"type": "string", "minLength": 1, "maxLength": 100},
+        # Stored in ModelPackage's columns: the schema holds the columns' limits (limits.py).
+        "name": {"type": "string", "minLength": 1, "maxLength": PACKAGE_NAME_MAX_LENGTH},
+        "version": {"type": "string", "minLength": 1, "maxLength": PACKAGE_VERSION_MAX_LENGTH},
         "intended_use": {"type": "string", "minLength": 1, "maxLength": 10000},
         "indications": {**_STRINGS, "minItems": 1},
         "task": {"enum": ["binary-classification"]},

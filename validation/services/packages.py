@@ -1,21 +1,25 @@
 """Vendor model packages: intake (validated, content-addressed, immutable) and review."""
 
 import hashlib
+import os
 import tempfile
+import traceback
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record
+from config.celery import enqueue_on_commit
+from validation import task_names
 from validation.errors import ApplicationError, PermissionDenied
 from validation.models import ModelPackage, Organisation, Role
 from validation.packaging import PackageError, manifest_errors, read_package_contents
 from validation.selectors import is_validation_team, org_ids_of
-from validation.services.package_smoke import SmokeResult, package_smoke_test
-from validation.storage import media_put, package_relpath
+from validation.services.package_smoke import SmokeFailure, SmokeResult, package_smoke_test
+from validation.storage import media_put, package_relpath, package_staging_path
 
 
 def _vendor_of(actor, vendor: Organisation | None) -> Organisation:
@@ -32,15 +36,21 @@ def _vendor_of(actor, vendor: Organisation | None) -> Organisation:
 
 
 def package_submit(*, actor, upload, vendor: Organisation | None = None) -> ModelPackage:
-    """Validate an uploaded package archive and store it content-addressed. `upload` is a
-    binary file object. Nothing is stored unless every check passes; a rejection is audited
-    (PACKAGE_REJECTED_AT_INTAKE) and raised as a 4xx with the reason. Emits PACKAGE_SUBMITTED."""
+    """Receive an uploaded package archive (`upload`, a binary file object): the cheap checks
+    (size, archive reading, manifest schema, duplicates) run here; a refusal is audited
+    (PACKAGE_REJECTED_AT_INTAKE) and raised as a 4xx with the reason, and nothing is stored.
+    A package that passes is created in status `testing`, its bytes kept in the private staging
+    place (`storage.package_staging_path`), and the smoke test is queued on commit
+    (`package_smoke_execute`, which emits PACKAGE_SUBMITTED or PACKAGE_REJECTED_AT_INTAKE)."""
     vendor = _vendor_of(actor, vendor)
     limit = settings.PACKAGE_MAX_BYTES
-    with tempfile.TemporaryDirectory(prefix="blindspot-intake-") as tmp:
-        staged = Path(tmp) / "upload.tar"
+    staging = Path(settings.PACKAGE_STAGING_ROOT)
+    staging.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=staging, prefix=".incoming-", suffix=".tar")
+    staged = Path(tmp)
+    try:
         digest, size = hashlib.sha256(), 0
-        with open(staged, "wb") as out:
+        with os.fdopen(fd, "wb") as out:
             while chunk := upload.read(1024 * 1024):
                 size += len(chunk)
                 if size > limit:
@@ -49,7 +59,7 @@ def package_submit(*, actor, upload, vendor: Organisation | None = None) -> Mode
                 out.write(chunk)
         sha256 = digest.hexdigest()
         try:
-            manifest, model_bytes, model_format = read_package_contents(
+            manifest, _model_bytes, model_format = read_package_contents(
                 staged,
                 max_archive_bytes=limit,
                 max_total_bytes=settings.PACKAGE_MAX_UNPACKED_BYTES,
@@ -62,17 +72,7 @@ def package_submit(*, actor, upload, vendor: Organisation | None = None) -> Mode
                 actor, vendor, f"the manifest is invalid ({len(errors)} problem(s))", errors=errors
             )
         _refuse_duplicates(vendor=vendor, sha256=sha256, manifest=manifest)
-        try:
-            smoke = package_smoke_test(
-                sha256=sha256, manifest=manifest, model_bytes=model_bytes, model_format=model_format
-            )
-        except ApplicationError as exc:
-            if exc.status_code >= 500:
-                raise
-            _reject(
-                actor, vendor, exc.message.removeprefix("Smoke test failed: "), errors=exc.errors
-            )
-        return _package_store(
+        return _package_receive(
             actor=actor,
             vendor=vendor,
             staged=staged,
@@ -80,8 +80,39 @@ def package_submit(*, actor, upload, vendor: Organisation | None = None) -> Mode
             size=size,
             manifest=manifest,
             model_format=model_format,
-            smoke=smoke,
         )
+    finally:
+        staged.unlink(missing_ok=True)  # moved to the package's staging path when received
+
+
+@transaction.atomic
+def _package_receive(
+    *, actor, vendor, staged: Path, sha256, size, manifest, model_format
+) -> ModelPackage:
+    # Checked again in the transaction: two identical uploads may race through the checks, and
+    # the database's unique constraints have the last word.
+    _refuse_duplicates(vendor=vendor, sha256=sha256, manifest=manifest)
+    try:
+        with transaction.atomic():
+            package = ModelPackage.objects.create(
+                vendor=vendor,
+                name=manifest["name"],
+                version=manifest["version"],
+                sha256=sha256,
+                size_bytes=size,
+                manifest=manifest,
+                model_format=model_format,
+                submitted_by=actor,
+                status=ModelPackage.Status.TESTING,
+            )
+    except IntegrityError:
+        _refuse_duplicates(vendor=vendor, sha256=sha256, manifest=manifest)
+        raise
+    # Moved before commit so that the task always finds it; a rollback of a caller's outer
+    # transaction leaves an orphan in the staging place, never a `testing` row without bytes.
+    os.replace(staged, package_staging_path(package.pk))
+    enqueue_on_commit(task_names.PACKAGE_SMOKE_TEST, package_id=package.pk)
+    return package
 
 
 def _reject(actor, vendor, message: str, errors=None):
@@ -99,49 +130,126 @@ def _reject(actor, vendor, message: str, errors=None):
 def _refuse_duplicates(*, vendor, sha256: str, manifest: dict) -> None:
     # Judged within the vendor: another vendor's identical bytes must not answer differently
     # from novel bytes (that would confirm what a competitor submitted). Both rows then name
-    # one content-addressed file, which is never deleted while a package names it.
-    if ModelPackage.objects.filter(vendor=vendor, sha256=sha256).exists():
+    # one content-addressed file, which is never deleted while a package names it. A refused
+    # package blocks nothing.
+    current = ModelPackage.objects.exclude(status=ModelPackage.Status.REFUSED)
+    if current.filter(vendor=vendor, sha256=sha256).exists():
         raise ApplicationError(
             "This exact package (same SHA-256) has already been submitted.", status_code=409
         )
     name, version = manifest["name"], manifest["version"]
-    if ModelPackage.objects.filter(vendor=vendor, name=name, version=version).exists():
+    if current.filter(vendor=vendor, name=name, version=version).exists():
         raise ApplicationError(
             f"{name} {version} already exists; a changed model needs a new version.",
             status_code=409,
         )
 
 
+# What the vendor reads when the smoke test could not be completed for a reason of ours.
+_NOT_TESTED = {
+    "no-isolation": "No sandbox was available to test the package; submit it again later.",
+    "lost": "The uploaded archive was lost before it could be tested; submit it again.",
+    "worker-lost": (
+        "The smoke test was interrupted {attempts} times without finishing; submit it again."
+    ),
+    "internal": "The smoke test failed for a reason on our side; submit the package again.",
+}
+
+
+def package_smoke_execute(*, package_id: int) -> None:
+    """The smoke test of a package in `testing` (the `package_smoke_test` task, queue `gpu`):
+    claims it under a row lock (counting the delivery), runs `package_smoke_test` in the
+    sandboxed runner outside any transaction, then, under the lock again and only if the
+    package is still `testing`, stores it content-addressed as `submitted` (PACKAGE_SUBMITTED)
+    or marks it `refused` with a vendor-safe category and reasons and the runner's detail for
+    the team (PACKAGE_REJECTED_AT_INTAKE). A re-delivered task finds the package decided and
+    returns; a delivery whose worker was lost is re-delivered (acks late), and after
+    PACKAGE_SMOKE_MAX_ATTEMPTS claims the package is refused rather than tested forever."""
+    with transaction.atomic():
+        package = (
+            ModelPackage.objects.select_for_update()
+            .filter(pk=package_id, status=ModelPackage.Status.TESTING)
+            .first()
+        )
+        if package is None:
+            return
+        if package.smoke_attempts >= settings.PACKAGE_SMOKE_MAX_ATTEMPTS:
+            _smoke_refuse(
+                package,
+                "worker-lost",
+                _NOT_TESTED["worker-lost"].format(attempts=package.smoke_attempts),
+                detail="the smoke-test task was delivered again after each interruption",
+            )
+            return
+        package.smoke_attempts += 1
+        package.save(update_fields=["smoke_attempts"])
+    staged = package_staging_path(package.pk)
+    if not staged.is_file():
+        _smoke_decide(package_id, refusal=("lost", _NOT_TESTED["lost"], f"{staged} is missing"))
+        return
+    try:
+        manifest, model_bytes, model_format = read_package_contents(
+            staged,
+            max_archive_bytes=settings.PACKAGE_MAX_BYTES,
+            max_total_bytes=settings.PACKAGE_MAX_UNPACKED_BYTES,
+        )
+        smoke = package_smoke_test(
+            sha256=package.sha256,
+            manifest=manifest,
+            model_bytes=model_bytes,
+            model_format=model_format,
+        )
+    except SmokeFailure as exc:
+        _smoke_decide(package_id, refusal=(exc.category, exc.message, exc.detail))
+        return
+    except ApplicationError as exc:
+        category = "no-isolation" if exc.status_code == 503 else "internal"
+        _smoke_decide(package_id, refusal=(category, _NOT_TESTED[category], exc.message))
+        return
+    except Exception:
+        # Our bug, not the vendor's: refused with a plain message (the team reads the
+        # traceback), never left `testing`; raised again for the worker's log.
+        _smoke_decide(
+            package_id, refusal=("internal", _NOT_TESTED["internal"], traceback.format_exc())
+        )
+        raise
+    _smoke_decide(package_id, smoke=smoke)
+
+
 @transaction.atomic
-def _package_store(
-    *, actor, vendor, staged, sha256, size, manifest, model_format, smoke: SmokeResult
-) -> ModelPackage:
-    # Checked again under the transaction: two identical uploads may race through the smoke test.
-    _refuse_duplicates(vendor=vendor, sha256=sha256, manifest=manifest)
-    name, version = manifest["name"], manifest["version"]
-    package = ModelPackage.objects.create(
-        vendor=vendor,
-        name=name,
-        version=version,
-        sha256=sha256,
-        size_bytes=size,
-        manifest=manifest,
-        model_format=model_format,
-        submitted_by=actor,
-        smoke_load_seconds=smoke.load_seconds,
-        smoke_batch_seconds=smoke.batch_seconds,
+def _smoke_decide(
+    package_id: int,
+    *,
+    smoke: SmokeResult | None = None,
+    refusal: tuple[str, str, str] | None = None,
+) -> None:
+    package = (
+        ModelPackage.objects.select_for_update()
+        .filter(pk=package_id, status=ModelPackage.Status.TESTING)
+        .first()
     )
-    # Written last and named by content: a rollback leaves at worst an orphan with the same
-    # bytes a retry would write, never a half-written or mislabelled file.
-    media_put(package_relpath(sha256), staged)
+    if package is None:  # decided by another delivery meanwhile
+        return
+    if refusal is not None:
+        _smoke_refuse(package, *refusal)
+        return
+    assert smoke is not None
+    staged = package_staging_path(package.pk)
+    package.status = ModelPackage.Status.SUBMITTED
+    package.smoke_load_seconds = smoke.load_seconds
+    package.smoke_batch_seconds = smoke.batch_seconds
+    package.save(update_fields=["status", "smoke_load_seconds", "smoke_batch_seconds"])
+    # Named by content: a rollback leaves at worst an orphan with the same bytes a retry would
+    # write, never a half-written or mislabelled file.
+    media_put(package_relpath(package.sha256), staged)
     audit_record(
-        actor=actor,
+        actor=package.submitted_by,
         action=AuditAction.PACKAGE_SUBMITTED,
         target=package,
         payload={
-            "sha256": sha256,
-            "name": name,
-            "version": version,
+            "sha256": package.sha256,
+            "name": package.name,
+            "version": package.version,
             "smoke": {
                 "load_seconds": smoke.load_seconds,
                 "batch_seconds": smoke.batch_seconds,
@@ -149,7 +257,26 @@ def _package_store(
             },
         },
     )
-    return package
+    transaction.on_commit(lambda: staged.unlink(missing_ok=True))
+
+
+def _smoke_refuse(package: ModelPackage, category: str, reason: str, detail: str = "") -> None:
+    """Mark a locked `testing` package refused (inside the caller's transaction): the vendor
+    reads `category` and `reason`; `detail` is for the team only, and so is left out of the
+    audit payload (auditors read the package)."""
+    package.status = ModelPackage.Status.REFUSED
+    package.refusal_category = category
+    package.refusal_reasons = [reason]
+    package.refusal_detail = detail
+    package.save(update_fields=["status", "refusal_category", "refusal_reasons", "refusal_detail"])
+    audit_record(
+        actor=package.submitted_by,
+        action=AuditAction.PACKAGE_REJECTED_AT_INTAKE,
+        target=package,
+        payload={"reason": reason[:500], "category": category, "errors": []},
+    )
+    staged = package_staging_path(package.pk)
+    transaction.on_commit(lambda: staged.unlink(missing_ok=True))
 
 
 @transaction.atomic

@@ -271,10 +271,25 @@ class Command(BaseCommand):
             model=model, example_input=torch.from_numpy(x[:2]), manifest=manifest, out_path=out
         )
         sha = hashlib.sha256(out.read_bytes()).hexdigest()
-        existing = ModelPackage.objects.filter(sha256=sha).first()
+        current = ModelPackage.objects.exclude(status=ModelPackage.Status.REFUSED)
+        existing = current.filter(sha256=sha).first()
         if existing is not None:
             return existing
-        if ModelPackage.objects.filter(name="LesionFinder", version=version).exists():
+        if current.filter(name="LesionFinder", version=version).exists():
             return None
         with open(out, "rb") as upload:
-            return package_submit(actor=people["vera"], upload=upload)
+            package = package_submit(actor=people["vera"], upload=upload)
+        # The smoke test ran on commit (eager, without a broker) or runs on a `gpu` worker.
+        deadline = time.monotonic() + 600
+        package.refresh_from_db()
+        while package.status == ModelPackage.Status.TESTING and time.monotonic() < deadline:
+            time.sleep(1)
+            package.refresh_from_db()
+        if package.status == ModelPackage.Status.TESTING:
+            raise CommandError(
+                "The demo package is waiting for its smoke test on a worker of the `gpu` queue; "
+                "start one, or run the demo without CELERY_BROKER_URL."
+            )
+        if package.status == ModelPackage.Status.REFUSED:
+            raise CommandError(f"The demo package was refused: {package.refusal_reasons}")
+        return package
