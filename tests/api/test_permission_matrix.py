@@ -127,6 +127,15 @@ def test_results_suppress_small_cells_for_vendors_only(world, objects):
     assert next(r for r in team_rows if r["group"] == "X")["n"] == 3
 
 
+def test_vendor_reads_stage_times_at_the_printed_precision_only(world, objects):
+    run = objects["runs"]
+    type(run).objects.filter(pk=run.pk).update(stage_seconds={"inference": 1.23456789})
+    url = f"/api/v1/runs/{run.pk}/"
+    for user in (world.vendor_user, world.steward):
+        assert client_for(user).get(url).json()["stage_seconds"] == {"inference": 1.23}
+    assert client_for(world.reviewer).get(url).json()["stage_seconds"] == {"inference": 1.23456789}
+
+
 def test_vendor_never_reads_failure_details(world, objects):
     run = objects["runs"]
     type(run).objects.filter(pk=run.pk).update(

@@ -65,6 +65,7 @@ class RunSerializer(serializers.ModelSerializer):
     dataset = serializers.SerializerMethodField()
     protocol = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
+    stage_seconds = serializers.SerializerMethodField()
     error = serializers.CharField(source="error_public")
 
     class Meta:
@@ -112,6 +113,10 @@ class RunSerializer(serializers.ModelSerializer):
     def get_progress(self, run) -> dict:
         return {"cases_done": run.cases_done, "cases_total": run.cases_total}
 
+    def get_stage_seconds(self, run) -> dict:
+        """At the precision the report prints (2 decimals): a model sets its own run time."""
+        return rounded(run.stage_seconds or {}, 2)
+
 
 class RunTeamSerializer(RunSerializer):
     """The validation team also reads the failure details (stderr tail)."""
@@ -121,6 +126,9 @@ class RunTeamSerializer(RunSerializer):
 
     class Meta(RunSerializer.Meta):
         fields = [*RunSerializer.Meta.fields, "error_detail", "isolation", "device", "execution"]
+
+    def get_stage_seconds(self, run) -> dict:
+        return run.stage_seconds or {}
 
     def get_execution(self, run) -> dict:
         """Shards: which worker and device took each, deliveries, cold starts and seconds."""
