@@ -229,20 +229,24 @@ def test_a_grant_names_vendors_only_and_any_other_id_answers_like_a_missing_one(
 
 
 @pytest.mark.sandbox
-def test_another_vendors_exact_bytes_are_accepted_and_audited(world, package_file, settings):
+def test_another_vendors_exact_bytes_are_accepted_and_audited(
+    world, package_file, settings, django_capture_on_commit_callbacks
+):
     """Duplicates are judged within the submitting vendor: vendor B uploading vendor A's exact
-    bytes learns nothing (its upload is taken like novel bytes); both packages name one
-    content-addressed file. B's own second upload is a conflict, audited."""
+    bytes learns nothing (its upload is taken like novel bytes: accepted for testing, then
+    smoke-tested and submitted); both packages name one content-addressed file. B's own second
+    upload is a conflict, audited."""
     theirs = approved_package(world, package_file)  # vendor A's, stored
     client = APIClient()
     client.force_authenticate(world.other_vendor_user)
-    with open(package_file, "rb") as fh:
+    with django_capture_on_commit_callbacks(execute=True), open(package_file, "rb") as fh:
         accepted = client.post("/api/v1/packages/", {"file": fh}, format="multipart")
-    assert accepted.status_code == 201, accepted.content
+    assert accepted.status_code == 202, accepted.content
     body = accepted.json()
     assert body["vendor"] == "Vendor B" and body["sha256"] == theirs.sha256
     assert "Vendor A" not in accepted.content.decode()
     mine = ModelPackage.objects.get(pk=body["id"])
+    assert mine.status == ModelPackage.Status.SUBMITTED, mine.refusal_reasons
     submitted = AuditEvent.objects.get(action=AuditAction.PACKAGE_SUBMITTED, target_id=str(mine.pk))
     assert submitted.actor == world.other_vendor_user
     stored = [p for p in (settings.MEDIA_ROOT / "packages").rglob("*") if p.is_file()]
