@@ -183,7 +183,7 @@ def test_run_started_is_written_once_when_two_deliveries_interleave(
     RUN_STARTED, delivery B claims it too (the broker re-delivered the task); each then records
     the event. Delivery B runs here at the moment A records its event."""
     real_record = runs.audit_record
-    redelivered = []
+    redelivered: list[bool] = []
 
     def record_then_redeliver(**kwargs):
         if kwargs.get("action") == AuditAction.RUN_STARTED and not redelivered:

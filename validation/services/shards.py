@@ -113,10 +113,8 @@ def _execute(run_id: int, index: int, worker: str) -> None:
     run = shard.run
     package = run.package
     began = time.perf_counter()
-    assert run.started_at is not None  # set when the run was claimed for inference
-    deadline = time.monotonic() + (
-        settings.RUN_TIME_BUDGET_S - (timezone.now() - run.started_at).total_seconds()
-    )
+    elapsed = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0.0
+    deadline = time.monotonic() + settings.RUN_TIME_BUDGET_S - elapsed
     if time.monotonic() >= deadline:
         _stop_shard(shard)
         run_fail(run_id=run_id, category="timeout", detail=_budget_spent())
