@@ -51,13 +51,15 @@ Status = ValidationRun.Status
 
 def _stage(func):
     """A pipeline stage that fails its run, rather than leaving it in limbo, on any error it did
-    not expect. The traceback goes to reviewers; the error is re-raised for the task's log."""
+    not expect (a lost database connection is retried instead). The traceback goes to reviewers;
+    the error is re-raised for the task's log."""
 
     @functools.wraps(func)
     def wrapper(*, run_id: int, **kwargs):
         try:
             return func(run_id=run_id, **kwargs)
-        except Exception:
+        except Exception as exc:
+            raise_if_transient(exc)  # a database restart: the task retries the stage
             run_fail(run_id=run_id, category="internal-error", detail=traceback.format_exc())
             raise
 
