@@ -101,7 +101,15 @@ class QueuedTask:
 
     def __call__(self) -> None:
         options = {"queue": self.queue} if self.queue is not None else {}
-        app.tasks[self.name].apply_async(kwargs=self.kwargs, **options)
+        task = app.tasks[self.name]
+        if app.conf.task_always_eager:
+            task.apply_async(kwargs=self.kwargs, **options)
+            return
+        # A connection of its own, retried by the publish retry policy while the broker is away:
+        # a pooled one can hold a channel that a broker restart closed, on which kombu fails
+        # (AttributeError) instead of reconnecting, and the next stage of a run would be lost.
+        with app.connection_for_write() as connection:
+            task.apply_async(kwargs=self.kwargs, connection=connection, **options)
 
 
 def enqueue_on_commit(name: str, *, queue: Any = None, **kwargs: Any) -> QueuedTask:
