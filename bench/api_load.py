@@ -33,6 +33,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -76,16 +77,17 @@ class Phase:
     name: str
     latencies: list[float] = field(default_factory=list)
     statuses: Counter = field(default_factory=Counter)
-    by_kind: Counter = field(default_factory=Counter)
     transport_errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    kinds: dict[str, list[float]] = field(default_factory=dict)
 
     def record(self, kind: str, status: int, latency: float) -> None:
         with self.lock:
             self.latencies.append(latency)
             self.statuses[status] += 1
-            self.by_kind[kind] += 1
+            self.kinds.setdefault(kind, []).append(latency)
 
     def figures(self) -> dict:
         ordered = sorted(self.latencies)
@@ -102,7 +104,11 @@ class Phase:
             "p99_ms": ms(99),
             "status_5xx": sum(n for s, n in self.statuses.items() if s >= 500),
             "statuses": {str(s): n for s, n in sorted(self.statuses.items())},
-            "requests_by_kind": dict(self.by_kind),
+            "p50_ms_by_kind": {
+                kind: round(statistics.median(values) * 1000, 1)
+                for kind, values in sorted(self.kinds.items())
+            },
+            "requests_by_kind": {kind: len(values) for kind, values in sorted(self.kinds.items())},
             "transport_errors": len(self.transport_errors),
         }
 
@@ -219,14 +225,15 @@ def issued_report(run, reviewer, approver):
 
 def main() -> int:
     args = parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in a log
     var_dir = Path(tempfile.mkdtemp(prefix="blindspot-bench-api-load-"))
-    from bench.run import configure, use_broker, world
+    from run import configure, use_broker, world  # bench/run.py, beside this script
 
     env = configure(args, var_dir)
     from rest_framework.authtoken.models import Token
 
     from tests.support.worker_fleet import WorkerFleet
-    from validation.models import Organisation, Role
+    from validation.models import Organisation, Role, ValidationRun
     from validation.services.organisations import user_create_with_role
     from validation.services.runs import run_start
 
@@ -256,7 +263,7 @@ def main() -> int:
     runs_started: list = []
     paths: list[tuple[str, str]] = [("run status", "")]
 
-    def start() -> object:
+    def start() -> ValidationRun:
         run = run_start(actor=reviewer, package=package, dataset_version=version, protocol=protocol)
         runs_started.append(run)
         paths[0] = ("run status", f"/api/v1/runs/{run.pk}/")  # clients poll the newest run
@@ -301,7 +308,10 @@ def main() -> int:
             loaded = load("while a run executes", port, tokens, paths, args.seconds)
             scored = _predictions() - before
             stop.set()
-            runner.join(timeout=1800)
+            # The run in flight is not part of the measurement: cancelled, it stops at its next
+            # batch (a run that failed meanwhile is in `outcomes`).
+            _cancel_in_flight(runs_started, reviewer)
+            runner.join(timeout=600)
         finally:
             web.terminate()
             web.wait(timeout=30)
@@ -310,9 +320,11 @@ def main() -> int:
     failures = sum(
         figures[p]["status_5xx"] + figures[p]["transport_errors"] for p in ("baseline", "under_run")
     )
+    web_log = (var_dir / "web.log").read_text(errors="replace")
+    shutil.rmtree(var_dir, ignore_errors=True)
     if failures or "failed" in outcomes:
         print(f"FAIL: {failures} requests answered 5xx or failed; runs {outcomes}")
-        print((var_dir / "web.log").read_text(errors="replace")[-4000:])
+        print(web_log[-4000:])
         return 1
     return 0
 
@@ -345,6 +357,7 @@ def summarise(args, baseline: Phase, loaded: Phase, scored: int, outcomes: list[
             f"p50 {f['p50_ms']:7.1f} ms  p95 {f['p95_ms']:7.1f} ms  p99 {f['p99_ms']:7.1f} ms   "
             f"5xx {f['status_5xx']}  transport errors {f['transport_errors']}  {f['statuses']}"
         )
+        print(f"{'':<22} p50 by request: {f['p50_ms_by_kind']}")
         for error in phase.transport_errors[:5]:
             print(f"    {error}")
     print(f"{'':<22} meanwhile: {scored} cases scored by the worker; runs {outcomes}")
@@ -356,6 +369,18 @@ def summarise(args, baseline: Phase, loaded: Phase, scored: int, outcomes: list[
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return figures
+
+
+def _cancel_in_flight(runs: list, reviewer) -> None:
+    from validation.errors import ApplicationError
+    from validation.services.runs import run_cancel
+
+    for run in _refreshed(runs):
+        if run.status not in FINAL:
+            try:
+                run_cancel(actor=reviewer, run=run)
+            except ApplicationError:  # it finished meanwhile
+                pass
 
 
 def _refreshed(runs: list) -> list:

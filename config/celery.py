@@ -27,7 +27,6 @@ app.conf.task_queues = tuple(Queue(name, routing_key=name) for name in QUEUES)
 app.autodiscover_tasks()
 
 
-
 class TransientError(Exception):
     """The infrastructure failed under a task, not the task's work: the database connection
     dropped (a PostgreSQL restart or failover, a terminated backend). The task is retried with
@@ -50,8 +49,8 @@ def raise_if_transient(exc: BaseException) -> None:
     raise TransientError(f"database connection lost: {exc}") from exc
 
 
-# Retried on `TransientError` only, with exponential backoff (1, 2, 4 ... 60 s, jittered) for
-# about a quarter of an hour before the task gives up.
+# Retried on `TransientError` only, 20 times with exponential backoff (full jitter below 1, 2, 4
+# ... 60 s: several minutes in all) before the task gives up.
 _COMMON = {
     "acks_late": True,
     "reject_on_worker_lost": True,
@@ -108,8 +107,8 @@ class QueuedTask:
         # A connection of its own, retried by the publish retry policy while the broker is away:
         # a pooled one can hold a channel that a broker restart closed, on which kombu fails
         # (AttributeError) instead of reconnecting, and the next stage of a run would be lost.
-        with app.connection_for_write() as connection:
-            task.apply_async(kwargs=self.kwargs, connection=connection, **options)
+        with app.connection_for_write() as broker:
+            task.apply_async(kwargs=self.kwargs, connection=broker, **options)  # type: ignore[call-arg]  # celery-types omits it
 
 
 def enqueue_on_commit(name: str, *, queue: Any = None, **kwargs: Any) -> QueuedTask:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record
-from config.celery import enqueue_on_commit
+from config.celery import enqueue_on_commit, raise_if_transient
 from reports.services import report_draft
 from validation import task_names
 from validation.dicom.pixels import InputSpec, batch_inputs
