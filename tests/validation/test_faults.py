@@ -60,6 +60,11 @@ def dispatch_via(monkeypatch):
 
     yield switch
     drop_connections()
+    # kombu's process-wide producer pools, which drop_connections closed: a closed pool that
+    # stays registered fails the next eager `apply_async` ("Acquire on closed pool").
+    from kombu import pools
+
+    pools.reset()
 
 
 def _worker_env(settings, broker: str) -> dict[str, str]:
