@@ -86,6 +86,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         _env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'blindspot.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+        # A persistent connection is checked before each request or task reuses it, so one
+        # dropped by a database restart is replaced instead of failing its first query.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -221,6 +224,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
         "CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600, minimum=1
     )
 }
+# A broker restart: a task queued meanwhile (a run's next stage, by the worker that finished the
+# last one) waits for the broker for about 80 s rather than failing after kombu's default second;
+# below gunicorn's 120 s timeout for a web request that queues. Workers reconnect for ever.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 20,
+    "interval_start": 0,
+    "interval_step": 1,
+    "interval_max": 5,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Each worker also consumes its own queue ("<hostname>.dq2"): shards routed to a warm worker.
 CELERY_WORKER_DIRECT = True
 

@@ -61,6 +61,65 @@ def redis_url(preferred: str = "") -> tuple[str, subprocess.Popen | None]:
     raise RuntimeError("redis-server did not start")
 
 
+class PrivateRedis:
+    """A redis-server of this test's own on a fixed free port, which `restart` stops gracefully
+    (SIGTERM: it writes its snapshot, as `systemctl restart redis` does) and starts again on the
+    same port with the same data directory, so that clients see the connection drop and come
+    back. Never the machine's shared Redis: others use it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("no redis-server binary")
+        self.binary, self.data_dir = binary, Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--save",
+                "3600 1",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            if redis_answers(self.url):
+                return self.url
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self, down_s: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+
 class WorkerFleet:
     """Celery workers sharing `env` (broker, database, storage roots); `start(name)` adds one."""
 

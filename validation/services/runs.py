@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record
-from config.celery import enqueue_on_commit
+from config.celery import enqueue_on_commit, raise_if_transient
 from reports.services import report_draft
 from validation import task_names
 from validation.dicom.pixels import InputSpec, batch_inputs
@@ -53,13 +53,15 @@ Status = ValidationRun.Status
 
 def _stage(func):
     """A pipeline stage that fails its run, rather than leaving it in limbo, on any error it did
-    not expect. The traceback goes to reviewers; the error is re-raised for the task's log."""
+    not expect (a lost database connection is retried instead). The traceback goes to reviewers;
+    the error is re-raised for the task's log."""
 
     @functools.wraps(func)
     def wrapper(*, run_id: int, **kwargs):
         try:
             return func(run_id=run_id, **kwargs)
-        except Exception:
+        except Exception as exc:
+            raise_if_transient(exc)  # a database restart: the task retries the stage
             run_fail(run_id=run_id, category="internal-error", detail=traceback.format_exc())
             raise
 

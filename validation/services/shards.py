@@ -30,7 +30,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from audit.models import AuditAction
-from config.celery import enqueue_on_commit
+from config.celery import enqueue_on_commit, raise_if_transient
 from validation import task_names
 from validation.dicom.pixels import InputSpec, batch_inputs
 from validation.models import Case, Explanation, Prediction, RunShard, ValidationRun
@@ -94,11 +94,13 @@ class _Prepared:
 
 
 def shard_execute(*, run_id: int, index: int, worker: str) -> None:
-    """Run one shard on this worker's warm runner (see the module docstring). An error nobody
-    expected fails the run (traceback for reviewers) and is re-raised for the task's log."""
+    """Run one shard on this worker's warm runner (see the module docstring). A lost database
+    connection raises `TransientError` (the task retries and the shard resumes); any other error
+    nobody expected fails the run (traceback for reviewers) and is re-raised for the task's log."""
     try:
         _execute(run_id, index, worker)
-    except Exception:
+    except Exception as exc:
+        raise_if_transient(exc)  # a database restart: retried, resumes where it stopped
         RunShard.objects.filter(run_id=run_id, index=index).exclude(status=ShardStatus.DONE).update(
             status=ShardStatus.STOPPED
         )
@@ -411,9 +413,12 @@ def _stop_shard(shard: RunShard) -> None:
 
 
 def _finish_shard(shard: RunShard, runner, *, seconds: dict, cold: bool) -> None:
-    """Mark the shard done; the shard that finds every shard of its run done moves the run on
-    (`run_advance` checks the state under lock, so two finishing at once advance it once)."""
+    """Mark the shard done; the shard that finds every shard of its run done moves the run on.
+    One transaction under the run's lock (taken before the shard's, as the claim does): a
+    database lost between the two writes cannot leave every shard done and the run running, and
+    two shards finishing at once see each other's commit, so exactly one advances the run."""
     with transaction.atomic():
+        ValidationRun.objects.select_for_update().filter(pk=shard.run_id).first()
         locked = RunShard.objects.select_for_update().get(pk=shard.pk)
         if locked.status != ShardStatus.RUNNING:
             return
@@ -423,21 +428,21 @@ def _finish_shard(shard: RunShard, runner, *, seconds: dict, cold: bool) -> None
         locked.cold_start = cold
         locked.seconds = {key: round(value, 3) for key, value in seconds.items()}
         locked.save()
-    run = shard.run
-    if run.shards.exclude(status=ShardStatus.DONE).exists():
-        return
-    counts = Counter(
-        p.error_category or "scored" for p in run.predictions.only("error_category").iterator()
-    )
-    summary = run_execution(run)
-    assert run.started_at is not None  # set when the run was claimed for inference
-    run_advance(
-        run,
-        from_status=Status.RUNNING,
-        to_status=Status.SCORING,
-        action=AuditAction.RUN_INFERENCE_DONE,
-        stage="inference",
-        seconds=(timezone.now() - run.started_at).total_seconds(),
-        payload={**dict(counts), "execution": summary},
-        next_task=task_names.RUN_SCORE,
-    )
+        run = shard.run
+        if run.shards.exclude(status=ShardStatus.DONE).exists():
+            return
+        counts = Counter(
+            p.error_category or "scored" for p in run.predictions.only("error_category").iterator()
+        )
+        summary = run_execution(run)
+        assert run.started_at is not None  # set when the run was claimed for inference
+        run_advance(
+            run,
+            from_status=Status.RUNNING,
+            to_status=Status.SCORING,
+            action=AuditAction.RUN_INFERENCE_DONE,
+            stage="inference",
+            seconds=(timezone.now() - run.started_at).total_seconds(),
+            payload={**dict(counts), "execution": summary},
+            next_task=task_names.RUN_SCORE,
+        )
