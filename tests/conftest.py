@@ -143,3 +143,52 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return (2 if not any(map(uses_db, group)) else 3, position[path])
 
     items[:] = [item for path in sorted(files, key=rank) for item in files[path]]
+
+
+@pytest.fixture
+def broker():
+    """A real Redis for tests with worker processes (PostgreSQL tier only: the workers need a
+    database they share with the test), flushed; skips with the reason when there is none."""
+    from django.db import connection
+
+    from tests.support.worker_fleet import redis_url
+
+    if connection.vendor != "postgresql":
+        pytest.skip("worker processes need a shared database: runs in the PostgreSQL tier")
+    try:
+        url, proc = redis_url()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    if proc is not None:
+        proc.kill()
+
+
+@pytest.fixture
+def dispatch_via(monkeypatch):
+    """`dispatch_via(url)`: this process sends tasks to that broker instead of running them
+    eagerly, as the web process does in production; undone after the test, kombu's process-wide
+    producer pools included (a closed pool left registered fails the next eager `apply_async`
+    with "Acquire on closed pool")."""
+    from kombu import pools
+
+    from config.celery import app
+
+    def drop_connections() -> None:
+        # The private slots, read without creating a pool; celery-types does not declare them.
+        for pool in (app.amqp._producer_pool, app._pool):  # type: ignore[attr-defined]  # private, untyped
+            if pool is not None:
+                pool.force_close_all()
+        app.amqp._producer_pool = app._pool = None  # type: ignore[attr-defined]  # private, untyped
+
+    def switch(url: str) -> None:
+        drop_connections()  # made for the in-memory transport of eager mode
+        monkeypatch.setitem(app.conf, "task_always_eager", False)
+        monkeypatch.setitem(app.conf, "broker_url", url)
+
+    yield switch
+    drop_connections()
+    pools.reset()

@@ -14,7 +14,9 @@ from django.db import connection
 from audit.models import AuditAction, AuditEvent
 from tests.factories import protocol_document
 from tests.run_helpers import run_setup
+from tests.support.run_on_workers import assert_close, wait_for, worker_env
 from tests.support.worker_fleet import PrivateRedis, WorkerFleet
+from tests.validation.test_worker_crash import WORKER_SETTINGS
 from validation.models import MetricResult, Prediction, RunShard, ValidationRun
 from validation.services import runs
 from validation.synthetic.cohort import generate_cohort
@@ -40,78 +42,6 @@ def private_redis(tmp_path):
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def dispatch_via(monkeypatch):
-    """This process sends tasks to the broker, as the web process does in production."""
-    from config.celery import app
-
-    def drop_connections() -> None:
-        for pool in (app.amqp._producer_pool, app._pool):  # type: ignore[attr-defined]  # private, untyped
-            if pool is not None:
-                pool.force_close_all()
-        app.amqp._producer_pool = app._pool = None  # type: ignore[attr-defined]  # private, untyped
-
-    def switch(url: str) -> None:
-        drop_connections()
-        monkeypatch.setitem(app.conf, "task_always_eager", False)
-        monkeypatch.setitem(app.conf, "broker_url", url)
-
-    yield switch
-    drop_connections()
-    # kombu's process-wide producer pools, which drop_connections closed: a closed pool that
-    # stays registered fails the next eager `apply_async` ("Acquire on closed pool").
-    from kombu import pools
-
-    pools.reset()
-
-
-def _worker_env(settings, broker: str) -> dict[str, str]:
-    db = connection.settings_dict
-    return {
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "CELERY_BROKER_URL": broker,
-        "BLINDSPOT_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "BLINDSPOT_SEQUESTERED_ROOT": str(settings.SEQUESTERED_ROOT),
-        "BLINDSPOT_RUNNER_CACHE_ROOT": str(settings.RUNNER_CACHE_ROOT),
-        "BLINDSPOT_RUNNER_THREADS": "1",
-        "BLINDSPOT_RUNNER_BATCH_SIZE": str(BATCH),
-        "BLINDSPOT_RUN_SHARD_SIZE": str(SHARD),
-        "BLINDSPOT_WORKER_HEARTBEAT_S": "1",
-        "BLINDSPOT_WORKER_STALE_S": "10",
-    }
-
-
-def _wait(predicate, timeout_s: float, what: str, fleet: WorkerFleet, interval: float = 0.02):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(interval)
-    logs = "\n".join(f"--- {h}\n{fleet.log(h)}" for h in fleet.workers)
-    state = list(ValidationRun.objects.values_list("pk", "status", "error_detail"))
-    shards = list(RunShard.objects.values_list("run_id", "index", "status", "worker", "attempts"))
-    raise AssertionError(f"timed out waiting for {what}\nruns {state}\nshards {shards}\n{logs}")
-
-
-def _close(a, b, path="") -> None:
-    """Equal structures; floats equal to 1e-9 relative (batches differ once a shard resumes)."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            _close(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (a != a and b != b), path
-    else:
-        assert a == b, path
 
 
 def _drop_worker_connections() -> int:
@@ -146,7 +76,7 @@ def test_a_run_survives_an_infrastructure_fault_mid_shard(
     reference.refresh_from_db()
     assert reference.status == ValidationRun.Status.AWAITING_SIGNATURE
 
-    env = _worker_env(settings, private_redis.url)
+    env = worker_env(settings, private_redis.url, **WORKER_SETTINGS)
     with WorkerFleet(env, log_dir=tmp_path / "logs") as fleet:
         hosts = [fleet.start("w1"), fleet.start("w2")]
         fleet.wait_ready(hosts)
@@ -164,14 +94,14 @@ def test_a_run_survives_an_infrastructure_fault_mid_shard(
             # The broker goes down while the last shards run and stays down until the shard that
             # finishes last has moved the run to scoring, so that its worker must queue
             # `run_score` (and acknowledge its shard) with no broker to talk to.
-            _wait(
+            wait_for(
                 lambda: not run.shards.filter(status="pending").exists() and mid_shard(),
                 120,
                 "the last shards in progress",
                 fleet,
             )
             private_redis.stop()
-            _wait(
+            wait_for(
                 lambda: ValidationRun.objects.filter(pk=run.pk).exclude(status="running").exists(),
                 120,
                 "the run to leave inference with the broker down",
@@ -180,9 +110,9 @@ def test_a_run_survives_an_infrastructure_fault_mid_shard(
             time.sleep(5)  # longer than a publisher's default retries (about a second)
             private_redis.start()
         else:
-            _wait(mid_shard, 120, "a shard in progress", fleet)
+            wait_for(mid_shard, 120, "a shard in progress", fleet)
             assert _drop_worker_connections() >= 2  # at least each worker's task connection
-        _wait(
+        wait_for(
             lambda: ValidationRun.objects.filter(
                 pk=run.pk, status__in=["awaiting-signature", "failed", "cancelled"]
             ).exists(),
@@ -212,7 +142,7 @@ def test_a_run_survives_an_infrastructure_fault_mid_shard(
     for section in SECTIONS:
         got = MetricResult.objects.get(run=run, section=section).value
         want = MetricResult.objects.get(run=reference, section=section).value
-        _close(got, want, section)
+        assert_close(got, want, section)
 
     assert (
         AuditEvent.objects.filter(

@@ -12,13 +12,9 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 
+from tests.support.run_on_workers import worker_env
 from tests.support.worker_fleet import WorkerFleet
-from tests.validation.test_worker_crash import (  # noqa: F401 - fixtures used below
-    broker,
-    dispatch_via,
-)
 from validation.models import Case, DatasetImport, DatasetVersion
 from validation.services.dataset_imports import dataset_import_request
 from validation.services.datasets import dataset_create
@@ -31,22 +27,6 @@ pytestmark = [
 ]
 
 CASES = 600
-
-
-def _worker_env(settings, broker_url: str) -> dict[str, str]:
-    db = connection.settings_dict
-    return {
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "CELERY_BROKER_URL": broker_url,
-        "BLINDSPOT_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "BLINDSPOT_SEQUESTERED_ROOT": str(settings.SEQUESTERED_ROOT),
-        "BLINDSPOT_RUNNER_CACHE_ROOT": str(settings.RUNNER_CACHE_ROOT),
-        "BLINDSPOT_DATASET_IMPORT_WORKERS": "1",  # slow enough to be caught mid-import
-        "BLINDSPOT_WORKER_HEARTBEAT_S": "1",
-        "BLINDSPOT_WORKER_STALE_S": "8",
-    }
 
 
 def _upload(folder: Path) -> SimpleUploadedFile:
@@ -75,15 +55,24 @@ def test_an_import_whose_worker_is_killed_restarts_and_leaves_nothing_behind(
     world,
     tmp_path,
     settings,
-    broker,  # noqa: F811 - the fixture imported above
-    dispatch_via,  # noqa: F811
+    broker,
+    dispatch_via,
 ):
     manifest = generate_cohort(tmp_path / "cohort", cases=CASES, seed=5, prevalence=0.5)
     upload = _upload(manifest.parent)
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
     root = Path(settings.SEQUESTERED_ROOT)
 
-    with WorkerFleet(_worker_env(settings, broker), log_dir=tmp_path / "logs") as fleet:
+    with WorkerFleet(
+        worker_env(
+            settings,
+            broker,
+            BLINDSPOT_DATASET_IMPORT_WORKERS="1",  # slow enough to be caught mid-import
+            BLINDSPOT_WORKER_HEARTBEAT_S="1",
+            BLINDSPOT_WORKER_STALE_S="8",
+        ),
+        log_dir=tmp_path / "logs",
+    ) as fleet:
         workers = [fleet.start("w1"), fleet.start("w2")]
         fleet.wait_ready(workers)
         dispatch_via(broker)

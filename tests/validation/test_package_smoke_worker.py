@@ -4,11 +4,11 @@
 import time
 
 import pytest
-from django.db import connection
 
 from audit.models import AuditAction
 from audit.selectors import audit_events_for
-from tests.support.worker_fleet import WorkerFleet, redis_url
+from tests.support.run_on_workers import worker_env
+from tests.support.worker_fleet import WorkerFleet
 from validation.models import ModelPackage
 from validation.services.packages import package_submit
 
@@ -20,51 +20,11 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def broker(monkeypatch):
-    """A Redis broker this process sends to, as the web process does in production."""
-    if connection.vendor != "postgresql":
-        pytest.skip("worker processes need a shared database: runs in the PostgreSQL tier")
-    try:
-        url, proc = redis_url()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    import redis
-
-    from config.celery import app
-
-    redis.Redis.from_url(url).flushdb()
-
-    def drop_connections() -> None:
-        for pool in (app.amqp._producer_pool, app._pool):  # type: ignore[attr-defined]  # private, untyped
-            if pool is not None:
-                pool.force_close_all()
-        app.amqp._producer_pool = app._pool = None  # type: ignore[attr-defined]  # private, untyped
-
-    drop_connections()
-    monkeypatch.setitem(app.conf, "task_always_eager", False)
-    monkeypatch.setitem(app.conf, "broker_url", url)
-    yield url
-    drop_connections()
-    if proc is not None:
-        proc.kill()
-
-
 def test_the_upload_answers_testing_and_a_gpu_worker_decides(
-    world, package_file, settings, tmp_path, broker
+    world, package_file, settings, tmp_path, broker, dispatch_via
 ):
-    db = connection.settings_dict
-    env = {
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "CELERY_BROKER_URL": broker,
-        "BLINDSPOT_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "BLINDSPOT_SEQUESTERED_ROOT": str(settings.SEQUESTERED_ROOT),
-        "BLINDSPOT_RUNNER_CACHE_ROOT": str(settings.RUNNER_CACHE_ROOT),
-        "BLINDSPOT_PACKAGE_STAGING_ROOT": str(settings.PACKAGE_STAGING_ROOT),
-        "BLINDSPOT_RUNNER_THREADS": "1",
-    }
+    dispatch_via(broker)
+    env = worker_env(settings, broker, BLINDSPOT_RUNNER_THREADS="1")
     with open(package_file, "rb") as fh:
         began = time.monotonic()
         package = package_submit(actor=world.vendor_user, upload=fh)

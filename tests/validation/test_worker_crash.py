@@ -4,15 +4,14 @@ middle of a shard; the run must still complete with exactly one prediction per c
 metrics as an uninterrupted run of the same package on the same data."""
 
 import math
-import time
 
 import pytest
-from django.db import connection
 
 from audit.models import AuditAction, AuditEvent
 from tests.factories import protocol_document
 from tests.run_helpers import run_setup
-from tests.support.worker_fleet import WorkerFleet, redis_url
+from tests.support.run_on_workers import assert_close, wait_for, worker_env
+from tests.support.worker_fleet import WorkerFleet
 from validation.models import MetricResult, Prediction, RunShard, ValidationRun
 from validation.services import runs
 from validation.synthetic.cohort import generate_cohort
@@ -25,97 +24,19 @@ pytestmark = [
 
 CASES, SHARD, BATCH = 120, 30, 2
 SECTIONS = ("primary", "subgroups", "fairness", "calibration", "bootstrap", "acceptance")
-
-
-@pytest.fixture
-def broker():
-    if connection.vendor != "postgresql":
-        pytest.skip("worker processes need a shared database: runs in the PostgreSQL tier")
-    try:
-        url, proc = redis_url()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
-    yield url
-    if proc is not None:
-        proc.kill()
-
-
-@pytest.fixture
-def dispatch_via(monkeypatch):
-    """Make this process send tasks to a broker instead of running them eagerly, as the web
-    process does in production; undone (connections dropped) after the test."""
-    from config.celery import app
-
-    def drop_connections() -> None:
-        # The private slots, read without creating a pool; celery-types does not declare them.
-        for pool in (app.amqp._producer_pool, app._pool):  # type: ignore[attr-defined]  # private, untyped
-            if pool is not None:
-                pool.force_close_all()
-        app.amqp._producer_pool = app._pool = None  # type: ignore[attr-defined]  # private, untyped
-
-    def switch(url: str) -> None:
-        drop_connections()  # made for the in-memory transport of eager mode
-        monkeypatch.setitem(app.conf, "task_always_eager", False)
-        monkeypatch.setitem(app.conf, "broker_url", url)
-
-    yield switch
-    drop_connections()
-
-
-def _worker_env(settings, broker: str) -> dict[str, str]:
-    db = connection.settings_dict
-    return {
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "CELERY_BROKER_URL": broker,
-        "BLINDSPOT_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "BLINDSPOT_SEQUESTERED_ROOT": str(settings.SEQUESTERED_ROOT),
-        "BLINDSPOT_RUNNER_CACHE_ROOT": str(settings.RUNNER_CACHE_ROOT),
-        "BLINDSPOT_RUNNER_THREADS": "1",
-        "BLINDSPOT_RUNNER_BATCH_SIZE": str(BATCH),
-        "BLINDSPOT_RUN_SHARD_SIZE": str(SHARD),
-        "BLINDSPOT_WORKER_HEARTBEAT_S": "1",
-        "BLINDSPOT_WORKER_STALE_S": "10",
-    }
+WORKER_SETTINGS = {
+    "BLINDSPOT_RUNNER_THREADS": "1",
+    "BLINDSPOT_RUNNER_BATCH_SIZE": str(BATCH),
+    "BLINDSPOT_RUN_SHARD_SIZE": str(SHARD),
+    "BLINDSPOT_WORKER_HEARTBEAT_S": "1",
+    "BLINDSPOT_WORKER_STALE_S": "10",
+}
 
 
 def _start_run(world, version, package, protocol):
     return runs.run_start(
         actor=world.reviewer, package=package, dataset_version=version, protocol=protocol
     )
-
-
-def _wait(predicate, timeout_s: float, what: str, fleet: WorkerFleet, interval: float = 0.02):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(interval)
-    logs = "\n".join(f"--- {h}\n{fleet.log(h)}" for h in fleet.workers)
-    state = list(ValidationRun.objects.values_list("pk", "status", "error_detail"))
-    shards = list(RunShard.objects.values_list("run_id", "index", "status", "worker", "attempts"))
-    raise AssertionError(f"timed out waiting for {what}\nruns {state}\nshards {shards}\n{logs}")
-
-
-def _close(a, b, path="") -> None:
-    """Equal structures; floats equal to 1e-9 relative (batches differ once a shard resumes)."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            _close(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (a != a and b != b), path
-    else:
-        assert a == b, path
 
 
 def test_a_worker_killed_mid_shard_loses_nothing(
@@ -133,7 +54,9 @@ def test_a_worker_killed_mid_shard_loses_nothing(
     reference.refresh_from_db()
     assert reference.status == ValidationRun.Status.AWAITING_SIGNATURE
 
-    with WorkerFleet(_worker_env(settings, broker), log_dir=tmp_path / "logs") as fleet:
+    with WorkerFleet(
+        worker_env(settings, broker, **WORKER_SETTINGS), log_dir=tmp_path / "logs"
+    ) as fleet:
         victim, survivor = fleet.start("w1"), fleet.start("w2")
         fleet.wait_ready([victim, survivor])
         dispatch_via(broker)
@@ -146,9 +69,9 @@ def test_a_worker_killed_mid_shard_loses_nothing(
                     return shard, done
             return None
 
-        shard, done_at_kill = _wait(victim_mid_shard, 120, "the victim mid-shard", fleet)
+        shard, done_at_kill = wait_for(victim_mid_shard, 120, "the victim mid-shard", fleet)
         fleet.kill(victim)
-        _wait(
+        wait_for(
             lambda: ValidationRun.objects.filter(
                 pk=run.pk, status__in=["awaiting-signature", "failed"]
             ).exists(),
@@ -180,7 +103,7 @@ def test_a_worker_killed_mid_shard_loses_nothing(
     for section in SECTIONS:
         got = MetricResult.objects.get(run=run, section=section).value
         want = MetricResult.objects.get(run=reference, section=section).value
-        _close(got, want, section)
+        assert_close(got, want, section)
 
     done = AuditEvent.objects.get(action=AuditAction.RUN_INFERENCE_DONE, target_id=str(run.pk))
     execution = done.payload["execution"]
