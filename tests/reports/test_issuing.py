@@ -11,28 +11,14 @@ from rest_framework.test import APIClient
 from audit.models import AuditAction, AuditEvent
 from config.celery import QueuedTask
 from reports import services
-from reports.canonical import UNHASHED_KEYS, content_sha256
 from reports.models import Report
 from reports.services import report_sign
 from reports.tasks import report_issue
-from tests.factories import PASSWORD, RunFactory
-from tests.support.sample_document import sample_document
+from tests.factories import PASSWORD
 from validation import task_names
 from validation.models import ValidationRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-
-@pytest.fixture
-def report(world):
-    run = RunFactory.create(status=ValidationRun.Status.AWAITING_SIGNATURE)
-    document = {k: v for k, v in sample_document().items() if k not in UNHASHED_KEYS}
-    return Report.objects.create(
-        run=run,
-        document=document,
-        content_sha256=content_sha256(document),
-        required_signatures=["reviewed", "approved"],
-    )
 
 
 def _report_files(settings) -> list[Path]:

@@ -8,29 +8,16 @@ from django.db import DatabaseError, connection, transaction
 
 from audit.immutability import ImmutableRecordError
 from audit.models import AuditAction, AuditEvent
-from reports.canonical import UNHASHED_KEYS, content_sha256, document_sha256
+from reports.canonical import document_sha256
 from reports.models import Report, Signature
 from reports.services import report_sign
 from reports.signing import public_key_pem, verify_digest
-from tests.factories import PASSWORD, RunFactory, member
-from tests.support.sample_document import sample_document
+from tests.factories import PASSWORD, member
 from validation.errors import ApplicationError, PermissionDenied
 from validation.models import Role, ValidationRun
 from validation.storage import media_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-
-@pytest.fixture
-def report(world):
-    run = RunFactory.create(status=ValidationRun.Status.AWAITING_SIGNATURE)
-    document = {k: v for k, v in sample_document().items() if k not in UNHASHED_KEYS}
-    return Report.objects.create(
-        run=run,
-        document=document,
-        content_sha256=content_sha256(document),
-        required_signatures=["reviewed", "approved"],
-    )
 
 
 def test_wrong_password_signs_nothing_and_is_audited(world, report):

@@ -9,28 +9,15 @@ import pytest
 from rest_framework.test import APIClient
 
 from audit.models import AuditAction, AuditEvent
-from reports.canonical import UNHASHED_KEYS, content_sha256
-from reports.models import Report, Signature
+from reports.canonical import UNHASHED_KEYS
+from reports.models import Signature
 from reports.rendering import render_pdf
 from reports.services import report_sign
-from tests.factories import PASSWORD, RunFactory
+from tests.factories import PASSWORD
 from tests.support.sample_document import sample_document
 from validation.errors import ApplicationError
-from validation.models import ValidationRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-
-@pytest.fixture
-def report(world):
-    run = RunFactory.create(status=ValidationRun.Status.AWAITING_SIGNATURE)
-    document = {k: v for k, v in sample_document().items() if k not in UNHASHED_KEYS}
-    return Report.objects.create(
-        run=run,
-        document=document,
-        content_sha256=content_sha256(document),
-        required_signatures=["reviewed", "approved"],
-    )
 
 
 def test_the_approval_before_the_review_is_refused_and_audited(world, report):

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,13 @@ from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from audit.models import AuditAction, AuditEvent
+from tests.support.hostile_models import pt2_with_pickled_weight
 from validation.models import ModelPackage
 from validation.packaging import default_manifest
 from validation.runner.client import REPO_ROOT
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sandbox]
 
-WEIGHTS_CONFIG = "/data/weights/model_weights_config.json"
 MARK = "HOSTILE-SAW "
 LEAK = r"""
 import json, os, sys
@@ -38,34 +37,6 @@ sys.stderr.write("HOSTILE-SAW " + json.dumps(seen) + "\n")
 sys.stderr.flush()
 raise LookupError("HOSTILE-SAW " + json.dumps(seen))
 """
-
-
-class _Exec:
-    def __init__(self, code: str) -> None:
-        self.code = code
-
-    def __reduce__(self):
-        return (exec, (self.code, {}))
-
-
-def _with_pickled_weight(pt2: bytes, code: str) -> bytes:
-    """The `torch.export` archive `pt2` with its first weight a pickle that runs `code`."""
-    source = zipfile.ZipFile(io.BytesIO(pt2))
-    config_name = next(n for n in source.namelist() if n.endswith(WEIGHTS_CONFIG))
-    config = json.loads(source.read(config_name))
-    entry = next(iter(config["config"].values()))
-    entry["use_pickle"] = True
-    victim = config_name.replace("model_weights_config.json", entry["path_name"])
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as target:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == config_name:
-                data = json.dumps(config).encode()
-            elif info.filename == victim:
-                data = __import__("pickle").dumps(_Exec(code), protocol=2)
-            target.writestr(info.filename, data)
-    return out.getvalue()
 
 
 def _members(package: Path) -> dict[str, bytes]:
@@ -85,7 +56,7 @@ def _tar(members: dict[str, bytes], path: Path) -> Path:
 @pytest.fixture
 def hostile_package(package_file, tmp_path) -> Path:
     members = _members(package_file)
-    members["model.pt2"] = _with_pickled_weight(members["model.pt2"], LEAK)
+    members["model.pt2"] = pt2_with_pickled_weight(members["model.pt2"], LEAK)
     manifest = json.loads(members["manifest.json"])
     manifest["version"] = "6.6.6"
     members["manifest.json"] = json.dumps(manifest).encode()

@@ -11,15 +11,13 @@ worker has confined itself.
 from __future__ import annotations
 
 import errno
-import io
 import json
-import pickle
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.support.hostile_models import pt2_with_pickled_weight
 from validation.runner import confinement
 from validation.runner.client import ModelRunner, RunnerError
 from validation.runner.sandbox import detect_sandbox
@@ -27,7 +25,6 @@ from validation.synthetic.reference_model import TinyLesionNet
 
 pytestmark = pytest.mark.sandbox
 
-WEIGHTS_CONFIG = "/data/weights/model_weights_config.json"
 REPORT_MARK = "PROBE-REPORT "
 
 FORK_BOMB = r"""
@@ -85,35 +82,9 @@ def reference_pt2(tmp_path_factory) -> Path:
     return path
 
 
-class _Exec:
-    def __init__(self, code: str) -> None:
-        self.code = code
-
-    def __reduce__(self):
-        return (exec, (self.code, {}))
-
-
-def _hostile(reference: Path, code: str, path: Path) -> Path:
-    """`reference` with its first weight replaced by a pickle that runs `code` on load."""
-    source = zipfile.ZipFile(io.BytesIO(reference.read_bytes()))
-    config_name = next(n for n in source.namelist() if n.endswith(WEIGHTS_CONFIG))
-    config = json.loads(source.read(config_name))
-    entry = next(iter(config["config"].values()))
-    entry["use_pickle"] = True
-    victim = config_name.replace("model_weights_config.json", entry["path_name"])
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == config_name:
-                data = json.dumps(config).encode()
-            elif info.filename == victim:
-                data = pickle.dumps(_Exec(code), protocol=2)
-            target.writestr(info.filename, data)
-    return path
-
-
 def test_a_model_cannot_fork_or_spawn_threads_past_the_process_limit(reference_pt2, tmp_path):
-    model = _hostile(reference_pt2, FORK_BOMB, tmp_path / "model.pt2")
+    model = tmp_path / "model.pt2"
+    model.write_bytes(pt2_with_pickled_weight(reference_pt2.read_bytes(), FORK_BOMB))
     runner = ModelRunner(model, sandbox=_bwrap(), threads=1)
     try:
         with pytest.raises(RunnerError) as caught:

@@ -11,7 +11,6 @@ the `load-failed` detail. The host side is checked independently: no canary, no 
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import resource
@@ -20,7 +19,6 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.support.hostile_models import pt2_with_pickled_weight
 from validation.runner import confinement
 from validation.runner import sandbox as sandbox_module
 from validation.runner.client import REPO_ROOT, ModelRunner, RunnerError
@@ -38,7 +37,6 @@ pytestmark = pytest.mark.sandbox  # every test here starts a sandboxed runner
 
 torch.set_num_threads(1)
 
-WEIGHTS_CONFIG = "/data/weights/model_weights_config.json"  # after the archive's top folder
 REPORT_MARK = "PROBE-REPORT "
 
 
@@ -64,35 +62,6 @@ def reference_pt2(tmp_path_factory) -> bytes:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("reference") / "model.pt2"
     return _export(TinyLesionNet(), torch.zeros(2, 1, 64, 64), path).read_bytes()
-
-
-class _Exec:
-    """Pickles as a call to `exec(code)`: what a hostile vendor puts in a pickled weight."""
-
-    def __init__(self, code: str) -> None:
-        self.code = code
-
-    def __reduce__(self):
-        return (exec, (self.code, {}))
-
-
-def _hostile_pt2(reference: bytes, code: str, path: Path) -> Path:
-    """`reference` with its first weight replaced by a pickle that runs `code` on load."""
-    source = zipfile.ZipFile(io.BytesIO(reference))
-    config_name = next(n for n in source.namelist() if n.endswith(WEIGHTS_CONFIG))
-    config = json.loads(source.read(config_name))
-    entry = next(iter(config["config"].values()))
-    entry["use_pickle"] = True
-    victim = config_name.replace("model_weights_config.json", entry["path_name"])
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == config_name:
-                data = json.dumps(config).encode()
-            elif info.filename == victim:
-                data = __import__("pickle").dumps(_Exec(code), protocol=2)
-            target.writestr(info.filename, data)
-    return path
 
 
 PROBE = r"""
@@ -165,7 +134,8 @@ def _probe(reference_pt2, tmp_path, listener, sandbox, canaries) -> tuple[dict, 
         f"RLIMITS = {['RLIMIT_DATA', 'RLIMIT_CPU', 'RLIMIT_NOFILE', 'RLIMIT_FSIZE']!r}\n"
         f"{PROBE}"
     )
-    model = _hostile_pt2(reference_pt2, code, model_dir / "model.pt2")
+    model = model_dir / "model.pt2"
+    model.write_bytes(pt2_with_pickled_weight(reference_pt2, code))
     runner = ModelRunner(model, sandbox=sandbox, memory_limit_bytes=3 * confinement.GIB)
     try:
         with pytest.raises(RunnerError) as caught:
