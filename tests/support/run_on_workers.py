@@ -36,11 +36,10 @@ def wait_for(
     what: str,
     fleet: WorkerFleet,
     interval: float = 0.02,
+    state: Callable[[], str] | None = None,
 ) -> Any:
-    """`predicate()`'s first truthy value; on timeout an AssertionError with the runs, shards and
-    every worker's log."""
-    from validation.models import RunShard, ValidationRun
-
+    """`predicate()`'s first truthy value; on timeout an AssertionError with `state()` (by default
+    the runs and their shards) and every worker's log."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = predicate()
@@ -48,9 +47,15 @@ def wait_for(
             return found
         time.sleep(interval)
     logs = "\n".join(f"--- {h}\n{fleet.log(h)}" for h in fleet.workers)
-    state = list(ValidationRun.objects.values_list("pk", "status", "error_detail"))
+    raise AssertionError(f"timed out waiting for {what}\n{(state or runs_state)()}\n{logs}")
+
+
+def runs_state() -> str:
+    from validation.models import RunShard, ValidationRun
+
+    runs = list(ValidationRun.objects.values_list("pk", "status", "error_detail"))
     shards = list(RunShard.objects.values_list("run_id", "index", "status", "worker", "attempts"))
-    raise AssertionError(f"timed out waiting for {what}\nruns {state}\nshards {shards}\n{logs}")
+    return f"runs {runs}\nshards {shards}"
 
 
 def assert_close(a: Any, b: Any, path: str = "") -> None:

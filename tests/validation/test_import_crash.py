@@ -6,14 +6,13 @@ with one sealed version of every case, the upload and every staging folder are g
 store holds exactly the packs that the version's cases refer to."""
 
 import io
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.support.run_on_workers import worker_env
+from tests.support.run_on_workers import wait_for, worker_env
 from tests.support.worker_fleet import WorkerFleet
 from validation.models import Case, DatasetImport, DatasetVersion
 from validation.services.dataset_imports import dataset_import_request
@@ -37,18 +36,9 @@ def _upload(folder: Path) -> SimpleUploadedFile:
     return SimpleUploadedFile("cohort.zip", buffer.getvalue())
 
 
-def _wait(predicate, timeout_s: float, what: str, fleet: WorkerFleet, interval: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(interval)
-    logs = "\n".join(f"--- {h}\n{fleet.log(h)}" for h in fleet.workers)
-    state = list(
-        DatasetImport.objects.values_list("pk", "status", "attempts", "worker", "files_done")
-    )
-    raise AssertionError(f"timed out waiting for {what}\nimports {state}\n{logs}")
+def _imports_state() -> str:
+    fields = ("pk", "status", "attempts", "worker", "files_done")
+    return f"imports {list(DatasetImport.objects.values_list(*fields))}"
 
 
 def test_an_import_whose_worker_is_killed_restarts_and_leaves_nothing_behind(
@@ -85,14 +75,14 @@ def test_an_import_whose_worker_is_killed_restarts_and_leaves_nothing_behind(
             running = row.status == DatasetImport.Status.RUNNING
             return row if running and 0 < row.files_done < CASES else None
 
-        victim_row = _wait(mid_import, 180, "the import mid-way", fleet)
+        victim_row = wait_for(mid_import, 180, "the import mid-way", fleet, 0.05, _imports_state)
         victim = victim_row.worker
         assert victim in workers and victim_row.attempts == 1
         assert (root / "incoming" / "imports" / f"{job.pk}-a1").is_dir()
         fleet.kill(victim)
         survivor = next(w for w in workers if w != victim)
 
-        _wait(
+        wait_for(
             lambda: DatasetImport.objects.filter(
                 pk=job.pk, status__in=["done", "refused"]
             ).exists(),
@@ -100,6 +90,7 @@ def test_an_import_whose_worker_is_killed_restarts_and_leaves_nothing_behind(
             "the import to finish",
             fleet,
             interval=0.5,
+            state=_imports_state,
         )
         log = fleet.log(survivor)
 
