@@ -40,6 +40,16 @@ class AuditAction(models.TextChoices):
     REPORT_CORRECTION_DRAFTED = "report.correction_drafted"
     REPORT_VERIFIED = "report.verified"
     REQUEST_REFUSED = "request.refused"
+    ACCOUNT_SIGNED_IN = "account.signed_in"
+    ACCOUNT_SIGN_IN_FAILED = "account.sign_in_failed"
+    ACCOUNT_LOCKED_OUT = "account.locked_out"
+    ACCOUNT_SIGNED_OUT = "account.signed_out"
+    ACCOUNT_SESSION_EXPIRED = "account.session_expired"
+    ACCOUNT_PASSWORD_CHANGED = "account.password_changed"  # noqa: S105 (an action name)
+    ACCOUNT_SECOND_FACTOR_ADDED = "account.second_factor_added"
+    ORGANISATION_SECOND_FACTOR_REQUIRED = "organisation.second_factor_required"
+    API_TOKEN_CREATED = "api_token.created"  # noqa: S105 (an action name)
+    API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 (an action name)
 
 
 class AuditEvent(AppendOnlyModel):

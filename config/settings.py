@@ -49,19 +49,33 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "django_htmx",
+    "template_partials",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "csp",
     "audit",
     "validation",
     "reports",
+    "web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "web.middleware.IdleSessionMiddleware",
+    "web.middleware.SecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    # Last: it answers a locked-out sign-in itself (web.views.accounts.locked_out).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -77,6 +91,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.context_processors.navigation",
             ],
         },
     },
@@ -261,7 +276,51 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-LOGIN_URL = "/admin/login/"
+# Sign-in (web/): Django's auth behind django-axes (lockout) and django-otp (TOTP).
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+AUTHENTICATION_BACKENDS = [
+    # First: it refuses a locked-out username before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Five wrong passwords for one username lock it for AXES_COOLOFF_MINUTES (the lock is by username,
+# so a shared hospital NAT does not lock everyone out, and one user cannot be tried from many IPs).
+AXES_FAILURE_LIMIT = env_int("BLINDSPOT_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_float("BLINDSPOT_LOGIN_LOCKOUT_MINUTES", 30, minimum=0.01) / 60
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "web.views.accounts.locked_out"
+AXES_VERBOSE = False
+# axes.W006 asks for the IP in the lockout key; locking by username alone is the decision above.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+# Sessions end after this long without the person doing anything (live-update polls do not
+# count); the cookie itself lasts a working day at most.
+SESSION_IDLE_SECONDS = int(env_float("BLINDSPOT_SESSION_IDLE_MINUTES", 30, minimum=0.05) * 60)
+SESSION_COOKIE_AGE = 12 * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+OTP_TOTP_ISSUER = "Blindspot"
+# No page loads anything from another host, runs inline script or may be framed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
@@ -271,8 +330,6 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {
     "version": 1,
@@ -281,7 +338,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("BLINDSPOT_LOG_LEVEL", "INFO")},
     # WeasyPrint and fontTools narrate every render step at INFO.
     "loggers": {
-        **{name: {"level": "WARNING"} for name in ("weasyprint", "fontTools")},
+        **{name: {"level": "WARNING"} for name in ("weasyprint", "fontTools", "axes")},
         "celery": {"level": os.environ.get("BLINDSPOT_CELERY_LOG_LEVEL", "WARNING")},
     },
 }

@@ -1,0 +1,16 @@
+"""The web application's pages. Each area keeps its own list (web/urls_*.py); all share the
+`web:` namespace."""
+
+from django.urls import path
+
+from web.views import accounts, home
+
+app_name = "web"
+
+urlpatterns = [
+    path("", home.home, name="home"),
+    path("accounts/login/", accounts.SignInView.as_view(), name="login"),
+    path("accounts/logout/", accounts.auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", accounts.PasswordChangeView.as_view(), name="password-change"),
+    path("accounts/second-factor/", accounts.second_factor, name="second-factor"),
+]
