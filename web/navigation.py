@@ -20,10 +20,22 @@ class NavItem:
         return reverse(self.url_name)
 
 
-VENDOR: list[NavItem] = []
-PARTNER: list[NavItem] = []
+VENDOR = [
+    NavItem("Packages", "web:packages", "packages"),
+    NavItem("Runs", "web:runs", "runs"),
+    NavItem("Dataset cards", "web:dataset-cards", "dataset-cards"),
+    NavItem("API tokens", "web:tokens", "tokens"),
+]
+PARTNER = [
+    NavItem("Datasets", "web:datasets", "datasets"),
+    NavItem("Grants", "web:grants", "grants"),
+    NavItem("Usage log", "web:usage", "usage"),
+]
 # Reports and their verification: vendors, partners, the team and auditors alike.
-EVERYONE: list[NavItem] = []
+EVERYONE = [
+    NavItem("Reports", "web:reports", "reports"),
+    NavItem("Verify a PDF", "web:verify", "verify"),
+]
 
 
 def navigation_for(request: HttpRequest) -> list[NavItem]:

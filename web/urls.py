@@ -3,6 +3,7 @@
 
 from django.urls import path
 
+from web import urls_partner, urls_reports, urls_vendor
 from web.views import accounts, home
 
 app_name = "web"
@@ -13,4 +14,7 @@ urlpatterns = [
     path("accounts/logout/", accounts.auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", accounts.PasswordChangeView.as_view(), name="password-change"),
     path("accounts/second-factor/", accounts.second_factor, name="second-factor"),
+    *urls_vendor.urlpatterns,
+    *urls_reports.urlpatterns,
+    *urls_partner.urlpatterns,
 ]

@@ -83,3 +83,20 @@ def web(page, guard, _record_wiped_after):
     guard.watch_page(page)
     page.set_default_timeout(15_000)
     return page
+
+
+@pytest.fixture
+def celery_worker_thread(dispatch_via, _record_wiped_after):
+    """A real Celery worker (solo pool) in a thread of this process on kombu's in-memory broker,
+    consuming every queue: what the pages queue (smoke tests, imports, runs, report issuing)
+    runs there, outside the web request, as under `make serve`, against the live server's test
+    database (a worker process could not open SQLite's in-memory test database)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import QUEUES, app
+
+    dispatch_via("memory://")
+    with start_worker(
+        app, pool="solo", queues=list(QUEUES), perform_ping_check=False, shutdown_timeout=30
+    ) as worker:
+        yield worker
