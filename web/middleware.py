@@ -79,7 +79,7 @@ class SecondFactorMiddleware:
         if (
             user.is_authenticated
             and not request.path.startswith(OPEN_PREFIXES)
-            and not user.is_verified()  # type: ignore[union-attr]  (django-otp's middleware)
+            and not user.is_verified()  # type: ignore[attr-defined]  # django-otp's middleware
             and second_factor_required(user)
         ):
             if request.path.startswith("/api/"):

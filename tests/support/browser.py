@@ -38,23 +38,19 @@ class Guard:
                 self.outside.append(url)
                 r.abort()
 
+        def response(resp) -> None:
+            if resp.status >= 500:
+                self.server_errors.append(f"{resp.status} {resp.url}")
+
         context.route("**/*", route)
-        context.on(
-            "response",
-            lambda resp: (
-                resp.status >= 500 and self.server_errors.append(f"{resp.status} {resp.url}")
-            ),
-        )
+        context.on("response", response)
 
     def watch_page(self, page) -> None:
-        page.on(
-            "console",
-            lambda msg: (
-                msg.type == "error"
-                and re.search(r"Content.Security.Policy|Refused to", msg.text)
-                and self.console_errors.append(msg.text)
-            ),
-        )
+        def console(msg) -> None:
+            if msg.type == "error" and re.search(r"Content.Security.Policy|Refused to", msg.text):
+                self.console_errors.append(msg.text)
+
+        page.on("console", console)
 
     def assert_clean(self) -> None:
         assert not self.outside, f"requests left the machine: {self.outside}"
