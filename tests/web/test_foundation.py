@@ -82,3 +82,17 @@ def test_a_missing_page_answers_the_house_404(world):
     response = signed_in(world.vendor_user).get("/no/such/page/")
     assert response.status_code == 404
     assert b"There is nothing here that you may see" in response.content
+
+
+def test_an_operator_requires_a_second_factor_of_an_organisation_and_it_is_recorded(world):
+    from django.core.management import CommandError, call_command
+
+    call_command("require_second_factor", "Vendor A", "on")
+    world.vendor_a.refresh_from_db()
+    assert world.vendor_a.require_second_factor
+    event = AuditEvent.objects.get(action=AuditAction.ORGANISATION_SECOND_FACTOR_REQUIRED)
+    assert event.payload == {"required": True} and event.target_id == str(world.vendor_a.pk)
+    response = signed_in(world.vendor_user).get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/second-f")
+    with pytest.raises(CommandError, match="No organisation named 'Nobody'"):
+        call_command("require_second_factor", "Nobody", "on")
