@@ -13,7 +13,7 @@ Django's test client (the whole middleware stack, the database, the templates; n
 
 Printed per role: pages, median and slowest (cold and warm), the slowest page; then the
 baseline (the sign-in page, warm) and the ratio of the slowest warm page to the 1 s budget of
-issue 15. Exits 1 if any page answers 5xx or a warm page takes over 1 s.
+issue 15. Exits 1 if any page answers 5xx, a link leads to a 404, or a warm page takes over 1 s.
 """
 
 from __future__ import annotations
@@ -53,9 +53,12 @@ def setup(var: Path, scratch: Path) -> None:
         BLINDSPOT_VAR_DIR=str(var),
         DJANGO_SETTINGS_MODULE="config.settings",
     )
+    import logging
+
     import django
 
     django.setup()
+    logging.getLogger("django.request").setLevel(logging.CRITICAL)  # failures are listed below
 
 
 def main() -> int:
@@ -85,7 +88,9 @@ def main() -> int:
                 t0 = time.perf_counter()
                 status = client.get(visit.url).status_code
                 warm.append((visit.url, status, time.perf_counter() - t0))
-            failures += [f"{role} {v.url}: {v.status}" for v in cold if v.status >= 500]
+            # A link to a page that answers 404 is a broken link; 5xx is a server error.
+            failures += [f"{role} {v.url}: {v.status}" for v in cold if v.status in (404, 500)]
+            failures += [f"{role} {v.url}: {v.status}" for v in cold if v.status > 500]
             failures += [f"{role} {u}: {s:.2f} s" for u, _, s in warm if s > BUDGET_S]
             slowest = max(warm, key=lambda w: w[2])
             results[role] = {
