@@ -27,6 +27,11 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HX-Request": "true"}
 
 
+def streamed(response) -> str:
+    """The body of a streaming response (the CSV)."""
+    return b"".join(response.streaming_content).decode()
+
+
 def signed_in(user) -> Client:
     client = Client()
     client.force_login(user)
@@ -465,7 +470,7 @@ def test_the_usage_csv_is_escaped_and_guarded_against_formulas(world, version, u
     response = signed_in(world.steward).get(reverse("web:usage-csv"))
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(streamed(response))))
     assert {int(r["run"]) for r in rows} == {a.pk, b.pk}
     row = next(r for r in rows if int(r["run"]) == a.pk)
     assert row["package"] == '\'=HYPERLINK("x") 2.0'  # quoted, and not a formula
@@ -474,7 +479,7 @@ def test_the_usage_csv_is_escaped_and_guarded_against_formulas(world, version, u
     filtered = signed_in(world.steward).get(
         reverse("web:usage-csv") + f"?dataset={version.dataset.pk}"
     )
-    lines = b"".join(filtered.streaming_content).decode().strip().splitlines()
+    lines = streamed(filtered).strip().splitlines()
     assert len(lines) == 2
 
 

@@ -63,6 +63,10 @@ DETAILS = [
 LISTS = ["web:datasets", "web:grants", "web:grant-new", "web:usage", "web:usage-csv"]
 
 
+def streamed(response) -> str:
+    return b"".join(response.streaming_content).decode()
+
+
 def client_for(world, role: str | None) -> Client:
     client = Client()
     if role:
@@ -146,7 +150,7 @@ def test_lists_hold_only_the_stewards_own_rows(world, objects, role):
     assert (
         f"Data {mine}" in pages["web:grant-new"] and f"Data {theirs}" not in pages["web:grant-new"]
     )
-    csv_body = b"".join(client.get(reverse("web:usage-csv")).streaming_content).decode()
+    csv_body = streamed(client.get(reverse("web:usage-csv")))
     assert f"Model-{mine}" in csv_body and f"Model-{theirs}" not in csv_body
     dataset_page = client.get(reverse("web:dataset", args=[objects[mine]["dataset"].pk]))
     assert f"{theirs}.zip" not in dataset_page.content.decode()

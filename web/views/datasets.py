@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from validation import selectors
 from validation.errors import ApplicationError
@@ -18,10 +19,17 @@ from validation.services.dataset_imports import dataset_import_request
 from validation.services.datasets import dataset_create
 from web.access import steward_required
 
+
+class HtmxRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it (for the type checker)."""
+
+    htmx: HtmxDetails
+
+
 PER_PAGE = 25
 
 
-def page_of(request: HttpRequest, items) -> Page:
+def page_of(request: HtmxRequest, items) -> Page:
     """One server-side page (25 rows) of a list, from ?page=."""
     return Paginator(items, PER_PAGE).get_page(request.GET.get("page"))
 
@@ -33,7 +41,7 @@ def form_failed(form: forms.Form, exc: ApplicationError) -> None:
         form.add_error(None, problem)
 
 
-def succeeded(request: HttpRequest, url: str) -> HttpResponse:
+def succeeded(request: HtmxRequest, url: str) -> HttpResponse:
     """After a write: htmx follows HX-Redirect; a plain form post gets a 303."""
     if request.htmx:
         return HttpResponseClientRedirect(url)
@@ -50,7 +58,11 @@ IMPORT_FINAL = {DatasetImport.Status.DONE, DatasetImport.Status.REFUSED}
 
 
 class DatasetForm(forms.Form):
-    partner = forms.ModelChoiceField(queryset=None, empty_label=None, label="Partner")  # type: ignore[arg-type]
+    partner: forms.ModelChoiceField = forms.ModelChoiceField(
+        queryset=None,
+        empty_label=None,
+        label="Partner",
+    )
     name = forms.CharField(max_length=200, label="Name")
     description = forms.CharField(
         required=False, label="Description", widget=forms.Textarea(attrs={"rows": 3})
@@ -84,7 +96,7 @@ class ImportForm(forms.Form):
 
 
 @steward_required
-def dataset_list(request: HttpRequest) -> HttpResponse:
+def dataset_list(request: HtmxRequest) -> HttpResponse:
     form = DatasetForm(request.POST if request.method == "POST" else None, user=request.user)
     if request.method == "POST":
         if form.is_valid():
@@ -108,7 +120,7 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 
 
 @steward_required
-def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def dataset_detail(request: HtmxRequest, pk: int) -> HttpResponse:
     dataset = selectors.dataset_get_visible(user=request.user, pk=pk)
     imports = selectors.dataset_imports_visible_to(request.user).filter(dataset=dataset)
     context = {
@@ -123,7 +135,7 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @steward_required
-def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def version_detail(request: HtmxRequest, pk: int) -> HttpResponse:
     version = selectors.dataset_version_get_visible(user=request.user, pk=pk)
     profile = selectors.dataset_version_profile(version)
     unreadable = Paginator(selectors.dataset_version_unreadable(version), PER_PAGE)
@@ -138,7 +150,7 @@ def version_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @steward_required
-def dataset_import(request: HttpRequest, pk: int) -> HttpResponse:
+def dataset_import(request: HtmxRequest, pk: int) -> HttpResponse:
     dataset = selectors.dataset_get_visible(user=request.user, pk=pk)
     form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
     if request.method == "POST":
@@ -176,7 +188,7 @@ def _progress(job: DatasetImport) -> dict:
 
 
 @steward_required
-def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def import_detail(request: HtmxRequest, pk: int) -> HttpResponse:
     job = selectors.dataset_import_get_visible(user=request.user, pk=pk)
     final = job.status in IMPORT_FINAL
     context = {

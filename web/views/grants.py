@@ -5,7 +5,7 @@ rows carry what the API's usage log carries (validation/api/datasets.py usage_ro
 import csv
 
 from django import forms
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -15,7 +15,7 @@ from validation import selectors
 from validation.errors import ApplicationError
 from validation.services.datasets import REVOKE_REASON_MAX, dataset_grant, dataset_grant_revoke
 from web.access import steward_required
-from web.views.datasets import form_failed, page_of, succeeded
+from web.views.datasets import HtmxRequest, form_failed, page_of, succeeded
 
 ANY = "any"
 
@@ -26,9 +26,13 @@ class VersionChoice(forms.ModelChoiceField):
 
 
 class GrantForm(forms.Form):
-    vendor = forms.ModelChoiceField(queryset=None, label="Vendor", empty_label="Choose a vendor")  # type: ignore[arg-type]
-    dataset_version = VersionChoice(
-        queryset=None,  # type: ignore[arg-type]
+    vendor: forms.ModelChoiceField = forms.ModelChoiceField(
+        queryset=None,
+        label="Vendor",
+        empty_label="Choose a vendor",
+    )
+    dataset_version: forms.ModelChoiceField = VersionChoice(
+        queryset=None,
         label="Dataset version",
         empty_label="Choose a sealed version",
     )
@@ -64,7 +68,7 @@ class RevokeForm(forms.Form):
 
 
 @steward_required
-def grant_list(request: HttpRequest) -> HttpResponse:
+def grant_list(request: HtmxRequest) -> HttpResponse:
     page = page_of(request, selectors.grants_visible_to(request.user))
     grants = list(page.object_list)
     used = selectors.runs_used_by_grant(grants)
@@ -81,7 +85,7 @@ def grant_list(request: HttpRequest) -> HttpResponse:
 
 
 @steward_required
-def grant_new(request: HttpRequest) -> HttpResponse:
+def grant_new(request: HtmxRequest) -> HttpResponse:
     form = GrantForm(request.POST if request.method == "POST" else None, user=request.user)
     if request.method == "POST":
         if form.is_valid():
@@ -107,7 +111,7 @@ def grant_new(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @steward_required
-def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def grant_revoke(request: HtmxRequest, pk: int) -> HttpResponse:
     grant = selectors.grant_get_visible(user=request.user, pk=pk)
     form = RevokeForm(request.POST)
     if form.is_valid():
@@ -125,7 +129,7 @@ def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "web/grants/revoke.html", context, status=400)
 
 
-def _usage_filter(request: HttpRequest):
+def _usage_filter(request: HtmxRequest):
     """The dataset filter (?dataset=<id>, one of the steward's), and the runs it selects."""
     datasets = selectors.datasets_visible_to(request.user).filter(
         partner_id__in=selectors.org_ids_of(request.user, "partner_steward")
@@ -138,7 +142,7 @@ def _usage_filter(request: HttpRequest):
 
 
 @steward_required
-def usage(request: HttpRequest) -> HttpResponse:
+def usage(request: HtmxRequest) -> HttpResponse:
     datasets, chosen, runs = _usage_filter(request)
     context = {
         "title": "Usage log",
@@ -182,7 +186,7 @@ class _Echo:
 
 
 @steward_required
-def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
+def usage_csv(request: HtmxRequest) -> StreamingHttpResponse:
     _datasets, chosen, runs = _usage_filter(request)
 
     def rows():
