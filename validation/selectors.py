@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEvent
 from validation.models import (
     SERVICE_FAILURES,
     Case,
@@ -363,3 +364,147 @@ def dataset_versions_summary(dataset: Dataset) -> list[dict[str, Any]]:
         }
         for v in versions
     ]
+
+
+# --- the partner's pages ------------------------------------------------------------------------
+
+VERSION_CHARTS = (
+    ("site", "Site"),
+    ("manufacturer", "Scanner manufacturer"),
+    ("sex", "Sex"),
+    ("age_band", "Age band"),
+)
+
+
+def partners_stewarded_by(user) -> QuerySet[Organisation]:
+    """The partner organisations this user stewards (where they may create datasets)."""
+    return Organisation.objects.filter(
+        kind=Organisation.Kind.PARTNER, pk__in=org_ids_of(user, Role.PARTNER_STEWARD)
+    ).order_by("name")
+
+
+def dataset_version_profile(version: DatasetVersion) -> dict[str, Any]:
+    """Everything a partner may know of their own version, unsuppressed: case counts, labels,
+    unreadable files by reason, and each chart's distribution (largest first) over readable
+    cases. One query; never a vendor's view (see dataset_card)."""
+    rows = list(version.cases.values_list("attributes", "read_error", "label"))
+    readable = [(attributes, label) for attributes, error, label in rows if not error]
+    reasons = Counter(error for _a, error, _l in rows if error)
+    charts = []
+    for name, label in VERSION_CHARTS:
+        counts: Counter = Counter()
+        for attributes, _label in readable:
+            value = age_band(attributes.get("age")) if name == "age_band" else attributes.get(name)
+            counts[str(value) if value not in (None, "") else "unknown"] += 1
+        ordered = (
+            sorted(counts.items(), key=lambda kv: (kv[0] == "unknown", kv[0]))
+            if name == "age_band"
+            else counts.most_common()
+        )
+        top = max(counts.values(), default=0)
+        charts.append(
+            {
+                "name": name,
+                "label": label,
+                "top": top,
+                "bars": [{"value": k, "count": n} for k, n in ordered],
+            }
+        )
+    positives = sum(label for _a, label in readable)
+    return {
+        "cases": len(rows),
+        "readable": len(readable),
+        "unreadable": len(rows) - len(readable),
+        "positives": positives,
+        "negatives": len(readable) - positives,
+        "unreadable_by_reason": reasons.most_common(),
+        "charts": charts,
+    }
+
+
+def dataset_version_unreadable(version: DatasetVersion) -> QuerySet[Case]:
+    """The version's cases whose file could not be read or was refused, with the reason."""
+    return (
+        version.cases.exclude(read_error="")
+        .only("case_id", "read_error", "dataset_version_id")
+        .order_by("case_id")
+    )
+
+
+def dataset_import_get_visible(*, user, pk) -> DatasetImport:
+    return get_or_404(dataset_imports_visible_to(user), pk)
+
+
+def _counted_runs() -> QuerySet[ValidationRun]:
+    return ValidationRun.objects.exclude(status=ValidationRun.Status.CANCELLED).exclude(
+        status=ValidationRun.Status.FAILED, failure_category__in=SERVICE_FAILURES
+    )
+
+
+def runs_used_by_grant(grants: list[DatasetGrant]) -> dict[int, int | None]:
+    """runs_used for each grant at once (one query): None for a grant to any vendor."""
+    versions = {g.dataset_version_id for g in grants}
+    counts = {
+        (row["dataset_version_id"], row["package__vendor_id"]): row["n"]
+        for row in _counted_runs()
+        .filter(dataset_version_id__in=versions)
+        .values("dataset_version_id", "package__vendor_id")
+        .annotate(n=Count("id"))
+    }
+    return {
+        g.pk: None if g.vendor_id is None else counts.get((g.dataset_version_id, g.vendor_id), 0)
+        for g in grants
+    }
+
+
+def grant_revocation_reasons(grants: list[DatasetGrant]) -> dict[int, str]:
+    """The reason each revoked grant was revoked with, from its DATASET_GRANT_REVOKED event."""
+    revoked = [str(g.pk) for g in grants if g.revoked_at is not None]
+    if not revoked:
+        return {}
+    events = AuditEvent.objects.filter(
+        action=AuditAction.DATASET_GRANT_REVOKED,
+        target_type=DatasetGrant._meta.label,
+        target_id__in=revoked,
+    ).values_list("target_id", "payload")
+    return {int(target): payload.get("reason", "") for target, payload in events}
+
+
+def grantable_versions(user) -> QuerySet[DatasetVersion]:
+    """The steward's sealed versions, which they may grant."""
+    return (
+        DatasetVersion.objects.filter(
+            status=DatasetVersion.Status.SEALED,
+            dataset__partner_id__in=org_ids_of(user, Role.PARTNER_STEWARD),
+        )
+        .select_related("dataset__partner")
+        .order_by("dataset__name", "version")
+    )
+
+
+def grantable_vendors() -> QuerySet[Organisation]:
+    return Organisation.objects.filter(kind=Organisation.Kind.VENDOR).order_by("name")
+
+
+def locked_protocols() -> QuerySet[Protocol]:
+    return Protocol.objects.filter(locked_at__isnull=False).order_by("name", "version")
+
+
+def usage_visible_to(user, *, dataset: Dataset | None = None) -> QuerySet[ValidationRun]:
+    """The usage log across the steward's datasets (or one of them): every run on their data,
+    newest first, as dataset_usage gives it per dataset."""
+    qs = ValidationRun.objects.filter(
+        dataset_version__dataset__partner_id__in=org_ids_of(user, Role.PARTNER_STEWARD)
+    )
+    if dataset is not None:
+        qs = qs.filter(dataset_version__dataset=dataset)
+    return qs.select_related(
+        "package__vendor", "protocol", "requested_by", "dataset_version__dataset"
+    ).order_by("-queued_at", "-id")
+
+
+def datasets_with_counts(user) -> QuerySet[Dataset]:
+    """The user's datasets with how many versions and imports each has (one query)."""
+    return datasets_visible_to(user).annotate(
+        n_versions=Count("versions", distinct=True), n_imports=Count("imports", distinct=True)
+    )

@@ -10,7 +10,12 @@ from rest_framework.response import Response
 from validation import selectors
 from validation.models import Dataset, DatasetGrant, DatasetImport
 from validation.services.dataset_imports import dataset_import_request
-from validation.services.datasets import dataset_create, dataset_grant, dataset_grant_revoke
+from validation.services.datasets import (
+    REVOKE_REASON_MAX,
+    dataset_create,
+    dataset_grant,
+    dataset_grant_revoke,
+)
 
 # --- shapes -------------------------------------------------------------------------------------
 
@@ -106,6 +111,12 @@ class GrantCreateSerializer(serializers.Serializer):
     protocol = serializers.IntegerField(required=False, allow_null=True, default=None)
     allow_exemplars = serializers.BooleanField(default=False)
     max_runs = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+
+
+class GrantRevokeSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=REVOKE_REASON_MAX
+    )
 
 
 def usage_row(run) -> dict:
@@ -228,8 +239,12 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         )
         return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=GrantSerializer)
+    @extend_schema(request=GrantRevokeSerializer, responses=GrantSerializer)
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        grant = dataset_grant_revoke(actor=request.user, grant=self.get_object())
+        body = GrantRevokeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        grant = dataset_grant_revoke(
+            actor=request.user, grant=self.get_object(), reason=body.validated_data["reason"]
+        )
         return Response(GrantSerializer(grant).data)

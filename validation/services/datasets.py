@@ -57,6 +57,7 @@ from validation.storage import place_file
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 100
+REVOKE_REASON_MAX = 500
 
 Progress = Callable[[int, int], None]
 
@@ -401,9 +402,13 @@ def dataset_grant(
 
 
 @transaction.atomic
-def dataset_grant_revoke(*, actor, grant: DatasetGrant) -> DatasetGrant:
+def dataset_grant_revoke(*, actor, grant: DatasetGrant, reason: str = "") -> DatasetGrant:
     """Withdraw a grant: no new run may start under it, and queued runs that no other grant
-    covers stop before inference. Emits DATASET_GRANT_REVOKED."""
+    covers stop before inference. Emits DATASET_GRANT_REVOKED with the steward's reason (the
+    grant has no field for it: the record holds it)."""
+    reason = reason.strip()
+    if len(reason) > REVOKE_REASON_MAX:
+        raise ApplicationError(f"The reason is longer than {REVOKE_REASON_MAX} characters.")
     grant = (
         DatasetGrant.objects.select_for_update()
         .select_related("dataset_version__dataset__partner")
@@ -418,6 +423,6 @@ def dataset_grant_revoke(*, actor, grant: DatasetGrant) -> DatasetGrant:
         actor=actor,
         action=AuditAction.DATASET_GRANT_REVOKED,
         target=grant,
-        payload={"vendor": grant.vendor.name if grant.vendor else "any"},
+        payload={"vendor": grant.vendor.name if grant.vendor else "any", "reason": reason},
     )
     return grant

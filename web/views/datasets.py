@@ -1,0 +1,209 @@
+"""The partner's datasets: the list and creating one, a dataset's versions and imports, a
+version's profile (Merkle root, counts, unreadable files, distributions), uploading an archive
+and following its import live. Reads through the selectors, writes through the same services
+as the API (validation/api/datasets.py), so the same audit events."""
+
+from django import forms
+from django.core.paginator import Page, Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from validation import selectors
+from validation.errors import ApplicationError
+from validation.models import Dataset, DatasetImport
+from validation.services.dataset_imports import dataset_import_request
+from validation.services.datasets import dataset_create
+from web.access import steward_required
+
+
+class HtmxRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it (for the type checker)."""
+
+    htmx: HtmxDetails
+
+
+PER_PAGE = 25
+
+
+def page_of(request: HtmxRequest, items) -> Page:
+    """One server-side page (25 rows) of a list, from ?page=."""
+    return Paginator(items, PER_PAGE).get_page(request.GET.get("page"))
+
+
+def form_failed(form: forms.Form, exc: ApplicationError) -> None:
+    """A service's refusal on the form: its message, then every problem, one per line."""
+    form.add_error(None, exc.message)
+    for problem in exc.errors:
+        form.add_error(None, problem)
+
+
+def succeeded(request: HtmxRequest, url: str) -> HttpResponse:
+    """After a write: htmx follows HX-Redirect; a plain form post gets a 303."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return HttpResponseRedirect(url, status=303)
+
+
+IMPORT_BADGES = {
+    DatasetImport.Status.QUEUED: "neutral",
+    DatasetImport.Status.RUNNING: "info",
+    DatasetImport.Status.DONE: "ok",
+    DatasetImport.Status.REFUSED: "bad",
+}
+IMPORT_FINAL = {DatasetImport.Status.DONE, DatasetImport.Status.REFUSED}
+
+
+class DatasetForm(forms.Form):
+    partner: forms.ModelChoiceField = forms.ModelChoiceField(
+        queryset=None,
+        empty_label=None,
+        label="Partner",
+    )
+    name = forms.CharField(max_length=200, label="Name")
+    description = forms.CharField(
+        required=False, label="Description", widget=forms.Textarea(attrs={"rows": 3})
+    )
+    identity_policy = forms.ChoiceField(
+        choices=[
+            (Dataset.IdentityPolicy.DEIDENTIFY, "De-identify identifying files"),
+            (Dataset.IdentityPolicy.REJECT, "Refuse identifying files"),
+        ],
+        label="Identity policy",
+        help_text="What the import does with a file that still identifies a person.",
+    )
+    card_min_cell = forms.IntegerField(
+        initial=5,
+        min_value=2,
+        max_value=1000,
+        label="Dataset card minimum cell",
+        help_text="Vendors' dataset cards hide any count smaller than this.",
+    )
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["partner"].queryset = selectors.partners_stewarded_by(user)  # type: ignore[attr-defined]
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label="Archive",
+        help_text="A zip, tar or tar.gz holding manifest.csv and the DICOM files it lists.",
+    )
+
+
+@steward_required
+def dataset_list(request: HtmxRequest) -> HttpResponse:
+    form = DatasetForm(request.POST if request.method == "POST" else None, user=request.user)
+    if request.method == "POST":
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            try:
+                dataset = dataset_create(actor=request.user, **data)
+            except ApplicationError as exc:
+                form_failed(form, exc)
+            else:
+                return succeeded(request, reverse("web:dataset", args=[dataset.pk]))
+        if request.htmx:
+            return render(request, "web/datasets/list.html#create-form", {"form": form}, status=422)
+    datasets = selectors.datasets_with_counts(request.user)
+    context = {
+        "title": "Datasets",
+        "section": "datasets",
+        "form": form,
+        "page_obj": page_of(request, datasets),
+    }
+    return render(request, "web/datasets/list.html", context, status=400 if form.errors else 200)
+
+
+@steward_required
+def dataset_detail(request: HtmxRequest, pk: int) -> HttpResponse:
+    dataset = selectors.dataset_get_visible(user=request.user, pk=pk)
+    imports = selectors.dataset_imports_visible_to(request.user).filter(dataset=dataset)
+    context = {
+        "title": dataset.name,
+        "section": "datasets",
+        "dataset": dataset,
+        "versions": selectors.dataset_versions_summary(dataset),
+        "page_obj": page_of(request, imports),
+        "badges": IMPORT_BADGES,
+    }
+    return render(request, "web/datasets/detail.html", context)
+
+
+@steward_required
+def version_detail(request: HtmxRequest, pk: int) -> HttpResponse:
+    version = selectors.dataset_version_get_visible(user=request.user, pk=pk)
+    profile = selectors.dataset_version_profile(version)
+    unreadable = Paginator(selectors.dataset_version_unreadable(version), PER_PAGE)
+    context = {
+        "title": f"{version.dataset.name} version {version.version}",
+        "section": "datasets",
+        "version": version,
+        "profile": profile,
+        "page_obj": unreadable.get_page(request.GET.get("page")),
+    }
+    return render(request, "web/datasets/version.html", context)
+
+
+@steward_required
+def dataset_import(request: HtmxRequest, pk: int) -> HttpResponse:
+    dataset = selectors.dataset_get_visible(user=request.user, pk=pk)
+    form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                job = dataset_import_request(
+                    actor=request.user, dataset=dataset, upload=form.cleaned_data["file"]
+                )
+            except ApplicationError as exc:
+                form_failed(form, exc)
+            else:
+                return succeeded(request, reverse("web:dataset-import", args=[job.pk]))
+        if request.htmx:
+            context = {"form": form, "dataset": dataset}
+            return render(request, "web/datasets/import.html#upload-form", context, status=422)
+    context = {
+        "title": f"Import a version of {dataset.name}",
+        "section": "datasets",
+        "dataset": dataset,
+        "form": form,
+    }
+    return render(request, "web/datasets/import.html", context, status=400 if form.errors else 200)
+
+
+def _progress(job: DatasetImport) -> dict:
+    """Files done of total, and the rate since the upload was queued (the import keeps no
+    separate start time): files per second."""
+    end = job.finished_at or timezone.now()
+    seconds = max((end - job.created_at).total_seconds(), 0.001)
+    return {
+        "rate": job.files_done / seconds if job.files_done else None,
+        "seconds": seconds,
+        "percent": int(100 * job.files_done / job.files_total) if job.files_total else 0,
+    }
+
+
+@steward_required
+def import_detail(request: HtmxRequest, pk: int) -> HttpResponse:
+    job = selectors.dataset_import_get_visible(user=request.user, pk=pk)
+    final = job.status in IMPORT_FINAL
+    context = {
+        "title": f"Import of {job.source_name}",
+        "section": "datasets",
+        "job": job,
+        "final": final,
+        "badge": IMPORT_BADGES[DatasetImport.Status(job.status)],
+        "progress": _progress(job),
+    }
+    if request.htmx:
+        return render(
+            request,
+            "web/datasets/import_detail.html#progress",
+            context,
+            status=286 if final else 200,
+        )
+    return render(request, "web/datasets/import_detail.html", context)
