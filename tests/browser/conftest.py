@@ -69,12 +69,17 @@ def _record_wiped_after(transactional_db):
             "WHERE type = 'trigger' AND name LIKE '%append_only%'"
         )
         triggers = cursor.fetchall()
-        for name, _, _ in triggers:
-            cursor.execute(f'DROP TRIGGER "{name}"')
-        for table in sorted({t for _, t, _ in triggers}):
-            cursor.execute(f'DELETE FROM "{table}"')
-        for _, _, sql in triggers:
-            cursor.execute(sql)
+        # The flush after this deletes every other table: rows there may still point at these.
+        cursor.execute("PRAGMA foreign_keys = OFF")
+        try:
+            for name, _, _ in triggers:
+                cursor.execute(f'DROP TRIGGER "{name}"')
+            for table in sorted({t for _, t, _ in triggers}):
+                cursor.execute(f'DELETE FROM "{table}"')
+            for _, _, sql in triggers:
+                cursor.execute(sql)
+        finally:
+            cursor.execute("PRAGMA foreign_keys = ON")
 
 
 @pytest.fixture

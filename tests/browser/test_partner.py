@@ -16,17 +16,7 @@ from playwright.sync_api import expect
 from audit.models import AuditAction, AuditEvent
 from tests.factories import PASSWORD, PackageFactory, ProtocolFactory, RunFactory
 from tests.support.browser import look, sign_in
-from validation.models import DatasetGrant, DatasetImport, DatasetVersion, ValidationRun
-
-
-@pytest.fixture(autouse=True)
-def _versions_free_to_wipe(web):
-    """The harness wipes the append-only tables (dataset versions, protocols) before the
-    flush, with SQLite's foreign keys on: the rows that point at a sealed version go first.
-    (Tears down before `web`'s wipe, which it depends on.)"""
-    yield
-    for model in (ValidationRun, DatasetGrant, DatasetImport):
-        model.objects.all().delete()
+from validation.models import DatasetGrant, DatasetImport, DatasetVersion
 
 
 @pytest.fixture
