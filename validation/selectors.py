@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from validation.models import (
     SERVICE_FAILURES,
+    ApiToken,
     Case,
     Dataset,
     DatasetGrant,
@@ -363,3 +364,24 @@ def dataset_versions_summary(dataset: Dataset) -> list[dict[str, Any]]:
         }
         for v in versions
     ]
+
+
+# --- API tokens and dataset cards, for the web pages ----------------------------------------------
+
+
+def api_tokens_of(user) -> QuerySet[ApiToken]:
+    """The user's own named API tokens, newest first (never anyone else's)."""
+    return ApiToken.objects.filter(user_id=user.pk)
+
+
+def api_token_get_own(*, user, pk) -> ApiToken:
+    return get_or_404(api_tokens_of(user), pk)
+
+
+def dataset_cards_listed(user) -> QuerySet[DatasetVersion]:
+    """`dataset_cards_visible_to` with each version's case count, newest seal first."""
+    return (
+        dataset_cards_visible_to(user)
+        .annotate(n_cases=Count("cases"))
+        .order_by("-sealed_at", "-id")
+    )
