@@ -143,12 +143,13 @@ def _claimed_hashes(data: bytes) -> list[str]:
 def reports_listed(user) -> QuerySet[Report]:
     """`reports_visible_to`, each row with the issued version that supersedes it
     (`successor_id`, `successor_version`: None while current) and its signatures prefetched:
-    a page of reports in a fixed number of queries."""
+    a page of reports in a fixed number of queries, whatever its length."""
     successor = Report.objects.filter(supersedes=OuterRef("pk"), issued_at__isnull=False)
     return (
         reports_visible_to(user)
         .select_related("run__package", "run__dataset_version__dataset__partner")
         .prefetch_related("signatures")
+        .defer("document")  # the whole report's content: not needed for a row
         .annotate(
             successor_id=Subquery(successor.values("pk")[:1]),
             successor_version=Subquery(successor.values("version")[:1]),
