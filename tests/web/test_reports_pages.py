@@ -188,7 +188,7 @@ def test_a_real_issued_report_shows_its_signatures_and_downloads_audited(world):
     assert response["Content-Disposition"] == (
         f'attachment; filename="{report.reference}-v{report.version}.pdf"'
     )
-    data = b"".join(response.streaming_content)
+    data = response.getvalue()
     assert data == media_path(report.pdf_path).read_bytes()
     event = AuditEvent.objects.get(action=AuditAction.REPORT_DOWNLOADED)
     assert event.actor == world.vendor_user and event.target_id == str(report.pk)
@@ -203,7 +203,7 @@ def test_downloading_a_report_with_exemplars_records_the_case_data_read(world):
     )
     response = signed_in(world.steward).get(reverse("web:report-pdf", args=[report.pk]))
     assert response.status_code == 200
-    assert b"".join(response.streaming_content) == b"%PDF-1.7 exemplars"
+    assert response.getvalue() == b"%PDF-1.7 exemplars"
     viewed = AuditEvent.objects.get(action=AuditAction.CASE_DATA_VIEWED)
     assert viewed.actor == world.steward and viewed.payload["cases"] == 2
 

@@ -43,6 +43,7 @@ def test_a_token_is_created_with_only_its_hash_stored_and_audited_without_the_se
     assert secret.startswith("bs_") and len(secret) > 40
     assert token.name == "CI upload" and secret.startswith(token.prefix)
     assert token.key_sha256 == hashlib.sha256(secret.encode()).hexdigest()
+    assert token.expires_at is not None
     assert timedelta(days=89) < token.expires_at - timezone.now() <= timedelta(days=90)
     stored = ApiToken.objects.filter(pk=token.pk).values().get()
     assert secret not in json.dumps(stored, default=str)

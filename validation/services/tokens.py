@@ -17,7 +17,7 @@ from validation.models import ApiToken
 
 SECRET_PREFIX = "bs_"  # noqa: S105 (a marker, not a secret)
 PREFIX_CHARS = 10  # "bs_" and 7 characters of the secret: enough to tell tokens apart
-NAME_MAX = ApiToken._meta.get_field("name").max_length
+NAME_MAX: int = ApiToken._meta.get_field("name").max_length or 100
 
 
 def api_token_digest(secret: str) -> str:
