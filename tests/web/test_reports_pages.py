@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from django.db import transaction
 from django.test import Client, TestCase
 from django.urls import reverse
 from django.utils import timezone
@@ -86,7 +87,8 @@ def issued_real_report(world) -> Report:
     sections["failures"] = {"by_category": [], "n_cases": 120, "n_scored": 120}
     for section, value in sections.items():
         MetricResult.objects.create(run=run, section=section, value=value)
-    report = report_draft(run=run)
+    with transaction.atomic():  # as the run's reporting stage drafts it
+        report = report_draft(run=run)
     report_sign(actor=world.reviewer, report=report, password=PASSWORD, meaning="reviewed")
     with TestCase.captureOnCommitCallbacks(execute=True):
         report_sign(actor=world.qa, report=report, password=PASSWORD, meaning="approved")
