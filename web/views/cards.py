@@ -56,6 +56,7 @@ def card_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "title": f"{card['dataset']} version {card['version']}",
             "section": "dataset-cards",
             "card": card,
+            "version": version,
             "total": total,
             "distributions": distributions,
             "labels": card["labels"],
