@@ -2,6 +2,7 @@
 `Authorization: Token <secret>` or `Authorization: Bearer <secret>`."""
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from validation.models import ApiToken
@@ -50,3 +51,19 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return "Token"
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """How the API schema describes these tokens (registered by being defined)."""
+
+    target_class = ApiTokenAuthentication
+    name = "apiToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "A named API token from the web app's API tokens page: "
+            "`Token bs_...` or `Bearer bs_...`.",
+        }
