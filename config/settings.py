@@ -255,6 +255,7 @@ CELERY_WORKER_DIRECT = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "validation.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -299,6 +300,8 @@ SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 # count); the cookie itself lasts a working day at most.
 SESSION_IDLE_SECONDS = int(env_float("BLINDSPOT_SESSION_IDLE_MINUTES", 30, minimum=0.05) * 60)
 SESSION_COOKIE_AGE = 12 * 3600
+# Named API tokens (validation.services.tokens) expire this many days after creation; 0: never.
+API_TOKEN_TTL_DAYS = env_int("BLINDSPOT_API_TOKEN_TTL_DAYS", 90, minimum=0)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

@@ -6,7 +6,7 @@ import io
 import re
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from pypdf import PdfReader
 
 from reports.models import Report
@@ -135,3 +135,28 @@ def _claimed_hashes(data: bytes) -> list[str]:
         pass
     found += [m.decode("ascii") for m in _HEX64.findall(data)]
     return list(dict.fromkeys(found))
+
+
+# --- for the web pages ---------------------------------------------------------------------
+
+
+def reports_listed(user) -> QuerySet[Report]:
+    """`reports_visible_to`, each row with the issued version that supersedes it
+    (`successor_id`, `successor_version`: None while current) and its signatures prefetched:
+    a page of reports in a fixed number of queries, whatever its length."""
+    successor = Report.objects.filter(supersedes=OuterRef("pk"), issued_at__isnull=False)
+    return (
+        reports_visible_to(user)
+        .select_related("run__package", "run__dataset_version__dataset__partner")
+        .prefetch_related("signatures")
+        .defer("document")  # the whole report's content: not needed for a row
+        .annotate(
+            successor_id=Subquery(successor.values("pk")[:1]),
+            successor_version=Subquery(successor.values("version")[:1]),
+        )
+    )
+
+
+def report_successor(report: Report) -> Report | None:
+    """The issued version that supersedes `report`, if any."""
+    return _successor(report)

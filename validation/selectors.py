@@ -16,6 +16,7 @@ from django.utils import timezone
 from audit.models import AuditAction, AuditEvent
 from validation.models import (
     SERVICE_FAILURES,
+    ApiToken,
     Case,
     Dataset,
     DatasetGrant,
@@ -507,4 +508,25 @@ def datasets_with_counts(user) -> QuerySet[Dataset]:
     """The user's datasets with how many versions and imports each has (one query)."""
     return datasets_visible_to(user).annotate(
         n_versions=Count("versions", distinct=True), n_imports=Count("imports", distinct=True)
+    )
+
+
+# --- API tokens and dataset cards, for the web pages ----------------------------------------------
+
+
+def api_tokens_of(user) -> QuerySet[ApiToken]:
+    """The user's own named API tokens, newest first (never anyone else's)."""
+    return ApiToken.objects.filter(user_id=user.pk)
+
+
+def api_token_get_own(*, user, pk) -> ApiToken:
+    return get_or_404(api_tokens_of(user), pk)
+
+
+def dataset_cards_listed(user) -> QuerySet[DatasetVersion]:
+    """`dataset_cards_visible_to` with each version's case count, newest seal first."""
+    return (
+        dataset_cards_visible_to(user)
+        .annotate(n_cases=Count("cases"))
+        .order_by("-sealed_at", "-id")
     )

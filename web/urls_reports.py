@@ -1,12 +1,16 @@
-"""Reports, verification, dataset cards and API tokens. (Placeholders until the area lands.)"""
+"""Reports, verification, dataset cards and API tokens."""
 
 from django.urls import path
 
-from web.views.not_built import not_built
+from web.views import cards, reports, tokens
 
 urlpatterns = [
-    path("reports/", not_built, name="reports"),
-    path("verify/", not_built, name="verify"),
-    path("dataset-cards/", not_built, name="dataset-cards"),
-    path("tokens/", not_built, name="tokens"),
+    path("reports/", reports.report_list, name="reports"),
+    path("reports/<int:pk>/", reports.report_detail, name="report"),
+    path("reports/<int:pk>/pdf/", reports.report_pdf, name="report-pdf"),
+    path("verify/", reports.verify, name="verify"),
+    path("dataset-cards/", cards.card_list, name="dataset-cards"),
+    path("dataset-cards/<int:pk>/", cards.card_detail, name="dataset-card"),
+    path("tokens/", tokens.token_list, name="tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
 ]
