@@ -256,6 +256,9 @@ def run_plot(request: HttpRequest, pk: int, name: str) -> HttpResponse:
     if uri is None:
         raise Http404("This figure has nothing to draw.")
     svg = base64.b64decode(uri.split(",", 1)[1])
+    # A figure is part of the results page, whose own request already counted as activity:
+    # three figures loading at once need not each write the session again.
+    request.session.modified = False
     response = HttpResponse(svg, content_type="image/svg+xml")
     response["Cache-Control"] = "private, max-age=300"
     return response
