@@ -392,7 +392,7 @@ def _reported_durations() -> list[tuple[int, float]]:
         status__in=[ValidationRun.Status.AWAITING_SIGNATURE, ValidationRun.Status.ISSUED],
         finished_at__isnull=False,
     ).values_list("cases_total", "queued_at", "finished_at")
-    return [(n, (end - start).total_seconds()) for n, start, end in done]
+    return [(n, (end - start).total_seconds()) for n, start, end in done if end and start]
 
 
 def _typical(cases_total: int, durations: list[tuple[int, float]]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from validation.services.runs import run_start
 def _broken(package_file, tmp_path):
     """The real package with a manifest that breaks three of the schema's rules."""
     with tarfile.open(package_file) as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
     manifest = json.loads(members["manifest.json"])
     manifest.update(threshold=7, task="segmentation")
     del manifest["input"]
@@ -121,7 +121,7 @@ def test_a_run_progresses_live_to_issued_then_its_results_and_figures_show(
     report_sign(actor=world.reviewer, report=report, password=PASSWORD, meaning="reviewed")
     report_sign(actor=world.qa, report=report, password=PASSWORD, meaning="approved")
     polls: list[str] = []
-    web.on("request", lambda r: "/progress/" in r.url and polls.append(r.url))
+    web.on("request", lambda r: polls.extend([r.url] if "/progress/" in r.url else []))
     expect(status).to_have_attribute("data-status", "issued", timeout=60_000)
     expect(web.locator(".stepper li.done")).to_have_count(7)
     run.refresh_from_db()

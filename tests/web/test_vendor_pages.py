@@ -110,7 +110,7 @@ def test_the_upload_page_has_a_progress_bar_and_a_labelled_file_input(world):
 def broken_manifest_package(package_file) -> io.BytesIO:
     """The real package with a manifest that breaks three rules of the schema."""
     with tarfile.open(package_file) as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
     manifest = json.loads(members["manifest.json"])
     manifest["threshold"] = 7
     manifest["task"] = "segmentation"
@@ -291,6 +291,7 @@ def test_the_figures_are_the_reports_svgs_drawn_from_disclosed_numbers(world):
     )
     import base64
 
+    assert expected is not None
     assert response.content == base64.b64decode(expected.split(",", 1)[1])
     assert b"sex: X" not in response.content  # the suppressed cell is not drawn
     for name in ("roc", "calibration"):

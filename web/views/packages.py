@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from validation import selectors
 from validation.api.serializers import PackageSerializer
@@ -14,6 +15,11 @@ from validation.models import ModelPackage
 from validation.services.packages import package_submit
 from web.access import vendor_required
 from web.views.runs import run_badge
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
 
 PER_PAGE = 25
 Status = ModelPackage.Status
@@ -47,11 +53,11 @@ def package_list(request: HttpRequest) -> HttpResponse:
 
 
 @vendor_required
-def package_upload(request: HttpRequest) -> HttpResponse:
+def package_upload(request: HtmxHttpRequest) -> HttpResponse:
     """GET: the form. POST: the archive to `package_submit` (the API's intake); accepted ->
     the package's page, where the smoke test's outcome arrives live; refused -> the form again
     with each problem on its own line (422 to htmx, 400 to a plain post)."""
-    context = {"title": "Upload a package", "section": "packages"}
+    context: dict = {"title": "Upload a package", "section": "packages"}
     if request.method != "POST":
         return render(request, "web/packages/upload.html", context)
     upload = request.FILES.get("file")
