@@ -530,3 +530,62 @@ def dataset_cards_listed(user) -> QuerySet[DatasetVersion]:
         .annotate(n_cases=Count("cases"))
         .order_by("-sealed_at", "-id")
     )
+
+
+# --- the vendor portal's pages -------------------------------------------------------------------
+
+
+def package_other_versions(package: ModelPackage) -> QuerySet[ModelPackage]:
+    """The other versions of the same model: the same vendor and name, newest first."""
+    return (
+        ModelPackage.objects.filter(vendor_id=package.vendor_id, name=package.name)
+        .exclude(pk=package.pk)
+        .order_by("-submitted_at", "-id")
+    )
+
+
+def package_runs_visible(*, user, package: ModelPackage) -> QuerySet[ValidationRun]:
+    """The runs of one package that this user may see, newest first."""
+    return runs_visible_to(user).filter(package=package).order_by("-queued_at", "-id")
+
+
+#: Runs of "similar size" have a number of cases within this factor of each other.
+SIMILAR_SIZE_FACTOR = 2
+
+
+def _reported_durations() -> list[tuple[int, float]]:
+    """(cases, seconds from queued to report drafted) of every run that got that far."""
+    done = ValidationRun.objects.filter(
+        status__in=[ValidationRun.Status.AWAITING_SIGNATURE, ValidationRun.Status.ISSUED],
+        finished_at__isnull=False,
+    ).values_list("cases_total", "queued_at", "finished_at")
+    return [(n, (end - start).total_seconds()) for n, start, end in done if end and start]
+
+
+def _typical(cases_total: int, durations: list[tuple[int, float]]) -> dict[str, Any]:
+    similar = sorted(
+        seconds
+        for n, seconds in durations
+        if n
+        and cases_total
+        and cases_total / SIMILAR_SIZE_FACTOR <= n <= cases_total * SIMILAR_SIZE_FACTOR
+    )
+    if not similar:
+        return {"seconds": None, "based_on": 0}
+    middle = len(similar) // 2
+    median = similar[middle] if len(similar) % 2 else (similar[middle - 1] + similar[middle]) / 2
+    return {"seconds": median, "based_on": len(similar)}
+
+
+def run_typical_duration(run: ValidationRun) -> dict[str, Any]:
+    """How long runs of similar size (cases within a factor of `SIMILAR_SIZE_FACTOR`) took from
+    queued to their report drafted: the median in seconds and how many runs it is based on
+    (`seconds` None when there is none yet). Shown instead of a guessed ETA; a median over
+    every vendor's runs says nothing about any one of them."""
+    return _typical(run.cases_total, _reported_durations())
+
+
+def runs_typical_durations(runs: list[ValidationRun]) -> dict[int, dict[str, Any]]:
+    """`run_typical_duration` for each of `runs` (by run id), from one query."""
+    durations = _reported_durations()
+    return {run.pk: _typical(run.cases_total, durations) for run in runs}

@@ -63,13 +63,14 @@ def _record_wiped_after(transactional_db):
     yield
     if connection.vendor != "sqlite":
         return
+    # Foreign keys off for the wipe: append-only tables reference each other (a signature its
+    # report) and other rows point at them; the flush empties the rest right after.
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT name, tbl_name, sql FROM sqlite_master "
             "WHERE type = 'trigger' AND name LIKE '%append_only%'"
         )
         triggers = cursor.fetchall()
-        # The flush after this deletes every other table: rows there may still point at these.
         cursor.execute("PRAGMA foreign_keys = OFF")
         try:
             for name, _, _ in triggers:
