@@ -106,9 +106,9 @@ def main() -> int:
             f"{'role':<18}{'pages':>6}{'cold med':>10}{'cold max':>10}{'warm med':>10}"
             f"{'warm max':>10}  slowest page"
         )
-        for role, r in results.items():
+        for label, r in results.items():
             print(
-                f"{role:<18}{r['pages']:>6}{r['cold_median_s'] * 1000:>8.0f}ms"
+                f"{label:<18}{r['pages']:>6}{r['cold_median_s'] * 1000:>8.0f}ms"
                 f"{r['cold_max_s'] * 1000:>8.0f}ms{r['warm_median_s'] * 1000:>8.0f}ms"
                 f"{r['warm_max_s'] * 1000:>8.0f}ms  {r['slowest']}"
             )

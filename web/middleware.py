@@ -47,7 +47,10 @@ class IdleSessionMiddleware:
             last = request.session.get(LAST_ACTIVITY)
             if last is not None and now - last > settings.SESSION_IDLE_SECONDS:
                 return self._expire(request)
-            if not request.META.get(POLL_HEADER):
+            # Written at most every tenth of the idle time (30 s at most): a session write per
+            # request would serialise a person's parallel requests on the session row.
+            step = min(30.0, settings.SESSION_IDLE_SECONDS / 10)
+            if not request.META.get(POLL_HEADER) and (last is None or now - last >= step):
                 request.session[LAST_ACTIVITY] = now
         return self.get_response(request)
 
