@@ -118,6 +118,8 @@ def main() -> int:
         print(f"slowest warm page / baseline: {slowest_warm / baseline:.1f}")
         if args.json:
             args.json.write_text(json.dumps({"baseline_s": baseline, "roles": results}, indent=2))
+        for label, r in results.items():
+            print(f"{label}: statuses {r['statuses']}")
         for failure in failures:
             print("FAIL", failure)
         return 1 if failures else 0

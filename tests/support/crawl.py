@@ -2,7 +2,7 @@
 (no server error, no broken link, on any page of any role) and `bench/web_pages.py` (how long
 each page takes on the demo's data).
 
-Same-site GET links only; sign-out, downloads (`download` links, PDFs, CSVs) and links with a
+Same-site GET links and images only; sign-out, downloads (`download` links, PDFs, CSVs) and links with a
 scheme or host are left alone. Pages of one shape (`/runs/7/`, `/runs/9/`: digits replaced) are
 visited at most `per_shape` times, so a long list does not mean a thousand detail pages."""
 
@@ -31,11 +31,11 @@ class _Links(HTMLParser):
         self.links: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag != "a":
-            return
         values = dict(attrs)
-        if "download" not in values and values.get("href"):
+        if tag == "a" and "download" not in values and values.get("href"):
             self.links.append(values["href"] or "")
+        elif tag == "img" and values.get("src") and not (values["src"] or "").startswith("data:"):
+            self.links.append(values["src"] or "")  # figures are requests of the page too
 
 
 def links_of(html: str, base: str) -> list[str]:

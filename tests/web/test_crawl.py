@@ -1,0 +1,52 @@
+"""Every page each role reaches by following links answers 200: no server error, no broken link,
+no link to a page the role may not open (a 403 or 404 behind a link shown to them is a bug)."""
+
+import pytest
+from django.test import Client
+
+from tests.factories import PASSWORD, issued_report
+from tests.support.crawl import crawl
+from tests.web.vendor_helpers import package_of, scored_run
+from validation.models import DatasetGrant, ModelPackage, ValidationRun
+
+pytestmark = pytest.mark.django_db
+
+ROLES = [
+    "vendor_user",
+    "other_vendor_user",
+    "steward",
+    "other_steward",
+    "reviewer",
+    "qa",
+    "auditor",
+]
+
+
+@pytest.fixture
+def busy_world(world):
+    """Vendor A's approved package, scored on partner A's data, its report issued, the version
+    granted to vendor A; vendor B with a package of its own."""
+    package = package_of(world.vendor_a, world.vendor_user, status=ModelPackage.Status.APPROVED)
+    run = scored_run(package, partner=world.partner_a, status=ValidationRun.Status.ISSUED)
+    issued_report(run)
+    DatasetGrant.objects.create(
+        dataset_version=run.dataset_version, vendor=world.vendor_a, granted_by=world.steward
+    )
+    package_of(world.vendor_b, world.other_vendor_user)
+    return world
+
+
+@pytest.mark.parametrize("who", ROLES)
+def test_every_page_a_role_reaches_by_links_opens(busy_world, who):
+    client = Client()
+    assert (
+        client.post(
+            "/accounts/login/",
+            {"username": getattr(busy_world, who).username, "password": PASSWORD},
+        ).status_code
+        == 302
+    )
+    visits = crawl(client, per_shape=2)
+    broken = [f"{v.url} ({v.status}, linked from {v.found_on})" for v in visits if v.status != 200]
+    assert not broken, broken
+    assert len(visits) >= 4  # the overview, reports, verification, and the role's own pages
