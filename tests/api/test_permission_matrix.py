@@ -6,19 +6,12 @@ from rest_framework.test import APIClient
 
 from reports.models import Report
 from tests.factories import DatasetVersionFactory, PackageFactory, RunFactory, issued_report
+from tests.support.people import WORLD_PEOPLE
 from validation.models import Dataset, MetricResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
-ROLES = [
-    "vendor_user",
-    "other_vendor_user",
-    "steward",
-    "other_steward",
-    "reviewer",
-    "qa",
-    "auditor",
-]
+ROLES = WORLD_PEOPLE
 # Who sees the objects that belong to vendor A, run on partner A's data.
 SEES_PACKAGE = {"vendor_user", "reviewer", "qa", "auditor"}
 SEES_RUN = {"vendor_user", "steward", "reviewer", "qa", "auditor"}

@@ -2,9 +2,10 @@
 (no server error, no broken link, on any page of any role) and `bench/web_pages.py` (how long
 each page takes on the demo's data).
 
-Same-site GET links and images only; sign-out, downloads (`download` links, PDFs, CSVs) and links with a
-scheme or host are left alone. Pages of one shape (`/runs/7/`, `/runs/9/`: digits replaced) are
-visited at most `per_shape` times, so a long list does not mean a thousand detail pages."""
+Same-site GET links and images only; sign-out, downloads (`download` links, PDFs, CSVs) and
+links with a scheme or host are left alone. Pages of one shape (`/runs/7/`, `/runs/9/`: digits
+replaced) are visited at most `per_shape` times, so a long list does not mean a thousand detail
+pages."""
 
 from __future__ import annotations
 

@@ -6,20 +6,13 @@ from django.test import Client
 
 from tests.factories import PASSWORD, issued_report
 from tests.support.crawl import crawl
+from tests.support.people import WORLD_PEOPLE
 from tests.web.vendor_helpers import package_of, scored_run
 from validation.models import DatasetGrant, ModelPackage, ValidationRun
 
 pytestmark = pytest.mark.django_db
 
-ROLES = [
-    "vendor_user",
-    "other_vendor_user",
-    "steward",
-    "other_steward",
-    "reviewer",
-    "qa",
-    "auditor",
-]
+ROLES = WORLD_PEOPLE
 
 
 @pytest.fixture

@@ -6,14 +6,9 @@ from django.urls import reverse
 
 from audit.models import AuditAction, AuditEvent
 from tests.factories import PASSWORD
+from tests.support.people import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_every_page_carries_a_strict_content_security_policy_and_denies_framing(world):
@@ -96,3 +91,10 @@ def test_an_operator_requires_a_second_factor_of_an_organisation_and_it_is_recor
     assert response.status_code == 302 and response["Location"].startswith("/accounts/second-f")
     with pytest.raises(CommandError, match="No organisation named 'Nobody'"):
         call_command("require_second_factor", "Nobody", "on")
+
+
+def test_another_roles_page_answers_403_saying_whose_page_it_is(world):
+    response = signed_in(world.steward).get("/packages/")
+    assert response.status_code == 403
+    body = response.content.decode()
+    assert "<h1>Not allowed</h1>" in body and "This page is for vendor members." in body

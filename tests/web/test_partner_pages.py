@@ -7,7 +7,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,6 +18,7 @@ from tests.factories import (
     ProtocolFactory,
     RunFactory,
 )
+from tests.support.people import signed_in
 from validation.models import Dataset, DatasetGrant, DatasetImport, DatasetVersion
 from validation.services.datasets import dataset_create, dataset_grant
 
@@ -30,12 +30,6 @@ HTMX = {"HX-Request": "true"}
 def streamed(response) -> str:
     """The body of a streaming response (the CSV)."""
     return b"".join(response.streaming_content).decode()
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def cohort_zip(folder: Path, name: str = "cohort.zip") -> io.BytesIO:

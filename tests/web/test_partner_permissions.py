@@ -7,20 +7,13 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.factories import DatasetVersionFactory, PackageFactory, RunFactory
+from tests.support.people import WORLD_PEOPLE
 from validation.models import Dataset, DatasetGrant, DatasetImport
 from validation.services.datasets import dataset_grant
 
 pytestmark = pytest.mark.django_db
 
-ROLES = [
-    "vendor_user",
-    "other_vendor_user",
-    "steward",
-    "other_steward",
-    "reviewer",
-    "qa",
-    "auditor",
-]
+ROLES = WORLD_PEOPLE
 NOT_STEWARDS = ["vendor_user", "other_vendor_user", "reviewer", "qa", "auditor"]
 
 

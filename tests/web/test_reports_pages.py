@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 from django.db import transaction
-from django.test import Client, TestCase
+from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,6 +16,7 @@ from reports.models import Report, Signature
 from reports.services import report_draft, report_sign
 from reports.signing import public_key_fingerprint, sign_digest
 from tests.factories import PASSWORD, CaseFactory, DatasetVersionFactory, RunFactory
+from tests.support.people import signed_in
 from validation.management.commands.demo import PROTOCOL
 from validation.models import DatasetGrant, MetricResult, ValidationRun
 from validation.protocol_document import with_defaults
@@ -23,12 +24,6 @@ from validation.stats.evaluation import Plan, evaluate
 from validation.storage import media_path, media_put
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def vendor_run(world, **fields) -> ValidationRun:

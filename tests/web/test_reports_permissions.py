@@ -10,22 +10,14 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.factories import DatasetVersionFactory, RunFactory
+from tests.support.people import WORLD_PEOPLE
 from tests.web.test_reports_pages import stored_report
 from validation.models import DatasetGrant, ValidationRun
 from validation.services.tokens import api_token_create
 
 pytestmark = pytest.mark.django_db
 
-ROLES = [
-    "anonymous",
-    "vendor_user",
-    "other_vendor_user",
-    "steward",
-    "other_steward",
-    "reviewer",
-    "qa",
-    "auditor",
-]
+ROLES = ["anonymous", *WORLD_PEOPLE]
 TEAM = {"reviewer", "qa", "auditor"}
 
 

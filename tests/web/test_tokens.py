@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from audit.models import AuditAction, AuditEvent
+from tests.support.people import signed_in
 from validation.errors import ApplicationError
 from validation.models import ApiToken
 from validation.services.tokens import api_token_create, api_token_revoke
@@ -20,12 +21,6 @@ from validation.services.tokens import api_token_create, api_token_revoke
 pytestmark = pytest.mark.django_db
 
 PACKAGES = "/api/v1/packages/"
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def api(secret: str, scheme: str = "Token"):

@@ -10,7 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditAction, AuditEvent
-from tests.web.vendor_helpers import package_of, run_of, scored_run, signed_in
+from tests.support.people import signed_in
+from tests.web.vendor_helpers import package_of, run_of, scored_run
 from validation.models import ModelPackage, ValidationRun
 
 pytestmark = pytest.mark.django_db

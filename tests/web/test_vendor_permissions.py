@@ -8,20 +8,13 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tests.web.vendor_helpers import package_of, scored_run, signed_in
+from tests.support.people import WORLD_PEOPLE, signed_in
+from tests.web.vendor_helpers import package_of, scored_run
 from validation.models import ModelPackage
 
 pytestmark = pytest.mark.django_db
 
-ROLES = [
-    "vendor_user",
-    "other_vendor_user",
-    "steward",
-    "other_steward",
-    "reviewer",
-    "qa",
-    "auditor",
-]
+ROLES = WORLD_PEOPLE
 # Which vendor each vendor member belongs to; every other role holds no vendor page.
 OWN_VENDOR = {"vendor_user": "vendor_a", "other_vendor_user": "vendor_b"}
 

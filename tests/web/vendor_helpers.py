@@ -2,7 +2,6 @@
 scored by the real scoring service from real predictions."""
 
 import numpy as np
-from django.test import Client
 from django.utils import timezone
 
 from tests.factories import (
@@ -18,12 +17,6 @@ from validation.models import ModelPackage, Prediction, ValidationRun
 from validation.packaging import default_manifest
 from validation.protocol_document import protocol_hash, with_defaults
 from validation.services.scoring import run_compute_metrics
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def package_of(vendor, user=None, **fields) -> ModelPackage:
