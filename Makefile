@@ -18,8 +18,10 @@ test: setup
 test-fast: setup
 	scripts/test.sh --fast
 
+# The web app on 127.0.0.1:${PORT:-8000} and real Celery workers on a broker of files under
+# var/broker (no Redis): the long work runs in the workers, as in production (scripts/serve.sh).
 serve: setup migrate
-	$(PY) manage.py runserver 127.0.0.1:8000
+	scripts/serve.sh
 
 # Style, formatting, the import contracts (pyproject.toml) and the types.
 lint: setup

@@ -234,7 +234,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)
 # Longer than the longest task, or Redis re-delivers a running task to a second worker.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
     "visibility_timeout": env_int(
         "CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 600, minimum=1
     )
@@ -252,6 +252,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Each worker also consumes its own queue ("<hostname>.dq2"): shards routed to a warm worker.
 CELERY_WORKER_DIRECT = True
+# `make serve` (scripts/serve.sh): CELERY_BROKER_URL=filesystem://, real workers on one machine
+# with no broker server; messages are files under BLINDSPOT_BROKER_DIR (config/broker.py says
+# what the transport lacks: no re-delivery after a hard kill, hence never in production).
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    from config.broker import filesystem_transport_options
+
+    if PRODUCTION:
+        raise ImproperlyConfigured("A filesystem:// broker is for make serve; use Redis.")
+    BROKER_DIR = Path(_env("BLINDSPOT_BROKER_DIR", str(VAR_DIR / "broker")))
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_transport_options(BROKER_DIR)
+    # Its pidbox queues would outlive their workers (no auto-delete); nothing here broadcasts.
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

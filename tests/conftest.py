@@ -169,10 +169,10 @@ def broker():
 
 @pytest.fixture
 def dispatch_via(monkeypatch):
-    """`dispatch_via(url)`: this process sends tasks to that broker instead of running them
-    eagerly, as the web process does in production; undone after the test, kombu's process-wide
-    producer pools included (a closed pool left registered fails the next eager `apply_async`
-    with "Acquire on closed pool")."""
+    """`dispatch_via(url[, transport_options])`: this process sends tasks to that broker instead
+    of running them eagerly, as the web process does in production; undone after the test,
+    kombu's process-wide producer pools included (a closed pool left registered fails the next
+    eager `apply_async` with "Acquire on closed pool")."""
     from kombu import pools
 
     from config.celery import app
@@ -184,10 +184,12 @@ def dispatch_via(monkeypatch):
                 pool.force_close_all()
         app.amqp._producer_pool = app._pool = None  # type: ignore[attr-defined]  # private, untyped
 
-    def switch(url: str) -> None:
+    def switch(url: str, transport_options: dict | None = None) -> None:
         drop_connections()  # made for the in-memory transport of eager mode
         monkeypatch.setitem(app.conf, "task_always_eager", False)
         monkeypatch.setitem(app.conf, "broker_url", url)
+        if transport_options is not None:  # a filesystem broker's folders (config/broker.py)
+            monkeypatch.setitem(app.conf, "broker_transport_options", transport_options)
 
     yield switch
     drop_connections()

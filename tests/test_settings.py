@@ -3,6 +3,7 @@ boolean variable goes through one parser that names the variable and the form it
 models and their migrations agree."""
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -45,6 +46,45 @@ def test_production_passes_the_deploy_checklist(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_refuses_the_filesystem_broker_of_make_serve(tmp_path):
+    result = _check_deploy(
+        tmp_path,
+        DJANGO_SECRET_KEY="x7#Kq9!vLp2$Rw8@Zm4&Tn6^Yb3*Hc5(Jd1)Fg0-Se+Ua=Wi_Oe|Nr~Pt",
+        DJANGO_ALLOWED_HOSTS="blindspot.example.org",
+        BLINDSPOT_SIGNING_KEY_PATH=str(tmp_path / "key.pem"),
+        CELERY_BROKER_URL="filesystem://localhost/",
+    )
+    assert result.returncode != 0
+    assert "A filesystem:// broker is for make serve; use Redis." in result.stderr
+
+
+def test_the_filesystem_broker_of_make_serve_keeps_its_messages_under_var(tmp_path):
+    """Not eager; one folder for queued messages (kombu writes to `data_folder_out` and reads
+    from `data_folder_in`), all under var/broker and created; no remote control."""
+    show = (
+        "from config.celery import app; import json; "
+        "print(json.dumps([app.conf.task_always_eager, app.conf.worker_enable_remote_control, "
+        "app.conf.broker_transport_options]))"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "BLINDSPOT_"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**base, "BLINDSPOT_VAR_DIR": str(tmp_path), "CELERY_BROKER_URL": "filesystem://"},
+    )
+    assert result.returncode == 0, result.stderr
+    eager, remote_control, options = json.loads(result.stdout.strip().splitlines()[-1])
+    assert eager is False and remote_control is False
+    broker = tmp_path / "broker"
+    assert options["data_folder_in"] == options["data_folder_out"] == str(broker / "messages")
+    assert options["store_processed"] is True
+    for key in ("data_folder_in", "processed_folder", "control_folder"):
+        assert Path(options[key]).is_dir() and Path(options[key]).parent == broker
 
 
 def _check(tmp_path, **env) -> subprocess.CompletedProcess:
