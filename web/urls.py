@@ -3,7 +3,15 @@
 
 from django.urls import path
 
-from web import urls_partner, urls_reports, urls_vendor
+from web import (
+    urls_console_cases,
+    urls_console_protocols,
+    urls_console_sign,
+    urls_console_work,
+    urls_partner,
+    urls_reports,
+    urls_vendor,
+)
 from web.views import accounts, home
 
 app_name = "web"
@@ -17,4 +25,8 @@ urlpatterns = [
     *urls_vendor.urlpatterns,
     *urls_reports.urlpatterns,
     *urls_partner.urlpatterns,
+    *urls_console_work.urlpatterns,
+    *urls_console_protocols.urlpatterns,
+    *urls_console_cases.urlpatterns,
+    *urls_console_sign.urlpatterns,
 ]
