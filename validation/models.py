@@ -312,6 +312,8 @@ class DatasetImport(models.Model):
         DatasetVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the current attempt was claimed by a worker (the rate of progress counts from here).
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # The current attempt: which worker claimed it, and its last sign of life. A RUNNING import
     # whose heartbeat is older than WORKER_STALE_S lost its worker and is restarted.

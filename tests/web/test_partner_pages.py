@@ -483,3 +483,39 @@ def test_the_usage_log_paginates_on_the_server(world, version):
     client = signed_in(world.steward)
     assert len(client.get(reverse("web:usage")).context["page_obj"]) == 25
     assert len(client.get(reverse("web:usage") + "?page=2").context["page_obj"]) == 2
+
+
+def test_the_import_rate_counts_from_when_a_worker_took_it_not_from_the_upload(world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
+    job = DatasetImport.objects.create(
+        dataset=dataset, requested_by=world.steward, source_name="big.zip", status="queued"
+    )
+    page = signed_in(world.steward).get(reverse("web:dataset-import", args=[job.pk]))
+    assert "waiting for a worker" in page.content.decode()
+    # An hour in the queue, then 10 s of work for 50 files: 5 files/s, not 0.01.
+    DatasetImport.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - timedelta(hours=1),
+        started_at=timezone.now() - timedelta(seconds=10),
+        status="running",
+        files_done=50,
+        files_total=100,
+    )
+    body = signed_in(world.steward).get(reverse("web:dataset-import", args=[job.pk])).content
+    assert b"5.0 files/s" in body and b"since a worker took it" in body
+
+
+def test_a_worker_taking_an_import_records_when(world, tmp_path):
+    from validation.services.dataset_imports import _claim
+
+    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
+    job = DatasetImport.objects.create(
+        dataset=dataset, requested_by=world.steward, source_name="a.zip"
+    )
+    assert job.started_at is None
+    assert _claim(job.pk, "cpu@test") == 1
+    job.refresh_from_db()
+    assert job.started_at is not None and job.started_at == job.heartbeat_at

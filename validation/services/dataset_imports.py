@@ -180,9 +180,18 @@ def _claim(import_id: int, worker: str) -> int | None:
         job.status = DatasetImport.Status.RUNNING
         job.attempts += 1
         job.worker = worker[:200]
-        job.heartbeat_at = timezone.now()
+        job.heartbeat_at = job.started_at = timezone.now()
         job.files_done = 0
-        job.save(update_fields=["status", "attempts", "worker", "heartbeat_at", "files_done"])
+        job.save(
+            update_fields=[
+                "status",
+                "attempts",
+                "worker",
+                "heartbeat_at",
+                "started_at",
+                "files_done",
+            ]
+        )
         return job.attempts
 
 

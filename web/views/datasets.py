@@ -176,11 +176,12 @@ def dataset_import(request: HtmxRequest, pk: int) -> HttpResponse:
 
 
 def _progress(job: DatasetImport) -> dict:
-    """Files done of total, and the rate since the upload was queued (the import keeps no
-    separate start time): files per second."""
+    """Files done of total, and the rate in files per second since a worker took the current
+    attempt (`started_at`; queued time is not the import's speed)."""
     end = job.finished_at or timezone.now()
-    seconds = max((end - job.created_at).total_seconds(), 0.001)
+    seconds = max((end - (job.started_at or job.created_at)).total_seconds(), 0.001)
     return {
+        "started": job.started_at is not None,
         "rate": job.files_done / seconds if job.files_done else None,
         "seconds": seconds,
         "percent": int(100 * job.files_done / job.files_total) if job.files_total else 0,
