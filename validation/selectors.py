@@ -4,13 +4,15 @@ A hidden object raises Http404 exactly like a missing one, so ids reveal nothing
 endpoints use the same querysets as detail endpoints.
 """
 
+import io
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from django.conf import settings
+from django.db.models import Avg, CharField, Count, F, Q, QuerySet, Value, When
 from django.db.models import Case as CaseWhen
-from django.db.models import CharField, Count, F, Q, QuerySet, Value, When
 from django.http import Http404
 from django.utils import timezone
 
@@ -703,3 +705,27 @@ def run_case_get(run: ValidationRun, case_pk: int) -> tuple[Case, Prediction | N
     prediction = run_case_rows(run).filter(case=case).first()
     explanation = Explanation.objects.filter(run=run, case=case).first()
     return case, prediction, explanation
+
+
+def explanation_cam(explanation: Explanation):
+    """A stored Grad-CAM map as floats in [0, 1] (stored as uint8 .npy)."""
+    return np.load(io.BytesIO(bytes(explanation.cam_npy)), allow_pickle=False) / 255.0
+
+
+def run_localisation(run: ValidationRun) -> dict[str, Any] | None:
+    """Grad-CAM localisation agreement over the run's cases with a reference ROI (pointing
+    game hit rate, mean share of the map's energy inside the ROI), as the report computes it;
+    None when no explanation has a ROI. Aggregate: no case-level data."""
+    stored = Explanation.objects.filter(run=run, pointing_hit__isnull=False).aggregate(
+        n=Count("id"),
+        hits=Count("id", filter=Q(pointing_hit=True)),
+        energy=Avg("energy_in_roi"),
+    )
+    if not stored["n"]:
+        return None
+    return {
+        "n_maps": Explanation.objects.filter(run=run).count(),
+        "n_with_roi": stored["n"],
+        "pointing_game": stored["hits"] / stored["n"],
+        "energy_in_roi": stored["energy"],
+    }
