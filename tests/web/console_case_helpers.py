@@ -55,10 +55,10 @@ def explain(run, case: Case) -> Explanation:
     )
 
 
-def imaged_run(world, *, n=24, with_images=6):
+def imaged_run(world, *, n=24, with_images=6, other=False):
     """A run scored by the real scoring service (as tests.web.vendor_helpers.scored_run: sex
     F/M evenly plus one 'X'); its first `with_images` cases carry stored DICOM, a ROI and a
-    Grad-CAM map; sites North and South alternate."""
+    Grad-CAM map; sites North and South alternate. `other`: vendor B and partner B's."""
     document = with_defaults(
         protocol_document(
             min_cell_size=5,
@@ -71,10 +71,10 @@ def imaged_run(world, *, n=24, with_images=6):
         document=document, sha256=protocol_hash(document), locked_at=timezone.now()
     )
     version = DatasetVersionFactory.create()
-    version.dataset.partner = world.partner_a
+    version.dataset.partner = world.partner_b if other else world.partner_a
     version.dataset.save()
     run = RunFactory.create(
-        package=package_of(world.vendor_a),
+        package=package_of(world.vendor_b if other else world.vendor_a),
         dataset_version=version,
         protocol=protocol,
         status=ValidationRun.Status.AWAITING_SIGNATURE,
