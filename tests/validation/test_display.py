@@ -83,6 +83,7 @@ def test_monochrome1_equals_pydicom_inverted():
 
 def test_the_same_file_read_from_bytes_renders_the_same():
     path = get_testdata_file(MONOCHROME1)
+    assert isinstance(path, str)
     with open(path, "rb") as fh:
         data = fh.read()
     np.testing.assert_array_equal(render(data).pixels, render(_dataset(MONOCHROME1)).pixels)

@@ -28,7 +28,10 @@ from validation.storage import sequestered_put
 def dicom_fields(name: str = "MR_small.dcm", site: str = "North") -> dict:
     """The fields of a case whose real DICOM file is stored (with its hash) in the sequestered
     store, and the attributes ingest reads from it. Cases are append-only: set at creation."""
-    data = open(get_testdata_file(name), "rb").read()
+    path = get_testdata_file(name)
+    assert isinstance(path, str)
+    with open(path, "rb") as fh:
+        data = fh.read()
     sha = hashlib.sha256(data).hexdigest()
     relative = f"cases/{sha[:2]}/{sha}.dcm"
     sequestered_put(relative, data)

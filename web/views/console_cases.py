@@ -73,12 +73,14 @@ class CaseFilterForm(forms.Form):
     def __init__(self, *args, run, **kwargs):
         super().__init__(*args, **kwargs)
         options = selectors.run_case_choices(run)
-        self.fields["site"].choices = [("", "Any")] + [(s, s) for s in options["sites"]]
-        self.fields["scanner"].choices = [("", "Any")] + [(s, s) for s in options["scanners"]]
+        site, scanner = self.fields["site"], self.fields["scanner"]
+        assert isinstance(site, forms.ChoiceField) and isinstance(scanner, forms.ChoiceField)
+        site.choices = [("", "Any")] + [(s, s) for s in options["sites"]]
+        scanner.choices = [("", "Any")] + [(s, s) for s in options["scanners"]]
         self.attributes = selectors.run_subgroup_attributes(run)
 
     def clean_subgroup(self) -> tuple[str, str] | None:
-        text = (self.cleaned_data.get("subgroup") or "").strip()
+        text = ((self.cleaned_data or {}).get("subgroup") or "").strip()
         if not text:
             return None
         attribute, sep, value = text.partition("=")
@@ -93,7 +95,7 @@ class CaseFilterForm(forms.Form):
         return attribute, value
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         low, high = data.get("score_min"), data.get("score_max")
         if low is not None and high is not None and low > high:
             self.add_error("score_max", "The upper score is below the lower one.")
@@ -193,7 +195,8 @@ def case_detail(request: HttpRequest, pk: int, case_pk: int) -> HttpResponse:
         actor=request.user, run=run, case=case, images=images, filters=_recorded_filters(request)
     )
     token = case_access.image_token(actor=request.user, run=run, case=case, event=event)
-    windows, window = [], request.GET.get("window") or ""
+    windows: list[dict] = []
+    window = request.GET.get("window") or ""
     shape = _display_shape(case)
     query = _query(request)
     list_url = reverse("web:console-run-cases", args=[run.pk]) + (f"?{query}" if query else "")
@@ -203,7 +206,7 @@ def case_detail(request: HttpRequest, pk: int, case_pk: int) -> HttpResponse:
         "run": run,
         "case": case,
         "prediction": prediction,
-        "badge": outcome_badge(prediction.outcome if prediction else None),
+        "badge": outcome_badge(getattr(prediction, "outcome", None)),
         "explanation": explanation,
         "threshold": selectors.run_operating_threshold(run),
         "images": images,
@@ -313,10 +316,9 @@ def case_roi(request: HttpRequest, pk: int, case_pk: int) -> HttpResponse:
     if not case.roi:
         raise Http404("This case has no reference ROI.")
     attributes = case.attributes or {}
-    source = (attributes.get("rows"), attributes.get("columns"))
+    rows, columns = attributes.get("rows"), attributes.get("columns")
     shape = _overlay_shape(case)
-    if not all(isinstance(v, int) for v in source):
-        source = shape
+    source = (rows, columns) if isinstance(rows, int) and isinstance(columns, int) else shape
     outline = display.roi_outline(
         case.roi, source_shape=source, shape=shape, thickness=max(2, shape[1] // 200)
     )
