@@ -4,12 +4,15 @@ A hidden object raises Http404 exactly like a missing one, so ids reveal nothing
 endpoints use the same querysets as detail endpoints.
 """
 
+import io
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Avg, CharField, Count, F, Q, QuerySet, Value, When
+from django.db.models import Case as CaseWhen
 from django.http import Http404
 from django.utils import timezone
 
@@ -22,16 +25,20 @@ from validation.models import (
     DatasetGrant,
     DatasetImport,
     DatasetVersion,
+    Explanation,
     Membership,
     MetricResult,
     ModelPackage,
     Organisation,
+    Prediction,
     Protocol,
     Role,
     ValidationRun,
     WorkerPresence,
 )
+from validation.stats.acceptance import bin_label
 from validation.stats.disclosure import counts_disclosed
+from validation.stats.metrics.subgroups import UNKNOWN
 
 
 def roles_of(user) -> set[str]:
@@ -589,3 +596,136 @@ def runs_typical_durations(runs: list[ValidationRun]) -> dict[int, dict[str, Any
     """`run_typical_duration` for each of `runs` (by run id), from one query."""
     durations = _reported_durations()
     return {run.pk: _typical(run.cases_total, durations) for run in runs}
+
+
+# --- the console's case table and case viewer (case-level: callers record CASE_DATA_VIEWED) ----
+
+#: The outcomes a case can have in a run, as the stats decide them (see `run_case_rows`).
+CASE_OUTCOMES = ("TP", "FP", "FN", "TN", "failed")
+#: The case table's sort orders.
+CASE_SORTS = {"score-desc": ("-score", "case__case_id"), "score-asc": ("score", "case__case_id")}
+
+
+def run_operating_threshold(run: ValidationRun) -> float:
+    """The run's operating threshold: the vendor's declared threshold in the package manifest,
+    which the protocol's operating point fixes as the only source (never tuned on test data);
+    the scoring service uses exactly this value."""
+    return float(run.package.manifest["threshold"])
+
+
+def run_subgroup_attributes(run: ValidationRun) -> dict[str, list[float] | None]:
+    """The protocol's subgroup attributes and, for binned ones, their bins."""
+    return {s["attribute"]: s.get("bins") for s in run.protocol.document.get("subgroups", [])}
+
+
+def _subgroup_q(attribute: str, value: str, bins: list[float] | None) -> Q:
+    """Cases whose `attribute` falls in the subgroup labelled `value` as the stats label it
+    (validation.stats.acceptance.bin_label for binned attributes; 'unknown' for missing)."""
+    key = f"case__attributes__{attribute}"
+    if value == UNKNOWN:
+        missing = Q(**{f"{key}__isnull": True}) | Q(**{key: ""})
+        if bins:  # a number outside every bin is unknown too
+            outside = Q(**{f"{key}__lt": bins[0]}) | Q(**{f"{key}__gte": bins[-1]})
+            return missing | outside
+        return missing
+    if bins:
+        for low, high in zip(bins, bins[1:], strict=False):
+            if bin_label(low, bins) == value:
+                return Q(**{f"{key}__gte": low, f"{key}__lt": high})
+        return Q(pk__in=[])
+    return Q(**{key: value})
+
+
+def run_case_rows(
+    run: ValidationRun,
+    *,
+    subgroup: tuple[str, str] | None = None,
+    outcome: str | None = None,
+    score_min: float | None = None,
+    score_max: float | None = None,
+    site: str | None = None,
+    scanner: str | None = None,
+    sort: str = "score-desc",
+) -> QuerySet[Prediction]:
+    """A run's predictions with their cases, filtered and sorted, each annotated with its
+    `outcome`: 'failed' when the model gave no score, else predicted positive when
+    ``score >= threshold`` (validation.stats.metrics.binary.predict) against the reference
+    label: TP, FP, FN, TN. Case-level: the caller records the view."""
+    threshold = run_operating_threshold(run)
+    failed = ~Q(error_category="")
+    qs = (
+        Prediction.objects.filter(run=run)
+        .select_related("case")
+        .annotate(
+            outcome=CaseWhen(
+                When(failed, then=Value("failed")),
+                When(score__gte=threshold, case__label=1, then=Value("TP")),
+                When(score__gte=threshold, case__label=0, then=Value("FP")),
+                When(score__lt=threshold, case__label=1, then=Value("FN")),
+                default=Value("TN"),
+                output_field=CharField(),
+            )
+        )
+    )
+    if subgroup is not None:
+        attribute, value = subgroup
+        bins = run_subgroup_attributes(run).get(attribute)
+        qs = qs.filter(_subgroup_q(attribute, value, bins))
+    if outcome:
+        qs = qs.filter(outcome=outcome)
+    if score_min is not None:
+        qs = qs.filter(score__gte=score_min)
+    if score_max is not None:
+        qs = qs.filter(score__lte=score_max)
+    if site:
+        qs = qs.filter(case__attributes__site=site)
+    if scanner:
+        qs = qs.filter(case__attributes__manufacturer=scanner)
+    field, tiebreak = CASE_SORTS.get(sort, CASE_SORTS["score-desc"])
+    score = (
+        F("score").desc(nulls_last=True) if field == "-score" else F("score").asc(nulls_last=True)
+    )
+    return qs.order_by(score, tiebreak)
+
+
+def run_case_choices(run: ValidationRun) -> dict[str, list[str]]:
+    """The sites and scanners (manufacturers) among a run's cases, for the table's filters."""
+    values = Case.objects.filter(dataset_version_id=run.dataset_version_id).values_list(
+        "attributes__site", "attributes__manufacturer"
+    )
+    sites = sorted({str(s) for s, _m in values if s not in (None, "")})
+    scanners = sorted({str(m) for _s, m in values if m not in (None, "")})
+    return {"sites": sites, "scanners": scanners}
+
+
+def run_case_get(run: ValidationRun, case_pk: int) -> tuple[Case, Prediction | None, Any]:
+    """One case of a run's dataset version with its prediction (with `outcome`) and Grad-CAM
+    explanation (either None when there is none); Http404 for a case of another version."""
+    case = get_or_404(Case.objects.filter(dataset_version_id=run.dataset_version_id), case_pk)
+    prediction = run_case_rows(run).filter(case=case).first()
+    explanation = Explanation.objects.filter(run=run, case=case).first()
+    return case, prediction, explanation
+
+
+def explanation_cam(explanation: Explanation):
+    """A stored Grad-CAM map as floats in [0, 1] (stored as uint8 .npy)."""
+    return np.load(io.BytesIO(bytes(explanation.cam_npy)), allow_pickle=False) / 255.0
+
+
+def run_localisation(run: ValidationRun) -> dict[str, Any] | None:
+    """Grad-CAM localisation agreement over the run's cases with a reference ROI (pointing
+    game hit rate, mean share of the map's energy inside the ROI), as the report computes it;
+    None when no explanation has a ROI. Aggregate: no case-level data."""
+    stored = Explanation.objects.filter(run=run, pointing_hit__isnull=False).aggregate(
+        n=Count("id"),
+        hits=Count("id", filter=Q(pointing_hit=True)),
+        energy=Avg("energy_in_roi"),
+    )
+    if not stored["n"]:
+        return None
+    return {
+        "n_maps": Explanation.objects.filter(run=run).count(),
+        "n_with_roi": stored["n"],
+        "pointing_game": stored["hits"] / stored["n"],
+        "energy_in_roi": stored["energy"],
+    }

@@ -1,16 +1,14 @@
 """The vendor's runs: the list with each run's typical duration, a run's page with its stage
 stepper live until a final state, its aggregate results, and the report's own figures."""
 
-import base64
-
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from reports import plots
 from validation import selectors
 from validation.api.serializers import RunSerializer, aggregate_results
 from validation.models import ValidationRun
+from web import figures
 from web.access import vendor_required
 
 PER_PAGE = 25
@@ -38,7 +36,7 @@ STAGES = [
 ]
 #: Results exist from here on (scoring stored them).
 SCORED = {Status.EXPLAINING, Status.REPORTING, Status.AWAITING_SIGNATURE, Status.ISSUED}
-PLOTS = {"roc", "forest", "calibration"}
+PLOTS = figures.PLOTS
 
 
 def run_badge(status: str) -> dict[str, str]:
@@ -196,53 +194,9 @@ def run_results(request: HttpRequest, pk: int) -> HttpResponse:
             failures=results["failures"],
             calibration=results["calibration"],
             min_cell=int(run.protocol.document["min_cell_size"]),
-            plots=_drawable(results),
+            plots=figures.drawable(results),
         )
     return render(request, "web/runs/results.html", context, status=200)
-
-
-def _figure(results: dict, name: str) -> str | None:
-    """One of the report's own figures (reports.plots, drawn as reports.rendering draws them
-    for the PDF) from the results this user may read: what disclosure withholds (small
-    calibration bins, ROC steps, subgroup cells) is not drawn. None when nothing is left."""
-    primary = results.get("primary") or {}
-    sensitivity, specificity = primary.get("sensitivity") or {}, primary.get("specificity") or {}
-    if name == "roc":
-        roc, auc = primary.get("roc") or {}, primary.get("auc") or {}
-        if not (roc.get("fpr") and roc.get("tpr")):
-            return None
-        operating_point = None
-        if sensitivity.get("estimate") is not None and specificity.get("estimate") is not None:
-            operating_point = (1 - specificity["estimate"], sensitivity["estimate"])
-        return plots.roc_plot(
-            roc["fpr"], roc["tpr"], float(auc.get("estimate") or 0.0), operating_point
-        )
-    if name == "forest":
-        if not results.get("subgroups"):
-            return None
-        return plots.forest_plot(
-            results["subgroups"], metric="sensitivity", reference=sensitivity.get("estimate")
-        )
-    bins = (results.get("calibration") or {}).get("bins")
-    return plots.calibration_plot(bins) if isinstance(bins, list) else None
-
-
-def _drawable(results: dict) -> dict[str, bool]:
-    """Which figures have something to draw, without drawing them (the same tests as
-    reports.plots applies)."""
-    primary = results.get("primary") or {}
-    roc = primary.get("roc") or {}
-    bins = (results.get("calibration") or {}).get("bins") or []
-    return {
-        "roc": bool(roc.get("fpr") and roc.get("tpr")),
-        "forest": any(
-            not row.get("suppressed") and isinstance(row.get("sensitivity"), dict)
-            for row in results.get("subgroups") or []
-        ),
-        "calibration": any(
-            not b.get("suppressed") and b.get("mean_predicted") is not None for b in bins
-        ),
-    }
 
 
 @vendor_required
@@ -252,13 +206,4 @@ def run_plot(request: HttpRequest, pk: int, name: str) -> HttpResponse:
         raise Http404("No such figure.")
     run = selectors.run_get_visible(user=request.user, pk=pk)
     results = _results(request, run)
-    uri = _figure(results, name) if results else None
-    if uri is None:
-        raise Http404("This figure has nothing to draw.")
-    svg = base64.b64decode(uri.split(",", 1)[1])
-    # A figure is part of the results page, whose own request already counted as activity:
-    # three figures loading at once need not each write the session again.
-    request.session.modified = False
-    response = HttpResponse(svg, content_type="image/svg+xml")
-    response["Cache-Control"] = "private, max-age=300"
-    return response
+    return figures.figure_response(request, results, name)
