@@ -589,3 +589,35 @@ def runs_typical_durations(runs: list[ValidationRun]) -> dict[int, dict[str, Any
     """`run_typical_duration` for each of `runs` (by run id), from one query."""
     durations = _reported_durations()
     return {run.pk: _typical(run.cases_total, durations) for run in runs}
+
+
+# --- the review console's protocol editor (issue 16) ---------------------------------------------
+
+
+def protocols_for_console(user) -> QuerySet[Protocol]:
+    """Every protocol the user may name, by name then newest version first, with the people
+    the list shows."""
+    return (
+        protocols_visible_to(user)
+        .select_related("created_by", "locked_by")
+        .order_by("name", "-version")
+    )
+
+
+def protocol_previous(protocol: Protocol) -> Protocol | None:
+    """The version of the same protocol just before this one (None for a first version)."""
+    return (
+        Protocol.objects.filter(name=protocol.name, version__lt=protocol.version)
+        .order_by("-version")
+        .first()
+    )
+
+
+def protocol_versions(protocol: Protocol) -> QuerySet[Protocol]:
+    """Every version of this protocol's name, newest first."""
+    return Protocol.objects.filter(name=protocol.name).order_by("-version")
+
+
+def protocol_latest(name: str) -> Protocol | None:
+    """The newest version of the protocol of this name: the one protocol_create would follow."""
+    return Protocol.objects.filter(name=name).order_by("-version").first()
