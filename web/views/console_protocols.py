@@ -195,8 +195,10 @@ class ProtocolForm(forms.Form):
             live, **{"class": "code-editor", "aria-describedby": "protocol-check"}
         )
         if fixed_name is not None:
+            # The name of a new version is its base's; what is posted for it is ignored.
             self.fields["name"].widget = forms.HiddenInput()
             self.fields["name"].initial = fixed_name
+            self.fields["name"].required = False
         else:
             self.fields["name"].widget.attrs.update(live)
 
