@@ -729,3 +729,35 @@ def run_localisation(run: ValidationRun) -> dict[str, Any] | None:
         "pointing_game": stored["hits"] / stored["n"],
         "energy_in_roi": stored["energy"],
     }
+
+
+# --- the review console's protocol editor (issue 16) ---------------------------------------------
+
+
+def protocols_for_console(user) -> QuerySet[Protocol]:
+    """Every protocol the user may name, by name then newest version first, with the people
+    the list shows."""
+    return (
+        protocols_visible_to(user)
+        .select_related("created_by", "locked_by")
+        .order_by("name", "-version")
+    )
+
+
+def protocol_previous(protocol: Protocol) -> Protocol | None:
+    """The version of the same protocol just before this one (None for a first version)."""
+    return (
+        Protocol.objects.filter(name=protocol.name, version__lt=protocol.version)
+        .order_by("-version")
+        .first()
+    )
+
+
+def protocol_versions(protocol: Protocol) -> QuerySet[Protocol]:
+    """Every version of this protocol's name, newest first."""
+    return Protocol.objects.filter(name=protocol.name).order_by("-version")
+
+
+def protocol_latest(name: str) -> Protocol | None:
+    """The newest version of the protocol of this name: the one protocol_create would follow."""
+    return Protocol.objects.filter(name=name).order_by("-version").first()
