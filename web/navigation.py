@@ -31,6 +31,11 @@ PARTNER = [
     NavItem("Grants", "web:grants", "grants"),
     NavItem("Usage log", "web:usage", "usage"),
 ]
+# The review console: the validation team acts there, auditors read it.
+TEAM = [
+    NavItem("Protocols", "web:console-protocols", "protocols"),
+]
+TEAM_ROLES = {Role.REVIEWER, Role.QA_APPROVER, Role.AUDITOR}
 # Reports and their verification: vendors, partners, the team and auditors alike.
 EVERYONE = [
     NavItem("Reports", "web:reports", "reports"),
@@ -45,4 +50,6 @@ def navigation_for(request: HttpRequest) -> list[NavItem]:
         items += VENDOR
     if Role.PARTNER_STEWARD in held:
         items += PARTNER
+    if held & TEAM_ROLES:
+        items += TEAM
     return items + EVERYONE

@@ -98,3 +98,9 @@ def test_another_roles_page_answers_403_saying_whose_page_it_is(world):
     assert response.status_code == 403
     body = response.content.decode()
     assert "<h1>Not allowed</h1>" in body and "This page is for vendor members." in body
+
+
+def test_a_row_written_by_no_person_is_shown_as_the_systems():
+    from web.templatetags.people import person
+
+    assert person(None) == "the system"
