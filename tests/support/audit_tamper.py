@@ -16,7 +16,7 @@ def tamper_payload(event_id: int, payload_json: str) -> None:
                 cursor.execute(sql)
             cursor.execute(
                 f"UPDATE {TABLE} SET payload = %s WHERE id = %s", [payload_json, event_id]
-            )  # noqa: S608
+            )
         finally:
             for sql in append_only_trigger_sql(TABLE, vendor=vendor):
                 cursor.execute(sql)

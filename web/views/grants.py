@@ -12,8 +12,8 @@ from django.views.decorators.http import require_POST
 from validation import selectors
 from validation.errors import ApplicationError
 from validation.services.datasets import REVOKE_REASON_MAX, dataset_grant, dataset_grant_revoke
-from web.csv_export import csv_response
 from web.access import steward_required
+from web.csv_export import csv_response
 from web.views.datasets import HtmxRequest, form_failed, page_of, succeeded
 
 ANY = "any"
