@@ -100,7 +100,7 @@ def test_review_then_approval_issues_the_report_live(web, live_server, world, ce
     expect(rows.first.locator("pre")).to_contain_text('"meaning": "approved"')
     look(web, "console-audit-filtered")
 
-    signed = AuditEvent.objects.filter(action=AuditAction.REPORT_SIGNED).order_by("id").first()
+    signed = AuditEvent.objects.filter(action=AuditAction.REPORT_SIGNED).order_by("id")[0]
     tamper_payload(signed.pk, '{"meaning": "approved", "content_sha256": "0"}')
     web.get_by_role("link", name="Verify now").click()
     expect(chain).to_contain_text(f"The chain is broken at event #{signed.pk}")

@@ -22,7 +22,7 @@ from validation.models import Membership, Role, ValidationRun
 pytestmark = pytest.mark.django_db
 
 PNG = b"\x89PNG\r\n\x1a\n"
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX_HEADERS = {"HX-Request": "true"}
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +33,10 @@ def _private_var(settings, tmp_path):
 @pytest.fixture
 def draft(world):
     return drafted_real_report(world)
+
+
+def streamed(response) -> bytes:
+    return b"".join(response.streaming_content)
 
 
 def sign_url(report) -> str:
@@ -68,7 +72,7 @@ def test_the_page_shows_the_draft_as_page_images_and_the_reviewers_turn(world, d
     image = signed_in(world.qa).get(page1)
     assert image.status_code == 200
     assert image["Content-Type"] == "image/png"
-    assert b"".join(image.streaming_content).startswith(PNG)
+    assert streamed(image).startswith(PNG)
     assert "private" in image["Cache-Control"]
     missing = reverse("web:console-report-page", args=[draft.pk, len(pages) + 1])
     assert signed_in(world.qa).get(missing).status_code == 404
@@ -121,7 +125,9 @@ def test_an_auditor_reads_without_a_form(world, draft):
 
 
 def test_a_wrong_password_is_refused_shown_and_audited(world, draft):
-    response = signed_in(world.reviewer).post(submit_url(draft), {"password": "wrong"}, **HTMX)
+    response = signed_in(world.reviewer).post(
+        submit_url(draft), {"password": "wrong"}, headers=HTMX_HEADERS
+    )
     assert response.status_code == 422
     html = response.content.decode()
     assert "Not signed." in html
@@ -141,7 +147,7 @@ def test_a_plain_post_with_an_empty_password_gets_the_whole_page(world, draft):
 
 def test_the_reviewer_signs_and_the_page_says_a_different_person_approves(world, draft):
     client = signed_in(world.reviewer)
-    response = client.post(submit_url(draft), {"password": PASSWORD}, **HTMX)
+    response = client.post(submit_url(draft), {"password": PASSWORD}, headers=HTMX_HEADERS)
     assert response.status_code == 200
     assert response["HX-Redirect"] == sign_url(draft)
     signature = Signature.objects.get(report=draft)
@@ -158,7 +164,7 @@ def test_the_reviewer_signs_and_the_page_says_a_different_person_approves(world,
     assert "You signed this report as reviewed." in html
     assert "must come from a different person" in html
     assert "Sign as approved" not in html
-    refused = client.post(submit_url(draft), {"password": PASSWORD}, **HTMX)
+    refused = client.post(submit_url(draft), {"password": PASSWORD}, headers=HTMX_HEADERS)
     assert refused.status_code == 422
     assert "One person cannot give two signatures on the same report." in refused.content.decode()
     assert draft.signatures.count() == 1
@@ -178,7 +184,7 @@ def test_the_last_signature_issues_the_report_and_the_status_stops_polling(world
     assert response.status_code == 303
     draft.refresh_from_db()
     assert draft.status == Report.Status.ISSUING
-    fragment = signed_in(world.qa).get(status_url(draft), **HTMX)
+    fragment = signed_in(world.qa).get(status_url(draft), headers=HTMX_HEADERS)
     assert fragment.status_code == 200
     assert 'hx-trigger="every 2s, blindspot:visible"' in fragment.content.decode()
     assert "issuing" in fragment.content.decode()
@@ -187,7 +193,7 @@ def test_the_last_signature_issues_the_report_and_the_status_stops_polling(world
         callback()
     draft.refresh_from_db()
     assert draft.status == Report.Status.ISSUED
-    fragment = signed_in(world.qa).get(status_url(draft), **HTMX)
+    fragment = signed_in(world.qa).get(status_url(draft), headers=HTMX_HEADERS)
     assert fragment.status_code == 286
     html = fragment.content.decode()
     assert "hx-trigger" not in html and "issued" in html and "Quinn Approver" in html
@@ -202,14 +208,16 @@ def test_a_correction_is_drafted_from_the_issued_report(world):
     html = client.get(sign_url(issued)).content.decode()
     assert "Correct this report" in html
     empty = client.post(
-        reverse("web:console-report-correct", args=[issued.pk]), {"reason": " "}, **HTMX
+        reverse("web:console-report-correct", args=[issued.pk]),
+        {"reason": " "},
+        headers=HTMX_HEADERS,
     )
     assert empty.status_code == 422
     assert "This field is required." in empty.content.decode()
     response = client.post(
         reverse("web:console-report-correct", args=[issued.pk]),
         {"reason": "The site names were swapped."},
-        **HTMX,
+        headers=HTMX_HEADERS,
     )
     correction = Report.objects.get(supersedes=issued)
     assert response["HX-Redirect"] == sign_url(correction)
@@ -219,7 +227,9 @@ def test_a_correction_is_drafted_from_the_issued_report(world):
     html = client.get(sign_url(correction)).content.decode()
     assert "The site names were swapped." in html and "Sign as reviewed" in html
     again = client.post(
-        reverse("web:console-report-correct", args=[issued.pk]), {"reason": "again"}, **HTMX
+        reverse("web:console-report-correct", args=[issued.pk]),
+        {"reason": "again"},
+        headers=HTMX_HEADERS,
     )
     assert again.status_code == 422
     assert "already has a correction" in again.content.decode()

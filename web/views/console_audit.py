@@ -46,7 +46,7 @@ class AuditFilterForm(forms.Form):
         ]
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and until <= since:
             self.add_error("until", "The end of the range comes after its start.")

@@ -62,6 +62,11 @@ def _badge(report: Report) -> tuple[str, str]:
     return STATUS_BADGES.get(Report.Status(report.status), (report.status, "neutral"))
 
 
+def _printed_name(user) -> str:
+    """The name a signature prints (as reports.services records it)."""
+    return user.get_full_name() or user.get_username()
+
+
 def _meaning_for(request: HtmxRequest, missing: list[str]) -> str | None:
     """The meaning this person signs with: the first missing one their role gives, else the
     one their role gives at all (the service then says why not)."""
@@ -81,7 +86,7 @@ def _sign_context(request: HtmxRequest, report: Report) -> dict:
     mine = next((s for s in signatures if s.signer_id == request.user.pk), None)
     awaiting = report.status == Report.Status.AWAITING_SIGNATURE
     turn = missing[0] if missing else None
-    turn_role = MEANING_ROLES.get(turn) if turn else None
+    turn_role = MEANING_ROLES[turn] if turn else ""
     may_sign = awaiting and acts and mine is None and turn_role in held
     blocked = ""
     if awaiting and turn and not may_sign:
@@ -94,7 +99,7 @@ def _sign_context(request: HtmxRequest, report: Report) -> dict:
             )
         else:
             blocked = (
-                f"It is the {ROLE_LABELS[Role(turn_role)]}'s turn: the {turn} signature comes "
+                f"It is the {ROLE_LABELS.get(Role(turn_role))}'s turn: the {turn} signature comes "
                 f"first. Yours follows it."
             )
     successor = report_successor(report) if report.issued_at else None
@@ -109,7 +114,7 @@ def _sign_context(request: HtmxRequest, report: Report) -> dict:
         "may_sign": may_sign,
         "blocked": blocked,
         "final": report.status == Report.Status.ISSUED,
-        "printed_name": request.user.get_full_name() or request.user.get_username(),
+        "printed_name": _printed_name(request.user),
         "now": timezone.now(),
         "may_correct": bool(acts and report.status == Report.Status.ISSUED and successor is None),
         "successor": successor,
