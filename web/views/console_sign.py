@@ -106,7 +106,7 @@ def _sign_context(request: HtmxRequest, report: Report) -> dict:
     return {
         "report": report,
         "badge": _badge(report),
-        "signatures": signatures,
+        "signatures": [(s, ROLE_LABELS.get(Role(s.role), s.role)) for s in signatures],
         "meaning_words": MEANING_WORDS,
         "missing": missing,
         "turn": turn,
