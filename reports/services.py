@@ -316,3 +316,24 @@ def report_verify(*, actor, data: bytes) -> PdfVerification:
         payload={"pdf_sha256": result.pdf_sha256, "status": result.status},
     )
     return result
+
+
+@transaction.atomic
+def report_pages_viewed(*, actor, report: Report) -> None:
+    """Record that `actor` opened a report's pages in the console (its page images). A report
+    that shows Grad-CAM exemplars shows case-level images of partner data: that read is a
+    CASE_DATA_VIEWED event on the run, like a download of the issued PDF. The caller has
+    scoped `report` to the actor with reports.selectors."""
+    exemplars = len((report.document.get("explainability") or {}).get("exemplars") or [])
+    if not exemplars:
+        return
+    audit_record(
+        actor=actor,
+        action=AuditAction.CASE_DATA_VIEWED,
+        target=report.run,
+        payload={
+            "what": "Grad-CAM exemplars of partner images, in the report's page images",
+            "report": f"{report.reference} v{report.version}",
+            "cases": exemplars,
+        },
+    )

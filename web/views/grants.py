@@ -2,8 +2,6 @@
 the page and as CSV. Writes through validation/services/datasets.py like the API; the usage
 rows carry what the API's usage log carries (validation/api/datasets.py usage_row)."""
 
-import csv
-
 from django import forms
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -15,6 +13,7 @@ from validation import selectors
 from validation.errors import ApplicationError
 from validation.services.datasets import REVOKE_REASON_MAX, dataset_grant, dataset_grant_revoke
 from web.access import steward_required
+from web.csv_export import csv_response
 from web.views.datasets import HtmxRequest, form_failed, page_of, succeeded
 
 ANY = "any"
@@ -171,47 +170,26 @@ USAGE_COLUMNS = [
 ]
 
 
-def csv_cell(value) -> str:
-    """A cell a spreadsheet will not run: text starting = + - @ (or a tab or carriage return)
-    gets a leading apostrophe."""
-    text = "" if value is None else str(value)
-    if text and text[0] in "=+-@\t\r":
-        return "'" + text
-    return text
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @steward_required
 def usage_csv(request: HtmxRequest) -> StreamingHttpResponse:
     _datasets, chosen, runs = _usage_filter(request)
 
     def rows():
-        writer = csv.writer(_Echo())
-        yield writer.writerow(USAGE_COLUMNS)
         for run in runs.iterator(chunk_size=500):
-            yield writer.writerow(
-                csv_cell(v)
-                for v in [
-                    run.pk,
-                    run.dataset_version.dataset.name,
-                    run.dataset_version.version,
-                    run.requested_by.get_username(),
-                    run.package.vendor.name,
-                    f"{run.package.name} {run.package.version}",
-                    run.package.sha256,
-                    str(run.protocol),
-                    run.queued_at.isoformat(),
-                    run.finished_at.isoformat() if run.finished_at else "",
-                    run.status,
-                    run.cases_total,
-                ]
-            )
+            yield [
+                run.pk,
+                run.dataset_version.dataset.name,
+                run.dataset_version.version,
+                run.requested_by.get_username(),
+                run.package.vendor.name,
+                f"{run.package.name} {run.package.version}",
+                run.package.sha256,
+                str(run.protocol),
+                run.queued_at.isoformat(),
+                run.finished_at.isoformat() if run.finished_at else "",
+                run.status,
+                run.cases_total,
+            ]
 
     name = f"usage-{chosen.pk if chosen else 'all'}-{timezone.now():%Y%m%d}.csv"
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return csv_response(name, USAGE_COLUMNS, rows())
