@@ -291,7 +291,7 @@ def test_run_page_shows_shards_failures_and_polls_until_final(world):
         device="cuda:0",
         attempts=2,
         cold_start=True,
-        seconds={"read": 0.25, "model": 1.5, "write": 0.125},
+        seconds={"load": 2.5, "read_decode": 0.25, "model": 1.5, "write": 0.125},
     )
     for category in ("unreadable", "unreadable", "bad-input"):
         case = CaseFactory.create(dataset_version=run.dataset_version)
