@@ -16,7 +16,8 @@ from validation.services.datasets import dataset_grant
 from validation.services.runs import run_preflight
 
 pytestmark = pytest.mark.django_db
-HX = {"HTTP_HX_REQUEST": "true"}
+HX = {"HX-Request": "true"}
+POLL = {"HX-Request": "true", "X-Blindspot-Poll": "1"}
 
 
 def launchable(world, *, sites=("Site North",), max_runs=None):
@@ -84,7 +85,7 @@ def test_queue_fragment_polls_on_and_names_whose_signature_is_next(world):
 
     run = run_of(package_of(world.vendor_a), status=ValidationRun.Status.AWAITING_SIGNATURE)
     ReportFactory.create(run=run, required_signatures=["reviewed", "approved"])
-    response = signed_in(world.auditor).get("/console/live/", **HX)
+    response = signed_in(world.auditor).get("/console/live/", headers=POLL)
     assert response.status_code == 200  # never final: the queue polls for as long as it is open
     html = response.content.decode()
     assert "data-poll" in html and "Needs review (a reviewer)" in html
@@ -125,7 +126,7 @@ def test_reviewer_approves_and_the_event_is_audited(world):
     page = client.get(f"/console/packages/{package.pk}/").content.decode()
     assert "Approve for validation" in page and "Reject" in page
     response = client.post(
-        f"/console/packages/{package.pk}/review/", {"decision": "approve", "note": ""}, **HX
+        f"/console/packages/{package.pk}/review/", {"decision": "approve", "note": ""}, headers=HX
     )
     assert response.status_code == 200
     assert response["HX-Redirect"] == f"/console/packages/{package.pk}/"
@@ -141,7 +142,7 @@ def test_a_rejection_needs_a_reason(world):
     package = package_of(world.vendor_a, status=ModelPackage.Status.SUBMITTED)
     client = signed_in(world.qa)
     url = f"/console/packages/{package.pk}/review/"
-    response = client.post(url, {"decision": "reject", "note": "  "}, **HX)
+    response = client.post(url, {"decision": "reject", "note": "  "}, headers=HX)
     assert response.status_code == 422
     assert "A rejection needs a reason the vendor can read." in response.content.decode()
     response = client.post(url, {"decision": "reject", "note": " "})
@@ -155,7 +156,7 @@ def test_a_rejection_needs_a_reason(world):
     assert package.review_note == "No intended use."
     assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED).exists()
     # Decided once: a second decision is refused with the service's sentence.
-    response = client.post(url, {"decision": "approve"}, **HX)
+    response = client.post(url, {"decision": "approve"}, headers=HX)
     assert response.status_code == 422
     assert "The package has already been rejected." in response.content.decode()
 
@@ -179,7 +180,7 @@ def test_preflight_shows_each_check_and_the_training_overlap(world):
     package, version, protocol = launchable(world, max_runs=3)
     client = signed_in(world.reviewer)
     query = f"package={package.pk}&dataset_version={version.pk}&protocol={protocol.pk}"
-    response = client.get(f"/console/runs/new/preflight/?{query}", **HX)
+    response = client.get(f"/console/runs/new/preflight/?{query}", headers=HX)
     assert response.status_code == 200
     html = response.content.decode()
     assert "Package approved" in html and "Dataset version sealed" in html
@@ -192,7 +193,9 @@ def test_preflight_shows_each_check_and_the_training_overlap(world):
 
 
 def test_preflight_without_all_choices_asks_for_them(world):
-    html = signed_in(world.reviewer).get("/console/runs/new/preflight/", **HX).content.decode()
+    html = (
+        signed_in(world.reviewer).get("/console/runs/new/preflight/", headers=HX).content.decode()
+    )
     assert "Choose a package, a dataset version and a protocol" in html
 
 
@@ -211,7 +214,7 @@ def test_preflight_and_run_start_refuse_alike(world):
     }
     page = client.get("/console/runs/new/", data).content.decode()
     assert caps.message.replace("'", "&#x27;") in page and "Blocks the run" in page
-    response = client.post("/console/runs/new/", data, **HX)
+    response = client.post("/console/runs/new/", data, headers=HX)
     assert response.status_code == 422
     assert caps.message.replace("'", "&#x27;") in response.content.decode()
     assert ValidationRun.objects.count() == 1
@@ -221,7 +224,7 @@ def test_launch_needs_the_confirmation_then_starts_the_run(world):
     package, version, protocol = launchable(world)
     client = signed_in(world.reviewer)
     data = {"package": package.pk, "dataset_version": version.pk, "protocol": protocol.pk}
-    response = client.post("/console/runs/new/", data, **HX)
+    response = client.post("/console/runs/new/", data, headers=HX)
     assert response.status_code == 422
     assert "Tick the confirmation" in response.content.decode()
     assert not ValidationRun.objects.exists()
@@ -301,14 +304,14 @@ def test_run_page_shows_shards_failures_and_polls_until_final(world):
     for text in ("gpu0@host", "cuda:0", "1.5", "0.125", "unreadable", "Cancel the run"):
         assert text in html
     assert "data-poll" in html
-    live = client.get(f"/console/runs/{run.pk}/live/", **HX)
+    live = client.get(f"/console/runs/{run.pk}/live/", headers=POLL)
     assert live.status_code == 200
     cells = live.content.decode().split("Failing cases by category", 1)[1]
     assert cells.index("unreadable") < cells.index("bad-input")
     assert '<td class="num">2</td>' in cells and '<td class="num">1</td>' in cells
     run.status = ValidationRun.Status.ISSUED
     run.save()
-    live = client.get(f"/console/runs/{run.pk}/live/", **HX)
+    live = client.get(f"/console/runs/{run.pk}/live/", headers=POLL)
     assert live.status_code == 286 and "data-poll" not in live.content.decode()
     assert f"/console/runs/{run.pk}/results/" in live.content.decode()
 
@@ -317,9 +320,9 @@ def test_cancel_needs_the_confirmation_and_is_audited(world):
     run = run_of(package_of(world.vendor_a), status=ValidationRun.Status.RUNNING)
     client = signed_in(world.reviewer)
     url = f"/console/runs/{run.pk}/cancel/"
-    response = client.post(url, {}, **HX)
+    response = client.post(url, {}, headers=HX)
     assert response.status_code == 422 and "Tick the confirmation" in response.content.decode()
-    response = client.post(url, {"confirm": "yes"}, **HX)
+    response = client.post(url, {"confirm": "yes"}, headers=HX)
     assert response["HX-Redirect"] == f"/console/runs/{run.pk}/"
     run.refresh_from_db()
     assert run.status == ValidationRun.Status.CANCELLED
