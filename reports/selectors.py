@@ -160,3 +160,14 @@ def reports_listed(user) -> QuerySet[Report]:
 def report_successor(report: Report) -> Report | None:
     """The issued version that supersedes `report`, if any."""
     return _successor(report)
+
+
+def reports_awaiting_signature() -> QuerySet[Report]:
+    """Report versions that wait for a signature, oldest first, with their signatures (the
+    review console's queue: whose signature is next follows from `signatures_missing`)."""
+    return (
+        Report.objects.filter(status=Report.Status.AWAITING_SIGNATURE)
+        .select_related("run__package__vendor", "run__dataset_version__dataset")
+        .prefetch_related("signatures")
+        .order_by("created_at", "id")
+    )

@@ -761,3 +761,138 @@ def protocol_versions(protocol: Protocol) -> QuerySet[Protocol]:
 def protocol_latest(name: str) -> Protocol | None:
     """The newest version of the protocol of this name: the one protocol_create would follow."""
     return Protocol.objects.filter(name=name).order_by("-version").first()
+
+
+# --- the review console's work screens (issue 16) -------------------------------------------------
+
+
+def dataset_version_training_overlap(
+    version: DatasetVersion, *, sites: list[str], scanners: list[str]
+) -> dict[str, Any]:
+    """How many of the version's cases come from a site or a scanner (manufacturer) the vendor
+    declared for training: the count, the total and the share. Compared case-insensitively on
+    the cases' `site` (or `institution`) and `manufacturer` attributes."""
+    wanted_sites = {str(s).strip().casefold() for s in sites if str(s).strip()}
+    wanted_scanners = {str(s).strip().casefold() for s in scanners if str(s).strip()}
+    total = count = 0
+    for attributes in version.cases.values_list("attributes", flat=True):
+        total += 1
+        site = str(attributes.get("site") or attributes.get("institution") or "").casefold()
+        scanner = str(attributes.get("manufacturer") or "").casefold()
+        if (site and site in wanted_sites) or (scanner and scanner in wanted_scanners):
+            count += 1
+    return {"count": count, "total": total, "share": count / total if total else 0.0}
+
+
+def packages_awaiting_review() -> QuerySet[ModelPackage]:
+    """Packages that passed their smoke test and wait for a reviewer, oldest first."""
+    return (
+        ModelPackage.objects.filter(status=ModelPackage.Status.SUBMITTED)
+        .select_related("vendor")
+        .order_by("submitted_at", "id")
+    )
+
+
+def package_smoke_record(package: ModelPackage) -> dict[str, Any]:
+    """What the smoke test recorded when it passed the package (the PACKAGE_SUBMITTED event's
+    payload: timings and the isolation it ran under); empty before or without one."""
+    event = (
+        AuditEvent.objects.filter(
+            action=AuditAction.PACKAGE_SUBMITTED,
+            target_type=ModelPackage._meta.label,
+            target_id=str(package.pk),
+        )
+        .order_by("-id")
+        .values_list("payload", flat=True)
+        .first()
+    )
+    return (event or {}).get("smoke") or {}
+
+
+def runs_failed() -> QuerySet[ValidationRun]:
+    """Failed runs, the latest first."""
+    return (
+        ValidationRun.objects.filter(status=ValidationRun.Status.FAILED)
+        .select_related("package__vendor", "dataset_version__dataset")
+        .order_by("-finished_at", "-id")
+    )
+
+
+def runs_stalled(now=None) -> list[ValidationRun]:
+    """Running runs that have made no visible progress for WORKER_STALE_S: no shard started or
+    finished since, and no unfinished shard held by a worker whose heartbeat is fresh (a
+    worker presumed dead). Each carries `last_activity`, when it last moved."""
+    now = now or timezone.now()
+    since = now - timedelta(seconds=settings.WORKER_STALE_S)
+    alive = set(
+        WorkerPresence.objects.filter(heartbeat_at__gte=since).values_list("hostname", flat=True)
+    )
+    running = (
+        ValidationRun.objects.filter(status=ValidationRun.Status.RUNNING)
+        .select_related("package__vendor", "dataset_version__dataset")
+        .prefetch_related("shards")
+        .order_by("id")
+    )
+    stalled = []
+    for run in running:
+        shards = list(run.shards.all())
+        moments = [run.started_at or run.queued_at]
+        moments += [m for s in shards for m in (s.started_at, s.finished_at) if m]
+        last = max(moments)
+        held_alive = any(
+            s.status == s.Status.RUNNING and s.worker in alive for s in shards if s.worker
+        )
+        if last < since and not held_alive:
+            run.last_activity = last  # type: ignore[attr-defined]
+            stalled.append(run)
+    return stalled
+
+
+def runs_with_failing_cases() -> QuerySet[ValidationRun]:
+    """Runs (not cancelled) with cases the model could not score, each annotated with
+    `n_failing`, the most failing first."""
+    return (
+        ValidationRun.objects.exclude(status=ValidationRun.Status.CANCELLED)
+        .annotate(n_failing=Count("predictions", filter=~Q(predictions__error_category="")))
+        .filter(n_failing__gt=0)
+        .select_related("package__vendor", "dataset_version__dataset")
+        .order_by("-n_failing", "-id")
+    )
+
+
+def run_failures_by_category(run: ValidationRun) -> list[dict[str, Any]]:
+    """The run's cases that failed, counted by failure category, largest first (aggregates:
+    which cases failed is case-level data, on the case table)."""
+    rows = (
+        Prediction.objects.filter(run=run)
+        .exclude(error_category="")
+        .values("error_category")
+        .annotate(n=Count("id"))
+        .order_by("-n", "error_category")
+    )
+    return [{"category": row["error_category"], "count": row["n"]} for row in rows]
+
+
+def runs_listed(user, *, status: str = "") -> QuerySet[ValidationRun]:
+    """The runs this user may see, newest first, optionally in one state."""
+    qs = runs_visible_to(user).order_by("-queued_at", "-id")
+    return qs.filter(status=status) if status else qs
+
+
+def launchable_packages() -> QuerySet[ModelPackage]:
+    """Approved packages, by vendor, name and version: what a run may validate."""
+    return (
+        ModelPackage.objects.filter(status=ModelPackage.Status.APPROVED)
+        .select_related("vendor")
+        .order_by("vendor__name", "name", "-id")
+    )
+
+
+def launchable_versions() -> QuerySet[DatasetVersion]:
+    """Sealed dataset versions with their case counts: what a run may use."""
+    return (
+        DatasetVersion.objects.filter(status=DatasetVersion.Status.SEALED)
+        .select_related("dataset__partner")
+        .annotate(n_cases=Count("cases"))
+        .order_by("dataset__partner__name", "dataset__name", "version")
+    )

@@ -8,6 +8,7 @@ writes nothing twice), then advances the state and queues the next stage on comm
 import functools
 import time
 import traceback
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -33,6 +34,7 @@ from validation.selectors import (
     active_grant_for,
     active_grants,
     cases_for_run,
+    dataset_version_training_overlap,
     is_validation_team,
     runs_used,
 )
@@ -68,28 +70,142 @@ def _stage(func):
     return wrapper
 
 
-def _check_run_caps(*, dataset_version, vendor, protocol: Protocol) -> None:
+@dataclass(frozen=True)
+class PreflightCheck:
+    """One pre-flight check of a run: what it checks, whether it passed, and the sentence shown
+    for it. A failed `blocking` check stops `run_start` with `message` (as an ApplicationError
+    with `status_code`); a non-blocking one (a warning) informs and stops nothing."""
+
+    key: str
+    label: str
+    ok: bool
+    message: str
+    blocking: bool = True
+    status_code: int = 400
+
+
+def _run_caps(*, dataset_version, vendor, protocol: Protocol, granted: bool) -> list[dict]:
     """Test-set reuse is capped twice: by the protocol (`max_runs_per_vendor`) and by the
     partner's grants (`max_runs`; the most generous active grant that applies). Cancelled runs
-    do not count."""
+    and the service's own failures do not count. Each cap with the runs used against it."""
     used = runs_used(dataset_version=dataset_version, vendor=vendor)
     caps = []
     if protocol.document.get("max_runs_per_vendor") is not None:
-        caps.append((protocol.document["max_runs_per_vendor"], "the protocol allows"))
+        caps.append({"cap": protocol.document["max_runs_per_vendor"], "who": "the protocol allows"})
     grant_caps = list(
         active_grants(
             dataset_version=dataset_version, vendor=vendor, protocol=protocol
         ).values_list("max_runs", flat=True)
     )
     limited = [cap for cap in grant_caps if cap is not None]
-    if len(limited) == len(grant_caps):  # no grant without a cap
-        caps.append((max(limited), "the partner's grant allows"))
-    for cap, who in caps:
-        if used >= cap:
-            raise ApplicationError(
-                f"This vendor has used this dataset version {used} time(s); {who} {cap}.",
+    if granted and len(limited) == len(grant_caps):  # no grant without a cap
+        caps.append({"cap": max(limited), "who": "the partner's grant allows"})
+    return [{**cap, "used": used} for cap in caps]
+
+
+def _caps_check(caps: list[dict], used: int) -> PreflightCheck:
+    for cap in caps:
+        if cap["used"] >= cap["cap"]:
+            return PreflightCheck(
+                "caps",
+                "Run caps",
+                False,
+                f"This vendor has used this dataset version {cap['used']} time(s); "
+                f"{cap['who']} {cap['cap']}.",
                 status_code=409,
             )
+    if not caps:
+        return PreflightCheck(
+            "caps",
+            "Run caps",
+            True,
+            f"{used} run(s) used; neither the protocol nor the grant caps them.",
+        )
+    parts = "; ".join(f"{c['used']} of {c['cap']} {c['who']}" for c in caps)
+    return PreflightCheck("caps", "Run caps", True, f"Runs used: {parts}.")
+
+
+def _training_check(*, package: ModelPackage, dataset_version: DatasetVersion) -> PreflightCheck:
+    declared = (package.manifest or {}).get("training_data") or {}
+    overlap = dataset_version_training_overlap(
+        dataset_version,
+        sites=declared.get("sites") or [],
+        scanners=declared.get("scanners") or [],
+    )
+    label = "Cases from declared training sites or scanners"
+    if not declared.get("sites") and not declared.get("scanners"):
+        return PreflightCheck(
+            "training", label, True, "The vendor declared no training sites or scanners.", False
+        )
+    if overlap["count"] == 0:
+        return PreflightCheck(
+            "training",
+            label,
+            True,
+            f"None of the {overlap['total']} cases comes from a site or scanner the vendor "
+            "declared for training.",
+            False,
+        )
+    return PreflightCheck(
+        "training",
+        label,
+        False,
+        f"{overlap['count']} of {overlap['total']} cases ({overlap['share']:.0%}) come from "
+        "sites or scanners the vendor declared for training: the result may overstate how the "
+        "model does on data it has not seen.",
+        False,
+    )
+
+
+def run_preflight(
+    *,
+    package: ModelPackage,
+    dataset_version: DatasetVersion,
+    protocol: Protocol,
+    warnings: bool = True,
+) -> list[PreflightCheck]:
+    """Every check `run_start` makes before it queues a run, in its order (approval, seal,
+    grant, caps), each with pass or fail and its sentence, then the warning on cases from the
+    vendor's declared training sites or scanners (shown, never blocking). The launcher shows
+    them before anything starts; `run_start` refuses on the first failed blocking one (and
+    skips the warnings, `warnings=False`, which read every case's attributes)."""
+    vendor = package.vendor
+    checks = [
+        PreflightCheck(
+            "approval",
+            "Package approved",
+            package.status == ModelPackage.Status.APPROVED,
+            "The package is approved for validation."
+            if package.status == ModelPackage.Status.APPROVED
+            else "The package has not been approved for validation.",
+        ),
+        PreflightCheck(
+            "seal",
+            "Dataset version sealed",
+            dataset_version.status == DatasetVersion.Status.SEALED,
+            "The dataset version is sealed."
+            if dataset_version.status == DatasetVersion.Status.SEALED
+            else "The dataset version is not sealed.",
+        ),
+    ]
+    grant = active_grant_for(dataset_version=dataset_version, vendor=vendor, protocol=protocol)
+    checks.append(
+        PreflightCheck(
+            "grant",
+            "Grant for this vendor and protocol",
+            grant is not None,
+            f"The partner granted {vendor.name} use of this version under this protocol."
+            if grant is not None
+            else "The partner has not granted this vendor use of this dataset under this protocol.",
+        )
+    )
+    caps = _run_caps(
+        dataset_version=dataset_version, vendor=vendor, protocol=protocol, granted=grant is not None
+    )
+    checks.append(_caps_check(caps, runs_used(dataset_version=dataset_version, vendor=vendor)))
+    if warnings:
+        checks.append(_training_check(package=package, dataset_version=dataset_version))
+    return checks
 
 
 @transaction.atomic
@@ -98,22 +214,16 @@ def run_start(
 ) -> ValidationRun:
     """Queue a blind validation. Preconditions: the actor is on the validation team, the
     package is approved, the dataset version is sealed and granted to the vendor, and the
-    vendor is under the protocol's run cap. Locks the protocol on first use. Emits RUN_QUEUED
-    and DATASET_USED (the partner's usage log)."""
+    vendor is under the run caps: `run_preflight`, the checks the launcher shows. Locks the
+    protocol on first use. Emits RUN_QUEUED and DATASET_USED (the partner's usage log)."""
     if not is_validation_team(actor):
         raise PermissionDenied("Only the validation team starts runs.")
-    if package.status != ModelPackage.Status.APPROVED:
-        raise ApplicationError("The package has not been approved for validation.")
-    if dataset_version.status != DatasetVersion.Status.SEALED:
-        raise ApplicationError("The dataset version is not sealed.")
-    grant = active_grant_for(
-        dataset_version=dataset_version, vendor=package.vendor, protocol=protocol
+    checks = run_preflight(
+        package=package, dataset_version=dataset_version, protocol=protocol, warnings=False
     )
-    if grant is None:
-        raise ApplicationError(
-            "The partner has not granted this vendor use of this dataset under this protocol."
-        )
-    _check_run_caps(dataset_version=dataset_version, vendor=package.vendor, protocol=protocol)
+    for check in checks:
+        if check.blocking and not check.ok:
+            raise ApplicationError(check.message, status_code=check.status_code)
     protocol = protocol_lock(actor=actor, protocol=protocol)
     run = ValidationRun.objects.create(
         package=package,
