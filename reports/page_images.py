@@ -42,7 +42,13 @@ def report_page_images(report: Report) -> list[Path]:
     if pages:
         return pages
     if report.issued_at and report.pdf_path:
-        pdf = media_path(report.pdf_path).read_bytes()
+        try:
+            pdf = media_path(report.pdf_path).read_bytes()
+        except OSError as exc:
+            raise PageImageError(
+                f"the issued PDF is missing from storage ({report.pdf_path}); "
+                "restore it from the backup: its SHA-256 is on this page"
+            ) from exc
     else:
         pdf = render_pdf(report.document)
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,9 @@ ROLE_LABELS = {
     Role.AUDITOR: "auditor",
 }
 
+# The review console's readers: the validation team acts there, auditors read.
+TEAM_ROLES = {Role.REVIEWER, Role.QA_APPROVER, Role.AUDITOR}
+
 
 def roles(request: HttpRequest) -> set[str]:
     """The signed-in person's roles, read once per request."""

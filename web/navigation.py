@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from validation.models import Role
-from web.access import roles
+from web.access import TEAM_ROLES, roles
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,12 @@ PARTNER = [
 ]
 # The review console: the validation team acts there, auditors read it.
 TEAM = [
+    NavItem("Work queue", "web:console", "console"),
+    NavItem("Packages", "web:console-packages", "console-packages"),
     NavItem("Protocols", "web:console-protocols", "protocols"),
+    NavItem("Runs", "web:console-runs", "console-runs"),
+    NavItem("Audit trail", "web:console-audit", "console-audit"),
 ]
-TEAM_ROLES = {Role.REVIEWER, Role.QA_APPROVER, Role.AUDITOR}
 # Reports and their verification: vendors, partners, the team and auditors alike.
 EVERYONE = [
     NavItem("Reports", "web:reports", "reports"),

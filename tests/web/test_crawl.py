@@ -7,7 +7,8 @@ from django.test import Client
 from tests.factories import PASSWORD, issued_report
 from tests.support.crawl import crawl
 from tests.support.people import WORLD_PEOPLE
-from tests.web.vendor_helpers import package_of, scored_run
+from tests.web.console_case_helpers import imaged_run
+from tests.web.vendor_helpers import package_of
 from validation.models import DatasetGrant, ModelPackage, ValidationRun
 
 pytestmark = pytest.mark.django_db
@@ -17,15 +18,16 @@ ROLES = WORLD_PEOPLE
 
 @pytest.fixture
 def busy_world(world):
-    """Vendor A's approved package, scored on partner A's data, its report issued, the version
-    granted to vendor A; vendor B with a package of its own."""
-    package = package_of(world.vendor_a, world.vendor_user, status=ModelPackage.Status.APPROVED)
-    run = scored_run(package, partner=world.partner_a, status=ValidationRun.Status.ISSUED)
+    """Vendor A's run on partner A's data, every case a real stored DICOM with a Grad-CAM map,
+    scored by the real service, its report issued, the version granted to vendor A; vendor B
+    with an approved package of its own."""
+    run = imaged_run(world, n=12, with_images=12)
+    ValidationRun.objects.filter(pk=run.pk).update(status=ValidationRun.Status.ISSUED)
     issued_report(run)
     DatasetGrant.objects.create(
         dataset_version=run.dataset_version, vendor=world.vendor_a, granted_by=world.steward
     )
-    package_of(world.vendor_b, world.other_vendor_user)
+    package_of(world.vendor_b, world.other_vendor_user, status=ModelPackage.Status.APPROVED)
     return world
 
 

@@ -6,7 +6,7 @@ cancel, live until a final state)."""
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from validation import selectors
@@ -158,10 +158,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
 
 def results_url(run: ValidationRun) -> str:
     """The console's results page (another screen of the console)."""
-    try:
-        return reverse("web:console-run-results", args=[run.pk])
-    except NoReverseMatch:
-        return f"/console/runs/{run.pk}/results/"
+    return reverse("web:console-run-results", args=[run.pk])
 
 
 def _run_context(request: HttpRequest, run: ValidationRun) -> dict:

@@ -18,6 +18,7 @@ from reports.selectors import (
 from reports.services import report_download, report_verify
 from reports.signing import public_key_fingerprint
 from validation.errors import ApplicationError
+from web.access import TEAM_ROLES, roles
 
 PAGE_SIZE = 25
 
@@ -69,6 +70,8 @@ def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
             m for m in report.required_signatures if m not in {s.meaning for s in signatures}
         ],
         "issued": report.status == Report.Status.ISSUED,
+        # The team signs and corrects on the console's signing page; auditors read it there.
+        "console": bool(roles(request) & TEAM_ROLES),
     }
     return render(request, "web/reports/detail.html", context)
 
