@@ -34,13 +34,32 @@ def report_page_key(report: Report) -> str:
     return f"draft-{report.content_sha256}"
 
 
+def report_page_images_made(report: Report) -> list[Path]:
+    """The report's page images if they are made already (none: not yet). Raises
+    PageImageError when the last attempt to make them failed (its reason kept beside)."""
+    folder = _cache_root() / report_page_key(report)
+    failed = folder.with_suffix(".failed")
+    if failed.exists():
+        raise PageImageError(failed.read_text())
+    return sorted(folder.glob("page-*.png"), key=lambda p: int(p.stem.split("-")[1]))
+
+
 def report_page_images(report: Report) -> list[Path]:
     """The report's pages as PNG files, first to last: made once per content hash (seconds for
-    a draft: it is rendered), then read from the cache. Raises PageImageError."""
-    folder = _cache_root() / report_page_key(report)
-    pages = sorted(folder.glob("page-*.png"), key=lambda p: int(p.stem.split("-")[1]))
+    a draft: it is rendered; on a reports worker, `reports.services.report_pages_make`), then
+    read from the cache. Raises PageImageError, and keeps its reason for the readers."""
+    pages = report_page_images_made(report)
     if pages:
         return pages
+    folder = _cache_root() / report_page_key(report)
+    try:
+        return _make(report, folder)
+    except PageImageError as exc:
+        folder.with_suffix(".failed").write_text(str(exc))
+        raise
+
+
+def _make(report: Report, folder: Path) -> list[Path]:
     if report.issued_at and report.pdf_path:
         try:
             pdf = media_path(report.pdf_path).read_bytes()

@@ -19,6 +19,7 @@ from config.celery import enqueue_on_commit
 from reports.canonical import canonical_json, content_sha256, document_sha256
 from reports.document import report_document_build
 from reports.models import Report, Signature
+from reports.page_images import PageImageError, report_page_images, report_page_images_made
 from reports.rendering import render_pdf
 from reports.selectors import PdfVerification, report_verification
 from reports.signing import public_key_fingerprint, sign_digest
@@ -337,3 +338,26 @@ def report_pages_viewed(*, actor, report: Report) -> None:
             "cases": exemplars,
         },
     )
+
+
+def report_pages_make(*, report_id: int) -> None:
+    """Make a report's page images (a reports worker's job: a draft is rendered first, seconds).
+    A failure is kept beside the cache for the pages that wait on it, and logged."""
+    report = Report.objects.filter(pk=report_id).first()
+    if report is None:
+        return
+    try:
+        report_page_images(report)
+    except PageImageError as exc:
+        log.error("report %s: page images failed: %s", report_id, exc)
+
+
+def report_pages_request(*, report: Report) -> list[Path] | None:
+    """The report's page images if made; otherwise queue their making on a reports worker and
+    answer None (the console shows them when they are ready). With no broker (the embedded
+    default) the task runs at once, so they are there on return. Raises PageImageError."""
+    pages = report_page_images_made(report)
+    if pages:
+        return pages
+    enqueue_on_commit(task_names.REPORT_PAGES, report_id=report.pk)
+    return report_page_images_made(report) or None

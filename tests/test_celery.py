@@ -18,6 +18,7 @@ EXPECTED = {
     "validation.tasks.run_report": (tasks.run_report, "reports"),
     "validation.tasks.dataset_import": (tasks.dataset_import, "default"),
     "reports.tasks.report_issue": (report_tasks.report_issue, "reports"),
+    "reports.tasks.report_pages_make": (report_tasks.report_pages_make, "reports"),
     "validation.tasks.package_smoke_test": (tasks.package_smoke_test, "gpu"),
 }
 

@@ -25,6 +25,11 @@ urlpatterns = [
         name="console-report-correct",
     ),
     path(
+        "console/reports/<int:pk>/pages/",
+        console_sign.report_pages_fragment,
+        name="console-report-pages",
+    ),
+    path(
         "console/reports/<int:pk>/pages/<int:number>.png",
         console_sign.report_page_image,
         name="console-report-page",

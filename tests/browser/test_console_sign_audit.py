@@ -41,8 +41,13 @@ def test_review_then_approval_issues_the_report_live(web, live_server, world, ce
     web.goto(page_url)
     expect(web.get_by_role("heading", level=1)).to_have_text(f"Sign {report.reference} version 1")
     first_page = web.get_by_role("img", name=re.compile(f"^Page 1 of \\d+ of {report.reference}"))
-    expect(first_page).to_be_visible()
-    assert first_page.evaluate("img => img.complete && img.naturalWidth") > 700
+    # A reports worker (the worker thread) renders the draft's pages; the panel shows them live.
+    expect(first_page).to_be_visible(timeout=30_000)
+    first_page.scroll_into_view_if_needed()
+    web.wait_for_function(
+        "() => { const i = document.querySelector('.report-pages img');"
+        " return i && i.complete && i.naturalWidth > 700; }"
+    )
     expect(web.get_by_text("Next: the reviewed signature, by a reviewer.")).to_be_visible()
     look(web, "console-sign-review")
     web.reload()  # a fresh page for htmx (axe leaves style attributes behind)

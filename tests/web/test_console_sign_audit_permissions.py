@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from reports.canonical import UNHASHED_KEYS, content_sha256
 from reports.models import Report
+from reports.services import report_pages_make
 from tests.factories import RunFactory
 from tests.support.people import WORLD_PEOPLE, signed_in
 from tests.support.sample_document import sample_document
@@ -50,6 +51,7 @@ def reports(world):
             content_sha256=content_sha256(document),
             required_signatures=["reviewed", "approved"],
         )
+        report_pages_make(report_id=made[key].pk)  # what a reports worker does when asked
     return made
 
 

@@ -11,7 +11,7 @@ from audit.models import AuditAction, AuditEvent
 from reports.canonical import UNHASHED_KEYS, content_sha256
 from reports.models import Report, Signature
 from reports.page_images import report_page_images
-from reports.services import report_sign
+from reports.services import report_pages_make, report_sign
 from tests.factories import PASSWORD, RunFactory
 from tests.support.people import signed_in
 from tests.support.sample_document import sample_document
@@ -51,7 +51,24 @@ def status_url(report) -> str:
     return reverse("web:console-report-sign-status", args=[report.pk])
 
 
-def test_the_page_shows_the_draft_as_page_images_and_the_reviewers_turn(world, draft, settings):
+def test_the_page_shows_the_draft_as_page_images_and_the_reviewers_turn(
+    world, draft, settings, django_capture_on_commit_callbacks
+):
+    # The first view finds no images: it queues their making (a reports worker's job; eager
+    # here, run when the request's transaction commits) and says they are coming, live.
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        first = signed_in(world.reviewer).get(sign_url(draft))
+    assert [c.name for c in queued] == ["reports.tasks.report_pages_make"]
+    assert first.context["pages_pending"] and not list(first.context["pages"])
+    assert "A reports worker is rendering the pages" in first.content.decode()
+    assert (
+        'hx-get="' + reverse("web:console-report-pages", args=[draft.pk]) in first.content.decode()
+    )
+    fragment = signed_in(world.reviewer).get(
+        reverse("web:console-report-pages", args=[draft.pk]), headers={"HX-Request": "true"}
+    )
+    assert fragment.status_code == 286 and b"Page 1 of" in fragment.content
+
     response = signed_in(world.reviewer).get(sign_url(draft))
     assert response.status_code == 200
     assert response.context["section"] == "console-sign"
@@ -96,11 +113,13 @@ def test_opening_pages_with_exemplars_is_a_case_data_event(world, draft):
     )
     exemplars = len(document["explainability"]["exemplars"])
     assert exemplars
+    report_pages_make(report_id=shown.pk)  # a reports worker made the images
     signed_in(world.auditor).get(sign_url(shown))
     viewed = AuditEvent.objects.get(action=AuditAction.CASE_DATA_VIEWED, actor=world.auditor)
     assert viewed.target_id == str(run.pk)
     assert viewed.payload["cases"] == exemplars
     # the drafted report of a grant without exemplars shows no case-level image: no event
+    report_pages_make(report_id=draft.pk)
     signed_in(world.qa).get(sign_url(draft))
     assert not AuditEvent.objects.filter(action=AuditAction.CASE_DATA_VIEWED, actor=world.qa)
 

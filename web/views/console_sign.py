@@ -13,11 +13,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reports.models import Report, Signature
-from reports.page_images import PageImageError, report_page_images
+from reports.page_images import PageImageError, report_page_images_made
 from reports.selectors import report_get_visible, report_successor
 from reports.services import (
     MEANING_ROLES,
     report_correct,
+    report_pages_request,
     report_pages_viewed,
     report_sign,
     signatures_missing,
@@ -127,11 +128,19 @@ def _page_context(request: HtmxRequest, report: Report) -> dict:
         "section": "console-sign",
         **_sign_context(request, report),
     }
+    return {**context, **_pages_context(report)}
+
+
+def _pages_context(report: Report) -> dict:
+    """The page images if made; else `pages_pending` (a reports worker makes them: a draft
+    takes seconds to render, which no page request waits for)."""
     try:
-        context["pages"] = range(1, len(report_page_images(report)) + 1)
+        made = report_pages_request(report=report)
     except PageImageError as exc:
-        context["pages"], context["pages_problem"] = [], str(exc)
-    return context
+        return {"pages": [], "pages_problem": str(exc)}
+    if made is None:
+        return {"pages": [], "pages_pending": True}
+    return {"pages": range(1, len(made) + 1)}
 
 
 @team_or_auditor
@@ -224,11 +233,28 @@ def _form_failed(
 
 @team_or_auditor
 @require_GET
+def report_pages_fragment(request: HtmxRequest, pk: int) -> HttpResponse:
+    """The page images' panel, polled while a worker makes them; 286 (stop) once they are
+    there or have failed."""
+    report = report_get_visible(user=request.user, pk=pk)
+    context = {"report": report, **_pages_context(report)}
+    if context["pages"]:
+        report_pages_viewed(actor=request.user, report=report)
+    return render(
+        request,
+        "web/console/sign/sign.html#pages",
+        context,
+        status=200 if context.get("pages_pending") else 286,
+    )
+
+
+@team_or_auditor
+@require_GET
 def report_page_image(request: HtmxRequest, pk: int, number: int) -> FileResponse:
     """One page of the report as PNG (the team and auditors only; never a public file)."""
     report = report_get_visible(user=request.user, pk=pk)
     try:
-        pages = report_page_images(report)
+        pages = report_page_images_made(report)
     except PageImageError as exc:
         raise Http404(str(exc)) from exc
     if not 1 <= number <= len(pages):
