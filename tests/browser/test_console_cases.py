@@ -37,7 +37,7 @@ def _outcome_with_cases(run, subgroup: tuple[str, str]) -> tuple[str, list[str]]
 
 
 def test_a_reviewer_reviews_a_subgroups_cases_in_the_viewer(web, live_server, world):
-    run = imaged_run(world, with_images=24)
+    run = imaged_run(world, with_images=24, masked=True)
     outcome, ids = _outcome_with_cases(run, ("sex", "F"))
     sign_in(web, live_server.url, "reviewer", PASSWORD)
 
@@ -114,7 +114,7 @@ def test_a_reviewer_reviews_a_subgroups_cases_in_the_viewer(web, live_server, wo
 def test_an_auditor_reads_a_cases_record_without_its_image(web, live_server, world):
     run = imaged_run(world)
     # A case with a stored image and a Grad-CAM map: the team would see them.
-    case = next(p.case for p in selectors.run_case_rows(run).select_related("case") if p.case.file_path)
+    case = next(p.case for p in selectors.run_case_rows(run).select_related("case") if p.case.roi)
     sign_in(web, live_server.url, "auditor", PASSWORD)
     web.goto(f"{live_server.url}/console/runs/{run.pk}/cases/")
     web.get_by_role("link", name=case.case_id, exact=True).click()
@@ -125,9 +125,7 @@ def test_an_auditor_reads_a_cases_record_without_its_image(web, live_server, wor
     expect(web.get_by_text("Auditors see each case's record")).to_be_visible()
     look(web, "console-case-auditor")
     # Refused even with a guessed URL: images are the team's.
-    response = web.request.get(
-        f"{live_server.url}/console/runs/{run.pk}/cases/{case.pk}/image.png"
-    )
+    response = web.request.get(f"{live_server.url}/console/runs/{run.pk}/cases/{case.pk}/image.png")
     assert response.status == 403
     events = list(_viewed())
     assert [e.actor_id for e in events] == [world.auditor.pk] * 2
