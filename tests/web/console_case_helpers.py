@@ -47,7 +47,7 @@ def dicom_fields(name: str = "MR_small.dcm", site: str = "North", masked: bool =
     sequestered_put(relative, data)
     ds = pydicom.dcmread(io.BytesIO(data))
     rows, columns = int(ds.Rows), int(ds.Columns)
-    fields = {
+    fields: dict[str, object] = {
         "file_path": relative,
         "file_sha256": sha,
         "attributes": {**dicom_attributes(ds), "site": site},
