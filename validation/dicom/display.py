@@ -26,10 +26,10 @@ from pydicom.pixels import apply_modality_lut
 
 from validation.dicom.pixels import (
     DicomReadError,
-    _first_float,
-    _stored_pixels,
+    first_float,
     parse_dicom,
     resize,
+    stored_pixels,
 )
 
 #: Largest side of a rendered image; larger images are scaled down (aspect kept).
@@ -129,8 +129,8 @@ def voi_output_range(ds: pydicom.Dataset) -> tuple[float, float]:
         low, high = 0.0, float(2**bits - 1)
     else:
         low, high = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
-    slope = _first_float(ds.get("RescaleSlope"))
-    intercept = _first_float(ds.get("RescaleIntercept"))
+    slope = first_float(ds.get("RescaleSlope"))
+    intercept = first_float(ds.get("RescaleIntercept"))
     if slope is not None and intercept is not None:
         low, high = low * slope + intercept, high * slope + intercept
     return low, high
@@ -234,7 +234,7 @@ def render(source: bytes | pydicom.Dataset, window: str | None = None) -> Displa
     DicomReadError for an image the service does not decode, UnknownWindow for a window the
     image does not offer."""
     ds = parse_dicom(source) if isinstance(source, bytes) else source
-    raw = _stored_pixels(ds)
+    raw = stored_pixels(ds)
     try:
         values = np.asarray(apply_modality_lut(raw, ds), dtype=np.float64)
     except Exception as exc:  # a damaged LUT or rescale: data, not a bug
