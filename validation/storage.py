@@ -93,3 +93,17 @@ def case_dicom_bytes(case) -> bytes:
     if hashlib.sha256(data).hexdigest() != case.file_sha256:
         raise SequesteredDataError(f"case {case.case_id}: stored bytes do not match the seal")
     return data
+
+
+def case_mask_bytes(case) -> bytes:
+    """The stored ROI mask of a case (a uint8 .npy written at import, `mask_path`), checked
+    against the SHA-256 recorded with it, like the case's DICOM."""
+    if not case.mask_path:
+        raise SequesteredDataError(f"case {case.case_id}: no stored mask")
+    try:
+        data = sequestered_path(case.mask_path).read_bytes()
+    except OSError as exc:
+        raise SequesteredDataError(f"case {case.case_id}: stored mask unreadable ({exc})") from exc
+    if hashlib.sha256(data).hexdigest() != case.mask_sha256:
+        raise SequesteredDataError(f"case {case.case_id}: stored mask does not match its hash")
+    return data

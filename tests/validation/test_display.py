@@ -17,6 +17,9 @@ from validation.dicom.display import (
     cam_overlay,
     colour_stops,
     display_shape,
+    load_mask,
+    mask_outline,
+    overlay_shape,
     png_bytes,
     render,
     roi_outline,
@@ -173,3 +176,69 @@ def test_roi_outline_is_a_box_at_display_scale():
     assert out[10, 6, 3] == 0  # inside: transparent
     assert out[0, 0, 3] == 0
     assert png_bytes(out).startswith(b"\x89PNG")
+
+
+def _mask_npy(mask: np.ndarray) -> bytes:
+    """A mask as import stores it (validation.services.datasets._stage_mask)."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(mask, dtype=np.uint8), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def test_mask_outline_follows_the_masks_contour_not_its_box():
+    # An L-shaped region with a hole: its box's corner (bottom right) is outside the mask.
+    mask = np.zeros((16, 16), dtype=np.uint8)
+    mask[2:14, 2:6] = 1
+    mask[10:14, 2:14] = 1
+    mask[11:13, 3:5] = 0  # a hole
+    stored = load_mask(_mask_npy(mask))
+    assert stored.dtype == bool and stored.shape == (16, 16)
+    out = mask_outline(stored, shape=(32, 32), thickness=1)
+    assert out.shape == (32, 32, 4) and out.dtype == np.uint8
+    drawn = out[..., 3] > 0
+    assert (out[drawn] == ROI_COLOUR).all()
+    # On the contour: the L's outer edges at display scale (x2).
+    assert drawn[4, 4] and drawn[4, 11] and drawn[27, 27] and drawn[20, 27]
+    # Not where a box would be: the box's top-right corner and right edge lie outside the L.
+    assert not drawn[4, 27] and not drawn[12, 27]
+    box = roi_outline([2, 2, 14, 14], source_shape=(16, 16), shape=(32, 32), thickness=1)
+    assert box[4, 27, 3] > 0  # (the box outline does cover it)
+    # Inside the region, away from every edge: transparent; outside it: transparent.
+    assert not drawn[14, 8] and not drawn[0, 0] and not drawn[12, 20]
+    # The hole gets its own contour, drawn on the region's side.
+    assert drawn[21, 7] and drawn[23, 5] and not drawn[23, 7]
+    # Drawn inside the region only: nothing outside the scaled mask.
+    scaled = np.kron(mask, np.ones((2, 2), dtype=np.uint8)).astype(bool)
+    assert not (drawn & ~scaled).any()
+    assert png_bytes(out).startswith(b"\x89PNG")
+
+
+def test_mask_outline_is_thick_as_asked_and_scales_any_size():
+    mask = np.zeros((10, 20), dtype=np.uint8)
+    mask[2:8, 4:16] = 1
+    out = mask_outline(mask, shape=(50, 100), thickness=3)
+    drawn = out[..., 3] > 0
+    row = drawn[25]  # across the middle: the band is 3 pixels on each side of the region
+    assert row[20:23].all() and not row[23:77].any() and row[77:80].all()
+    assert not row[:20].any() and not row[80:].any()
+    # A region touching the image's edge has its contour there too.
+    edge = np.ones((4, 4), dtype=np.uint8)
+    assert mask_outline(edge, shape=(8, 8), thickness=1)[0, 4, 3] > 0
+
+
+def test_load_mask_refuses_what_is_not_a_2d_array():
+    with pytest.raises(ValueError):
+        load_mask(b"not an npy")
+    with pytest.raises(ValueError):
+        load_mask(_mask_npy(np.zeros((2, 2, 2))))
+    with pytest.raises(ValueError):
+        mask_outline(np.zeros((0, 4)), shape=(4, 4))
+
+
+def test_overlays_are_a_whole_multiple_of_the_image():
+    assert overlay_shape((64, 64)) == (768, 768)
+    assert overlay_shape((64, 48)) == (768, 576)  # the aspect exactly kept
+    assert overlay_shape((1000, 800)) == (1000, 800)
+    assert overlay_shape((2048, 1500)) == (2048, 1500)

@@ -17,6 +17,7 @@ from tests.factories import (
     protocol_document,
 )
 from tests.web.vendor_helpers import package_of
+from validation.dicom.ingest import mask_bbox
 from validation.dicom.pixels import dicom_attributes
 from validation.models import Case, Explanation, Prediction, ValidationRun
 from validation.protocol_document import protocol_hash, with_defaults
@@ -25,9 +26,18 @@ from validation.stats.localisation import cam_to_uint8, localisation_agreement
 from validation.storage import sequestered_put
 
 
-def dicom_fields(name: str = "MR_small.dcm", site: str = "North") -> dict:
+def disc_mask(rows: int, columns: int) -> np.ndarray:
+    """A reference mask as import stores one (uint8, the image's size): a disc with a hole."""
+    y, x = np.mgrid[0:rows, 0:columns]
+    r = np.hypot(y - rows * 0.4, x - columns * 0.4)
+    return ((r < rows * 0.2) & (r >= rows * 0.06)).astype(np.uint8)
+
+
+def dicom_fields(name: str = "MR_small.dcm", site: str = "North", masked: bool = False) -> dict:
     """The fields of a case whose real DICOM file is stored (with its hash) in the sequestered
-    store, and the attributes ingest reads from it. Cases are append-only: set at creation."""
+    store, and the attributes ingest reads from it. Cases are append-only: set at creation.
+    `masked`: with a reference mask stored as import stores one (a uint8 .npy with its hash,
+    validation.services.datasets._stage_mask) and its bounding box as the ROI."""
     path = get_testdata_file(name)
     assert isinstance(path, str)
     with open(path, "rb") as fh:
@@ -37,12 +47,22 @@ def dicom_fields(name: str = "MR_small.dcm", site: str = "North") -> dict:
     sequestered_put(relative, data)
     ds = pydicom.dcmread(io.BytesIO(data))
     rows, columns = int(ds.Rows), int(ds.Columns)
-    return {
+    fields: dict[str, object] = {
         "file_path": relative,
         "file_sha256": sha,
         "attributes": {**dicom_attributes(ds), "site": site},
         "roi": [columns // 4, rows // 4, columns // 2, rows // 2],
     }
+    if masked:
+        mask = disc_mask(rows, columns)
+        buffer = io.BytesIO()
+        np.save(buffer, mask, allow_pickle=False)
+        npy = buffer.getvalue()
+        mask_sha = hashlib.sha256(npy).hexdigest()
+        mask_path = f"packs/test/masks/{mask_sha[:2]}/{mask_sha}.npy"
+        sequestered_put(mask_path, npy)
+        fields.update(mask_path=mask_path, mask_sha256=mask_sha, roi=mask_bbox(mask))
+    return fields
 
 
 def explain(run, case: Case) -> Explanation:
@@ -58,10 +78,11 @@ def explain(run, case: Case) -> Explanation:
     )
 
 
-def imaged_run(world, *, n=24, with_images=6, other=False):
+def imaged_run(world, *, n=24, with_images=6, other=False, masked=False):
     """A run scored by the real scoring service (as tests.web.vendor_helpers.scored_run: sex
     F/M evenly plus one 'X'); its first `with_images` cases carry stored DICOM, a ROI and a
-    Grad-CAM map; sites North and South alternate. `other`: vendor B and partner B's."""
+    Grad-CAM map; sites North and South alternate. `other`: vendor B and partner B's. `masked`:
+    those cases' ROI is a stored mask (dicom_fields)."""
     document = with_defaults(
         protocol_document(
             min_cell_size=5,
@@ -91,7 +112,11 @@ def imaged_run(world, *, n=24, with_images=6, other=False):
         label = i % 2
         sex = "X" if i == n - 1 else ("F" if i % 4 < 2 else "M")
         site = "North" if i % 3 else "South"
-        fields = dicom_fields(site=site) if i < with_images else {"attributes": {"site": site}}
+        fields = (
+            dicom_fields(site=site, masked=masked)
+            if i < with_images
+            else {"attributes": {"site": site}}
+        )
         fields["attributes"]["sex"] = sex
         case = CaseFactory.create(
             dataset_version=version, case_id=f"case-{i:03d}", label=label, **fields

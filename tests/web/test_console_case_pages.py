@@ -140,7 +140,8 @@ def test_viewer_images_are_png_and_need_the_pages_token(world, run):
         assert response.status_code == 200, name
         assert response["Content-Type"] == "image/png"
         image = Image.open(io.BytesIO(response.content))
-        assert image.size == (64, 64)  # MR_small: 64 x 64, square pixels
+        # MR_small: 64 x 64, square pixels; the overlays at 12 times that, same aspect.
+        assert image.size == ((64, 64) if name == "console-case-image" else (768, 768))
         assert client.get(url).status_code == 403  # no token: no image
         assert client.get(url, {"v": token + "x"}).status_code == 403
     # The gradcam is RGBA: transparent where cold.
@@ -190,3 +191,26 @@ def test_auditor_sees_the_record_not_the_image(world, run):
     assert client.get(image, {"v": page.context["token"]}).status_code == 403
     assert _viewed().count() == 1
     assert "image" not in _viewed().get().payload["what"]
+
+
+def test_a_case_with_a_stored_mask_has_its_contour_outlined(world):
+    run = imaged_run(world, with_images=2, masked=True)
+    client = signed_in(world.reviewer)
+    case = Prediction.objects.filter(run=run, case__mask_path__endswith=".npy")[0].case
+    page = client.get(reverse("web:console-case", args=[run.pk, case.pk]))
+    assert "the contour of its mask" in page.content.decode()
+    response = client.get(
+        reverse("web:console-case-roi", args=[run.pk, case.pk]), {"v": page.context["token"]}
+    )
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    drawn = np.asarray(Image.open(io.BytesIO(response.content)))[..., 3] > 0
+    assert drawn.shape == (768, 768)
+    # The disc's contour (centre 0.4, radius 0.2, hole 0.06 of the side): drawn on the disc's
+    # rim and the hole's, not at the box's corners nor inside the ring.
+    side = 768
+    centre = round(0.4 * side)
+    assert drawn[centre, round(0.2 * side) + 2]  # the disc's left rim
+    assert drawn[centre, round(0.34 * side)]  # the hole's left rim, inside the ring
+    assert not drawn[centre, round(0.27 * side)]  # inside the ring itself
+    assert not drawn[round(0.2 * side) + 2, round(0.2 * side) + 2]  # the box's corner
+    assert not drawn[centre, centre]  # the hole

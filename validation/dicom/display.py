@@ -26,10 +26,10 @@ from pydicom.pixels import apply_modality_lut
 
 from validation.dicom.pixels import (
     DicomReadError,
-    _first_float,
-    _stored_pixels,
+    first_float,
     parse_dicom,
     resize,
+    stored_pixels,
 )
 
 #: Largest side of a rendered image; larger images are scaled down (aspect kept).
@@ -38,6 +38,9 @@ MAX_DISPLAY_SIDE = 2048
 CAM_COLOURMAP = "jet"
 #: Grad-CAM overlay opacity at the map's peak (cold regions are transparent).
 CAM_MAX_ALPHA = 0.85
+#: Smallest side of an overlay (Grad-CAM, ROI): a small image's overlays are drawn at a whole
+#: multiple of its size, so a map is smooth and an outline thin once the page scales them up.
+OVERLAY_MIN_SIDE = 768
 ROI_COLOUR = (57, 255, 20, 255)  # a green no grayscale image and no jet colour contains
 
 #: Window presets on Hounsfield units, offered for CT only (other modalities' values have no
@@ -126,8 +129,8 @@ def voi_output_range(ds: pydicom.Dataset) -> tuple[float, float]:
         low, high = 0.0, float(2**bits - 1)
     else:
         low, high = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
-    slope = _first_float(ds.get("RescaleSlope"))
-    intercept = _first_float(ds.get("RescaleIntercept"))
+    slope = first_float(ds.get("RescaleSlope"))
+    intercept = first_float(ds.get("RescaleIntercept"))
     if slope is not None and intercept is not None:
         low, high = low * slope + intercept, high * slope + intercept
     return low, high
@@ -215,13 +218,23 @@ def display_shape(rows: int, columns: int, aspect: float) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def overlay_shape(shape: tuple[int, int], min_side: int = OVERLAY_MIN_SIDE) -> tuple[int, int]:
+    """The (height, width) overlays of an image of display `shape` are drawn at: the shape times
+    the smallest whole factor that brings its larger side to `min_side` (never above
+    MAX_DISPLAY_SIDE), so the overlay has exactly the image's aspect."""
+    height, width = shape
+    factor = max(1, -(-min_side // max(height, width)))
+    factor = max(1, min(factor, MAX_DISPLAY_SIDE // max(height, width)))
+    return height * factor, width * factor
+
+
 def render(source: bytes | pydicom.Dataset, window: str | None = None) -> DisplayImage:
     """The display image of one DICOM file. `window` is a key from `window_choices` (None: the
     first, i.e. the file's own VOI when it has one, else the full range). Raises
     DicomReadError for an image the service does not decode, UnknownWindow for a window the
     image does not offer."""
     ds = parse_dicom(source) if isinstance(source, bytes) else source
-    raw = _stored_pixels(ds)
+    raw = stored_pixels(ds)
     try:
         values = np.asarray(apply_modality_lut(raw, ds), dtype=np.float64)
     except Exception as exc:  # a damaged LUT or rescale: data, not a bug
@@ -273,6 +286,52 @@ def colour_stops(n: int = 9) -> list[str]:
         r, g, b, _a = (round(255 * c) for c in cmap(float(value)))
         stops.append(f"#{r:02x}{g:02x}{b:02x}")
     return stops
+
+
+def load_mask(data: bytes) -> np.ndarray:
+    """A stored ROI mask (.npy, as import writes it) as a boolean 2-D array; ValueError for
+    anything else (no pickles are read)."""
+    try:
+        mask = np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"not a mask: {exc}") from exc
+    if not isinstance(mask, np.ndarray) or mask.ndim != 2 or mask.size == 0:
+        raise ValueError("a mask is a non-empty 2-D array")
+    return mask != 0
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    """One step of binary erosion with the 4-neighbourhood; outside the image is background,
+    so foreground on the image's edge erodes too."""
+    padded = np.pad(mask, 1, constant_values=False)
+    return (
+        padded[1:-1, 1:-1]
+        & padded[:-2, 1:-1]
+        & padded[2:, 1:-1]
+        & padded[1:-1, :-2]
+        & padded[1:-1, 2:]
+    )
+
+
+def mask_outline(mask: np.ndarray, *, shape: tuple[int, int], thickness: int = 2) -> np.ndarray:
+    """The contour of a reference mask (stored pixels, any size) on a transparent RGBA image
+    of display `shape`: the mask scaled to `shape` (nearest neighbour, so no value is
+    invented) and the band of foreground within `thickness` pixels of the background drawn in
+    ROI_COLOUR, inside the region so it never covers what the region leaves out. Every
+    separate region and every hole gets its own contour."""
+    mask = np.asarray(mask) != 0
+    if mask.ndim != 2 or mask.size == 0:
+        raise ValueError("a mask is a non-empty 2-D array")
+    height, width = shape
+    rows = np.minimum((np.arange(height) + 0.5) * mask.shape[0] / height, mask.shape[0] - 1)
+    columns = np.minimum((np.arange(width) + 0.5) * mask.shape[1] / width, mask.shape[1] - 1)
+    scaled = mask[rows.astype(np.intp)[:, None], columns.astype(np.intp)[None, :]]
+    inner = scaled
+    for _ in range(max(1, thickness)):
+        inner = _erode(inner)
+    out = np.zeros((height, width, 4), dtype=np.uint8)
+    out[scaled & ~inner] = ROI_COLOUR
+    return out
 
 
 def roi_outline(

@@ -192,7 +192,7 @@ def parse_dicom(source: str | PathLike | bytes) -> pydicom.Dataset:
 
 def decode_dicom(ds: pydicom.Dataset) -> DicomImage:
     """Check the image is one we support and decode it through the modality LUT."""
-    raw = _stored_pixels(ds)
+    raw = stored_pixels(ds)
     try:
         pixels = np.asarray(apply_modality_lut(raw, ds), dtype=np.float32)
     except Exception as exc:  # a damaged LUT or rescale: data, not a bug
@@ -202,8 +202,8 @@ def decode_dicom(ds: pydicom.Dataset) -> DicomImage:
     return DicomImage(
         pixels=pixels,
         photometric=str(ds.PhotometricInterpretation).strip(),
-        window_center=_first_float(ds.get("WindowCenter")),
-        window_width=_first_float(ds.get("WindowWidth")),
+        window_center=first_float(ds.get("WindowCenter")),
+        window_width=first_float(ds.get("WindowWidth")),
         attributes=dicom_attributes(ds),
     )
 
@@ -212,9 +212,9 @@ def check_decodable(ds: pydicom.Dataset) -> tuple[int, int]:
     """What ingest needs to know: the image decodes and `decode_dicom` will accept it. Same
     checks, without building the float image (ingest does not feed a model). Returns (rows,
     columns)."""
-    raw = _stored_pixels(ds)
-    slope = _first_float(ds.get("RescaleSlope", 1.0))
-    intercept = _first_float(ds.get("RescaleIntercept", 0.0))
+    raw = stored_pixels(ds)
+    slope = first_float(ds.get("RescaleSlope", 1.0))
+    intercept = first_float(ds.get("RescaleIntercept", 0.0))
     if slope is None or intercept is None:
         raise DicomReadError("pixel data contains non-finite values (rescale slope/intercept)")
     if raw.dtype.kind == "f" and not np.isfinite(raw).all():
@@ -222,7 +222,7 @@ def check_decodable(ds: pydicom.Dataset) -> tuple[int, int]:
     return raw.shape
 
 
-def _stored_pixels(ds: pydicom.Dataset) -> np.ndarray:
+def stored_pixels(ds: pydicom.Dataset) -> np.ndarray:
     """The stored values of a supported single-frame grayscale image, or DicomReadError."""
     if "PixelData" not in ds:
         raise DicomReadError("no pixel data")
@@ -259,7 +259,7 @@ def dicom_attributes(ds: pydicom.Dataset) -> dict[str, Any]:
         "institution": lambda: _text(get("InstitutionName")),
         "body_part": lambda: _text(get("BodyPartExamined")),
         "pixel_spacing": lambda: _spacing(get),
-        "kvp": lambda: _first_float(get("KVP")),
+        "kvp": lambda: first_float(get("KVP")),
         "photometric": lambda: _text(get("PhotometricInterpretation")),
         "modality": lambda: _text(get("Modality")),
         "rows": lambda: int(ds.Rows) if "Rows" in ds else None,
@@ -331,7 +331,7 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _first_float(value: Any) -> float | None:
+def first_float(value: Any) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, Sequence) and not isinstance(value, str):

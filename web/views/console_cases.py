@@ -25,7 +25,7 @@ from validation.dicom import display
 from validation.dicom.pixels import DicomReadError
 from validation.models import Role
 from validation.services import case_access
-from validation.storage import SequesteredDataError, case_dicom_bytes
+from validation.storage import SequesteredDataError, case_dicom_bytes, case_mask_bytes
 from web.access import role_required, roles
 
 PER_PAGE = 25
@@ -290,13 +290,14 @@ def case_image(request: HttpRequest, pk: int, case_pk: int) -> HttpResponse:
 
 
 def _overlay_shape(case) -> tuple[int, int]:
+    """The size overlays are drawn at: the image's display size times a whole factor."""
     shape = _display_shape(case)
     if shape is None:
         try:
             shape = display.render(case_dicom_bytes(case)).pixels.shape
         except (DicomReadError, SequesteredDataError):
             raise Http404("The image cannot be shown.") from None
-    return shape
+    return display.overlay_shape(shape)
 
 
 @console_required
@@ -311,15 +312,21 @@ def case_gradcam(request: HttpRequest, pk: int, case_pk: int) -> HttpResponse:
 
 @console_required
 def case_roi(request: HttpRequest, pk: int, case_pk: int) -> HttpResponse:
-    """The reference ROI outlined on a transparent PNG at the image's display size."""
+    """The reference ROI outlined on a transparent PNG at the overlay size: the contour of the
+    case's stored mask where it has one, else its box."""
     _run, case, _explanation = _image_case(request, pk, case_pk)
-    if not case.roi:
+    if not case.roi and not case.mask_path:
         raise Http404("This case has no reference ROI.")
+    shape = _overlay_shape(case)
+    thickness = max(2, max(shape) // 250)
+    if case.mask_path:
+        try:
+            mask = display.load_mask(case_mask_bytes(case))
+        except (SequesteredDataError, ValueError):
+            raise Http404("The reference mask cannot be shown.") from None
+        return _png(display.png_bytes(display.mask_outline(mask, shape=shape, thickness=thickness)))
     attributes = case.attributes or {}
     rows, columns = attributes.get("rows"), attributes.get("columns")
-    shape = _overlay_shape(case)
     source = (rows, columns) if isinstance(rows, int) and isinstance(columns, int) else shape
-    outline = display.roi_outline(
-        case.roi, source_shape=source, shape=shape, thickness=max(2, shape[1] // 200)
-    )
+    outline = display.roi_outline(case.roi, source_shape=source, shape=shape, thickness=thickness)
     return _png(display.png_bytes(outline))
