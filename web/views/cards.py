@@ -1,15 +1,13 @@
 """Dataset cards: what a vendor may know of the dataset versions granted to it (counts and
 distributions with small cells suppressed; never case level), as the API's card gives it."""
 
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from validation.selectors import dataset_card, dataset_card_get_visible, dataset_cards_listed
 from web.access import vendor_required
-
-PAGE_SIZE = 25
+from web.views.flow import page_of
 
 ATTRIBUTE_LABELS = {
     "site": "Site",
@@ -24,9 +22,7 @@ ATTRIBUTE_LABELS = {
 @vendor_required
 @require_GET
 def card_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(dataset_cards_listed(request.user), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    page = page_of(request, dataset_cards_listed(request.user))
     return render(
         request,
         "web/cards/list.html",

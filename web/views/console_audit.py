@@ -14,7 +14,7 @@ from audit.selectors import audit_chain_status, audit_events_filtered, audit_tar
 from validation.models import Role
 from web.access import role_required
 from web.csv_export import csv_response
-from web.views.datasets import page_of
+from web.views.flow import page_of
 
 team_or_auditor = role_required(Role.REVIEWER, Role.QA_APPROVER, Role.AUDITOR)
 
@@ -73,7 +73,7 @@ def _query(request: HttpRequest) -> str:
 @team_or_auditor
 def audit_trail(request: HttpRequest) -> HttpResponse:
     form, events = _selection(request)
-    page = page_of(request, events)  # type: ignore[arg-type]
+    page = page_of(request, events)
     chain = audit_chain_status(fresh=request.GET.get("verify") == "now")
     rows = [
         {"event": e, "payload": json.dumps(e.payload, indent=2, sort_keys=True, ensure_ascii=False)}
@@ -119,7 +119,7 @@ def audit_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
                 "title": "Audit trail",
                 "section": "console-audit",
                 "form": form,
-                "page_obj": page_of(request, events),  # type: ignore[arg-type]
+                "page_obj": page_of(request, events),
                 "rows": [],
                 "query": _query(request),
                 "chain": audit_chain_status(),

@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -27,8 +26,8 @@ from validation.models import Role
 from validation.services import case_access
 from validation.storage import SequesteredDataError, case_dicom_bytes, case_mask_bytes
 from web.access import role_required, roles
+from web.views.flow import page_of
 
-PER_PAGE = 25
 console_required = role_required(Role.REVIEWER, Role.QA_APPROVER, Role.AUDITOR)
 FILTER_KEYS = ("subgroup", "outcome", "score_min", "score_max", "site", "scanner", "sort")
 
@@ -147,7 +146,7 @@ def case_list(request: HttpRequest, pk: int) -> HttpResponse:
     }
     if rows is None:
         return render(request, "web/console/cases/list.html", context, status=400)
-    page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
+    page = page_of(request, rows)
     predictions = list(page.object_list)
     case_access.case_list_viewed(
         actor=request.user,

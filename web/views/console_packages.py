@@ -5,7 +5,6 @@ and scanners) and the decision, approve or reject with a reason, through `packag
 
 import json
 
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,10 +17,10 @@ from validation.models import ModelPackage, Role
 from validation.services.packages import package_review
 from web.access import role_required, roles
 from web.views.console_queue import team_or_auditor
-from web.views.packages import HtmxHttpRequest, badge
+from web.views.flow import HtmxRequest, page_of, refusal_of, refused
+from web.views.packages import badge
 from web.views.runs import run_badge
 
-PER_PAGE = 25
 Status = ModelPackage.Status
 TEAM = {Role.REVIEWER, Role.QA_APPROVER}
 #: Actions: reviewers and QA approvers only (an auditor's post answers 403).
@@ -123,7 +122,7 @@ def package_list(request: HttpRequest) -> HttpResponse:
     packages = selectors.packages_visible_to(request.user).order_by("-submitted_at", "-id")
     if status:
         packages = packages.filter(status=status)
-    page = Paginator(packages, PER_PAGE).get_page(request.GET.get("page"))
+    page = page_of(request, packages)
     return render(
         request,
         "web/console/work/packages.html",
@@ -153,7 +152,7 @@ def package_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @team_acts
-def package_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def package_decide(request: HtmxRequest, pk: int) -> HttpResponse:
     """POST: approve (`decision=approve`) or reject with a reason (`decision=reject`, `note`)
     through `package_review`. Refusals come back on the form (422 to htmx, 400 otherwise);
     success -> the package's page again (HX-Redirect, or 303)."""
@@ -171,7 +170,7 @@ def package_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 actor=request.user, package=package, approve=decision == "approve", note=note
             )
         except ApplicationError as exc:
-            refusal = {"message": exc.message, "errors": [str(e) for e in exc.errors]}
+            refusal = refusal_of(exc)
     target = reverse("web:console-package", args=[package.pk])
     if refusal is None:
         if request.htmx:
@@ -186,6 +185,4 @@ def package_decide(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "refusal": refusal,
         "note": note,
     }
-    if request.htmx:
-        return render(request, "web/console/work/package.html#review", context, status=422)
-    return render(request, "web/console/work/package.html", context, status=400)
+    return refused(request, "web/console/work/package.html", "review", context)

@@ -24,7 +24,7 @@ from validation.models import Protocol, Role
 from validation.protocol_document import protocol_errors, with_defaults
 from validation.services.protocols import protocol_create, protocol_lock
 from web.access import role_required, roles
-from web.views.datasets import HtmxRequest, form_failed, page_of, succeeded
+from web.views.flow import HtmxRequest, form_failed, page_of, succeeded
 
 TEAM = {Role.REVIEWER, Role.QA_APPROVER}
 console_read = role_required(Role.REVIEWER, Role.QA_APPROVER, Role.AUDITOR)

@@ -3,7 +3,6 @@ with `run_preflight`'s checks shown before anything starts and an explicit confi
 the monitor (the list with a state filter; a run's stage, shards, failures by category and
 cancel, live until a final state)."""
 
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,10 +15,9 @@ from validation.models import ValidationRun
 from validation.services.runs import run_cancel, run_preflight, run_start
 from web.views.console_packages import can_act, team_acts
 from web.views.console_queue import team_or_auditor
-from web.views.packages import HtmxHttpRequest
+from web.views.flow import HtmxRequest, live, page_of, refusal_of, refused
 from web.views.runs import BADGES, SCORED, run_badge, stepper
 
-PER_PAGE = 25
 Status = ValidationRun.Status
 STATUS_CHOICES = [("", "Every state"), *((s.value, BADGES[s][1]) for s in Status)]
 CONFIRMATION = (
@@ -79,7 +77,7 @@ def _launcher_context(request: HttpRequest, data) -> dict:
 
 
 @team_or_auditor
-def run_new(request: HtmxHttpRequest) -> HttpResponse:
+def run_new(request: HtmxRequest) -> HttpResponse:
     """GET: the form (auditors: the choices and checks, no button). POST (the team): with the
     confirmation ticked, `run_start`; its refusals one per line (422 to htmx, 400 otherwise);
     success -> the run's monitor page."""
@@ -90,7 +88,7 @@ def run_new(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @team_acts
-def _run_launch(request: HtmxHttpRequest) -> HttpResponse:
+def _run_launch(request: HtmxRequest) -> HttpResponse:
     context = _launcher_context(request, request.POST)
     chosen = context["chosen"]
     problems = [
@@ -111,16 +109,14 @@ def _run_launch(request: HtmxHttpRequest) -> HttpResponse:
         try:
             run = run_start(actor=request.user, **chosen)
         except ApplicationError as exc:
-            refusal = {"message": exc.message, "errors": [str(e) for e in exc.errors]}
+            refusal = refusal_of(exc)
         else:
             target = reverse("web:console-run", args=[run.pk])
             if request.htmx:
                 return HttpResponseClientRedirect(target)
             return redirect(target, permanent=False)
     context["refusal"] = refusal
-    if request.htmx:
-        return render(request, "web/console/work/launcher.html#form", context, status=422)
-    return render(request, "web/console/work/launcher.html", context, status=400)
+    return refused(request, "web/console/work/launcher.html", "form", context)
 
 
 @team_or_auditor
@@ -139,7 +135,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     if status not in Status.values:
         status = ""
     runs = selectors.runs_listed(request.user, status=status)
-    page = Paginator(runs, PER_PAGE).get_page(request.GET.get("page"))
+    page = page_of(request, runs)
     return render(
         request,
         "web/console/work/runs.html",
@@ -190,13 +186,11 @@ def run_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The live part of the monitor; 286 (stop polling) once the run is final."""
     run = selectors.run_get_visible(user=request.user, pk=pk)
     context = _run_context(request, run)
-    return render(
-        request, "web/console/work/run.html#live", context, status=286 if context["final"] else 200
-    )
+    return live(request, "web/console/work/run.html#live", context, final=context["final"])
 
 
 @team_acts
-def run_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def run_stop(request: HtmxRequest, pk: int) -> HttpResponse:
     """POST (with the confirmation ticked): `run_cancel`. Refusals on the run's page."""
     run = selectors.run_get_visible(user=request.user, pk=pk)
     target = reverse("web:console-run", args=[run.pk])
@@ -209,7 +203,7 @@ def run_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         try:
             run_cancel(actor=request.user, run=run)
         except ApplicationError as exc:
-            refusal = {"message": exc.message, "errors": [str(e) for e in exc.errors]}
+            refusal = refusal_of(exc)
     if refusal is None:
         if request.htmx:
             return HttpResponseClientRedirect(target)
@@ -221,6 +215,4 @@ def run_stop(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         **_run_context(request, run),
         "refusal": refusal,
     }
-    if request.htmx:
-        return render(request, "web/console/work/run.html#cancel", context, status=422)
-    return render(request, "web/console/work/run.html", context, status=400)
+    return refused(request, "web/console/work/run.html", "cancel", context)

@@ -26,7 +26,7 @@ from reports.services import (
 from validation.errors import ApplicationError
 from validation.models import Role
 from web.access import ROLE_LABELS, role_required, roles
-from web.views.datasets import HtmxRequest, form_failed, succeeded
+from web.views.flow import HtmxRequest, form_failed, live, succeeded
 from web.views.reports import STATUS_BADGES
 
 team_or_auditor = role_required(Role.REVIEWER, Role.QA_APPROVER, Role.AUDITOR)
@@ -161,12 +161,7 @@ def report_sign_status(request: HtmxRequest, pk: int) -> HttpResponse:
     """The live status fragment: polled until the report is issued, then 286 (stop)."""
     report = report_get_visible(user=request.user, pk=pk)
     context = _sign_context(request, report)
-    return render(
-        request,
-        "web/console/sign/sign.html#status",
-        context,
-        status=286 if context["final"] else 200,
-    )
+    return live(request, "web/console/sign/sign.html#status", context, final=context["final"])
 
 
 @team_only

@@ -4,13 +4,11 @@ and following its import live. Reads through the selectors, writes through the s
 as the API (validation/api/datasets.py), so the same audit events."""
 
 from django import forms
-from django.core.paginator import Page, Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django_htmx.http import HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
 
 from validation import selectors
 from validation.errors import ApplicationError
@@ -18,35 +16,7 @@ from validation.models import Dataset, DatasetImport
 from validation.services.dataset_imports import dataset_import_request
 from validation.services.datasets import dataset_create
 from web.access import steward_required
-
-
-class HtmxRequest(HttpRequest):
-    """A request as django-htmx's middleware leaves it (for the type checker)."""
-
-    htmx: HtmxDetails
-
-
-PER_PAGE = 25
-
-
-def page_of(request: HtmxRequest, items) -> Page:
-    """One server-side page (25 rows) of a list, from ?page=."""
-    return Paginator(items, PER_PAGE).get_page(request.GET.get("page"))
-
-
-def form_failed(form: forms.Form, exc: ApplicationError) -> None:
-    """A service's refusal on the form: its message, then every problem, one per line."""
-    form.add_error(None, exc.message)
-    for problem in exc.errors:
-        form.add_error(None, problem)
-
-
-def succeeded(request: HtmxRequest, url: str) -> HttpResponse:
-    """After a write: htmx follows HX-Redirect; a plain form post gets a 303."""
-    if request.htmx:
-        return HttpResponseClientRedirect(url)
-    return HttpResponseRedirect(url, status=303)
-
+from web.views.flow import PER_PAGE, HtmxRequest, form_failed, live, page_of, succeeded
 
 IMPORT_BADGES = {
     DatasetImport.Status.QUEUED: "neutral",
@@ -201,10 +171,5 @@ def import_detail(request: HtmxRequest, pk: int) -> HttpResponse:
         "progress": _progress(job),
     }
     if request.htmx:
-        return render(
-            request,
-            "web/datasets/import_detail.html#progress",
-            context,
-            status=286 if final else 200,
-        )
+        return live(request, "web/datasets/import_detail.html#progress", context, final=final)
     return render(request, "web/datasets/import_detail.html", context)

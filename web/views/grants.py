@@ -14,7 +14,7 @@ from validation.errors import ApplicationError
 from validation.services.datasets import REVOKE_REASON_MAX, dataset_grant, dataset_grant_revoke
 from web.access import steward_required
 from web.csv_export import csv_response
-from web.views.datasets import HtmxRequest, form_failed, page_of, succeeded
+from web.views.flow import HtmxRequest, form_failed, page_of, refused, succeeded
 
 ANY = "any"
 
@@ -123,9 +123,7 @@ def grant_revoke(request: HtmxRequest, pk: int) -> HttpResponse:
         else:
             return succeeded(request, reverse("web:grants"))
     context = {"title": "Revoke a grant", "section": "grants", "grant": grant, "form": form}
-    if request.htmx:
-        return render(request, "web/grants/revoke.html#revoke-form", context, status=422)
-    return render(request, "web/grants/revoke.html", context, status=400)
+    return refused(request, "web/grants/revoke.html", "revoke-form", context)
 
 
 def _usage_filter(request: HtmxRequest):

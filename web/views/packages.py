@@ -1,12 +1,10 @@
 """The vendor's packages: the list, the upload (with the intake's problems one per line) and a
 package's page, whose status follows the smoke test live until it is decided."""
 
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
-from django_htmx.middleware import HtmxDetails
 
 from validation import selectors
 from validation.api.serializers import PackageSerializer
@@ -14,14 +12,9 @@ from validation.errors import ApplicationError
 from validation.models import ModelPackage
 from validation.services.packages import package_submit
 from web.access import vendor_required
+from web.views.flow import HtmxRequest, live, page_of, refusal_of, refused
 from web.views.runs import run_badge
 
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-
-
-PER_PAGE = 25
 Status = ModelPackage.Status
 
 BADGES = {
@@ -43,7 +36,7 @@ def badge(status: str) -> dict[str, str]:
 @vendor_required
 def package_list(request: HttpRequest) -> HttpResponse:
     packages = selectors.packages_visible_to(request.user).order_by("-submitted_at", "-id")
-    page = Paginator(packages, PER_PAGE).get_page(request.GET.get("page"))
+    page = page_of(request, packages)
     rows = [{"package": p, "badge": badge(p.status)} for p in page.object_list]
     return render(
         request,
@@ -53,7 +46,7 @@ def package_list(request: HttpRequest) -> HttpResponse:
 
 
 @vendor_required
-def package_upload(request: HtmxHttpRequest) -> HttpResponse:
+def package_upload(request: HtmxRequest) -> HttpResponse:
     """GET: the form. POST: the archive to `package_submit` (the API's intake); accepted ->
     the package's page, where the smoke test's outcome arrives live; refused -> the form again
     with each problem on its own line (422 to htmx, 400 to a plain post)."""
@@ -67,16 +60,14 @@ def package_upload(request: HtmxHttpRequest) -> HttpResponse:
         try:
             package = package_submit(actor=request.user, upload=upload)
         except ApplicationError as exc:
-            refusal = {"message": exc.message, "errors": [str(e) for e in exc.errors]}
+            refusal = refusal_of(exc)
         else:
             target = reverse("web:package", args=[package.pk])
             if request.htmx:
                 return HttpResponseClientRedirect(target)
             return redirect(target, permanent=False)
     context["refusal"] = refusal
-    if request.htmx:
-        return render(request, "web/packages/upload.html#form", context, status=422)
-    return render(request, "web/packages/upload.html", context, status=400)
+    return refused(request, "web/packages/upload.html", "form", context)
 
 
 def _package_context(request: HttpRequest, package: ModelPackage) -> dict:
@@ -115,9 +106,4 @@ def package_status(request: HttpRequest, pk: int) -> HttpResponse:
     package is decided."""
     package = selectors.package_get_visible(user=request.user, pk=pk)
     context = _package_context(request, package)
-    return render(
-        request,
-        "web/packages/detail.html#status",
-        context,
-        status=286 if context["settled"] else 200,
-    )
+    return live(request, "web/packages/detail.html#status", context, final=context["settled"])

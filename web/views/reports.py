@@ -2,7 +2,6 @@
 download, and "verify a PDF" by upload. The same selectors and services as reports/api.py."""
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -19,8 +18,7 @@ from reports.services import report_download, report_verify
 from reports.signing import public_key_fingerprint
 from validation.errors import ApplicationError
 from web.access import TEAM_ROLES, roles
-
-PAGE_SIZE = 25
+from web.views.flow import page_of
 
 STATUS_BADGES = {
     Report.Status.AWAITING_SIGNATURE: ("awaiting signature", "warn"),
@@ -43,7 +41,7 @@ def _badge(report: Report) -> tuple[str, str]:
 @login_required
 @require_GET
 def report_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(reports_listed(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(request, reports_listed(request.user))
     rows = [(report, _badge(report)) for report in page.object_list]
     return render(
         request,

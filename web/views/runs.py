@@ -1,7 +1,6 @@
 """The vendor's runs: the list with each run's typical duration, a run's page with its stage
 stepper live until a final state, its aggregate results, and the report's own figures."""
 
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -10,8 +9,8 @@ from validation.api.serializers import RunSerializer, aggregate_results
 from validation.models import ValidationRun
 from web import figures
 from web.access import vendor_required
+from web.views.flow import live, page_of
 
-PER_PAGE = 25
 Status = ValidationRun.Status
 
 BADGES = {
@@ -98,7 +97,7 @@ def _typical_text(typical: dict) -> str:
 @vendor_required
 def run_list(request: HttpRequest) -> HttpResponse:
     runs = selectors.runs_visible_to(request.user).order_by("-queued_at", "-id")
-    page = Paginator(runs, PER_PAGE).get_page(request.GET.get("page"))
+    page = page_of(request, runs)
     typical = selectors.runs_typical_durations(list(page.object_list))
     rows = [
         {
@@ -160,9 +159,7 @@ def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The live fragment: stepper and cases; 286 (stop polling) at a final state."""
     run = selectors.run_get_visible(user=request.user, pk=pk)
     context = _run_context(request, run)
-    return render(
-        request, "web/runs/detail.html#progress", context, status=286 if context["final"] else 200
-    )
+    return live(request, "web/runs/detail.html#progress", context, final=context["final"])
 
 
 def _criteria(results: dict) -> list[dict]:

@@ -3,7 +3,6 @@ to the creation, never again), revoke one after a confirmation."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -15,8 +14,7 @@ from validation.errors import ApplicationError
 from validation.models import ApiToken
 from validation.selectors import api_token_get_own, api_tokens_of
 from validation.services.tokens import NAME_MAX, api_token_create, api_token_revoke
-
-PAGE_SIZE = 25
+from web.views.flow import page_of
 
 
 def _status(token: ApiToken, now) -> tuple[str, str]:
@@ -28,7 +26,7 @@ def _status(token: ApiToken, now) -> tuple[str, str]:
 
 
 def _context(request: HttpRequest, **extra) -> dict:
-    page = Paginator(api_tokens_of(request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(request, api_tokens_of(request.user))
     now = timezone.now()
     return {
         "title": "API tokens",
