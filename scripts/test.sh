@@ -15,8 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export BLINDSPOT_VAR_DIR="${BLINDSPOT_VAR_DIR:-$(mktemp -d /tmp/blindspot-test-XXXXXX)}"
-WORKERS="${BLINDSPOT_TEST_WORKERS:-auto}"
-# One xdist worker per core already: a process (the demo's training, an in-process model) that
+# One xdist worker more than cores: much of the suite waits (worker processes, a browser's
+# live pages, the sandbox's start), so a third worker on 2 cores keeps them busy.
+WORKERS="${BLINDSPOT_TEST_WORKERS:-$(( $(nproc) + 1 ))}"
+# One xdist worker per core or more: a process (the demo's training, an in-process model) that
 # also started a thread per core would have its OpenMP threads spin against the other workers
 # (the demo subprocess took 113 s instead of 74 s beside the sandbox tests). Sandboxed runners
 # set their own thread count.

@@ -113,6 +113,26 @@ def cohort(tmp_path_factory) -> Path:
     return generate_cohort(tmp_path_factory.mktemp("cohort"), cases=16, seed=3, prevalence=0.5)
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """xdist hands out whole files (`--dist loadfile`), except the browser journeys, which go
+    to one worker together: one browser at a time on the machine (tests/browser/conftest.py's
+    lock), so a second worker would only wait for the lock."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class BrowsersTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(BROWSER_TESTS):
+                return BROWSER_TESTS
+            return super()._split_scope(nodeid)
+
+    return BrowsersTogether(config, log)
+
+
+BROWSER_TESTS = "tests/browser/"
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Longest first, so that across xdist workers (`--dist loadfile --no-loadscope-reorder`:
