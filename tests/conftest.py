@@ -113,6 +113,7 @@ def cohort(tmp_path_factory) -> Path:
     return generate_cohort(tmp_path_factory.mktemp("cohort"), cases=16, seed=3, prevalence=0.5)
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: absent under `-p no:xdist`
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """xdist hands out whole files (`--dist loadfile`), except the browser journeys, which go
     to one worker together: one browser at a time on the machine (tests/browser/conftest.py's

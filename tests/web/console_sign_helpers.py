@@ -6,11 +6,21 @@ from django.db import transaction
 
 from reports.models import Report
 from reports.services import report_draft
-from tests.web.test_reports_pages import vendor_run
+from tests.factories import RunFactory
 from validation.management.commands.demo import PROTOCOL
 from validation.models import MetricResult, ValidationRun
 from validation.protocol_document import with_defaults
 from validation.stats.evaluation import Plan, evaluate
+
+
+def vendor_run(world, **fields) -> ValidationRun:
+    """A run of vendor A's package on partner A's dataset."""
+    fields.setdefault("status", ValidationRun.Status.ISSUED)
+    run = RunFactory.create(package__vendor=world.vendor_a, **fields)
+    dataset = run.dataset_version.dataset
+    dataset.partner = world.partner_a
+    dataset.save()
+    return run
 
 
 def drafted_real_report(world) -> Report:

@@ -4,36 +4,22 @@ fragments and refusals), and the dataset cards."""
 
 import hashlib
 
-import numpy as np
 import pytest
-from django.db import transaction
 from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditAction, AuditEvent
 from reports.models import Report, Signature
-from reports.services import report_draft, report_sign
+from reports.services import report_sign
 from reports.signing import public_key_fingerprint, sign_digest
 from tests.factories import PASSWORD, CaseFactory, DatasetVersionFactory, RunFactory
 from tests.support.people import signed_in
-from validation.management.commands.demo import PROTOCOL
-from validation.models import DatasetGrant, MetricResult, ValidationRun
-from validation.protocol_document import with_defaults
-from validation.stats.evaluation import Plan, evaluate
+from tests.web.console_sign_helpers import drafted_real_report, vendor_run
+from validation.models import DatasetGrant, ValidationRun
 from validation.storage import media_path, media_put
 
 pytestmark = pytest.mark.django_db
-
-
-def vendor_run(world, **fields) -> ValidationRun:
-    """A run of vendor A's package on partner A's dataset."""
-    fields.setdefault("status", ValidationRun.Status.ISSUED)
-    run = RunFactory.create(package__vendor=world.vendor_a, **fields)
-    dataset = run.dataset_version.dataset
-    dataset.partner = world.partner_a
-    dataset.save()
-    return run
 
 
 def stored_report(
@@ -68,22 +54,7 @@ def stored_report(
 def issued_real_report(world) -> Report:
     """A report of a vendor A run issued the way the service issues one: real metric results,
     signed by the reviewer then QA, rendered by WeasyPrint (the issue task, eager here)."""
-    run = vendor_run(
-        world, status=ValidationRun.Status.REPORTING, protocol__document=with_defaults(PROTOCOL)
-    )
-    protocol = run.protocol.document
-    rng = np.random.default_rng(5)
-    y = rng.integers(0, 2, 120)
-    scores = np.clip(0.25 + 0.5 * y + rng.normal(0, 0.2, 120), 0, 1)
-    groups = {spec["attribute"]: rng.choice(["a", "b"], 120) for spec in protocol["subgroups"]}
-    plan = Plan.from_protocol(protocol, threshold=float(run.package.manifest["threshold"]))
-    sections = evaluate(y, scores, groups, plan)
-    sections.pop("scoring")
-    sections["failures"] = {"by_category": [], "n_cases": 120, "n_scored": 120}
-    for section, value in sections.items():
-        MetricResult.objects.create(run=run, section=section, value=value)
-    with transaction.atomic():  # as the run's reporting stage drafts it
-        report = report_draft(run=run)
+    report = drafted_real_report(world)
     report_sign(actor=world.reviewer, report=report, password=PASSWORD, meaning="reviewed")
     with TestCase.captureOnCommitCallbacks(execute=True):
         report_sign(actor=world.qa, report=report, password=PASSWORD, meaning="approved")
