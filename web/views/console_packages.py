@@ -17,7 +17,7 @@ from validation.models import ModelPackage, Role
 from validation.services.packages import package_review
 from web.access import role_required, roles
 from web.views.console_queue import team_or_auditor
-from web.views.flow import HtmxRequest, page_of, refusal_of, refused
+from web.views.flow import HtmxRequest, page_of, refusal_of, refused, state_filter
 from web.views.packages import badge
 from web.views.runs import run_badge
 
@@ -116,9 +116,8 @@ def _package_context(request: HttpRequest, package: ModelPackage) -> dict:
 
 @team_or_auditor
 def package_list(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", "")
-    if status not in Status.values:
-        status = ""
+    chosen = state_filter(request, Status.values, STATUS_CHOICES)
+    status = chosen["status"]
     packages = selectors.packages_visible_to(request.user).order_by("-submitted_at", "-id")
     if status:
         packages = packages.filter(status=status)
@@ -131,9 +130,7 @@ def package_list(request: HttpRequest) -> HttpResponse:
             "section": "console-packages",
             "page_obj": page,
             "rows": [{"package": p, "badge": badge(p.status)} for p in page.object_list],
-            "status": status,
-            "choices": STATUS_CHOICES,
-            "query": f"status={status}" if status else "",
+            **chosen,
         },
     )
 

@@ -15,7 +15,7 @@ from validation.models import ValidationRun
 from validation.services.runs import run_cancel, run_preflight, run_start
 from web.views.console_packages import can_act, team_acts
 from web.views.console_queue import team_or_auditor
-from web.views.flow import HtmxRequest, live, page_of, refusal_of, refused
+from web.views.flow import HtmxRequest, live, page_of, refusal_of, refused, state_filter
 from web.views.runs import BADGES, SCORED, run_badge, stepper
 
 Status = ValidationRun.Status
@@ -131,9 +131,8 @@ def run_new_preflight(request: HttpRequest) -> HttpResponse:
 
 @team_or_auditor
 def run_list(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", "")
-    if status not in Status.values:
-        status = ""
+    chosen = state_filter(request, Status.values, STATUS_CHOICES)
+    status = chosen["status"]
     runs = selectors.runs_listed(request.user, status=status)
     page = page_of(request, runs)
     return render(
@@ -144,9 +143,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
             "section": "console-runs",
             "page_obj": page,
             "rows": [{"run": r, "badge": run_badge(r.status)} for r in page.object_list],
-            "status": status,
-            "choices": STATUS_CHOICES,
-            "query": f"status={status}" if status else "",
+            **chosen,
             "can_launch": can_act(request),
         },
     )

@@ -26,6 +26,15 @@ def page_of(request: HttpRequest, items) -> Page:
     return Paginator(items, PER_PAGE).get_page(request.GET.get("page"))
 
 
+def state_filter(request: HttpRequest, states, choices) -> dict:
+    """A list's ?status= filter for web/partials/state_filter.html: the chosen state (one of
+    `states`, else none), the choices, and the query the page links keep."""
+    status = request.GET.get("status", "")
+    if status not in states:
+        status = ""
+    return {"status": status, "choices": choices, "query": f"status={status}" if status else ""}
+
+
 def form_failed(form: forms.Form, exc: ApplicationError) -> None:
     """A service's refusal on the form: its message, then every problem, one per line."""
     form.add_error(None, exc.message)
