@@ -100,6 +100,7 @@ def main() -> int:
                 "warm_median_s": statistics.median(w[2] for w in warm),
                 "warm_max_s": slowest[2],
                 "slowest": slowest[0],
+                "slowest_cold": max(cold, key=lambda v: v.seconds).url,
                 "statuses": sorted({v.status for v in cold}),
             }
         print(
@@ -119,7 +120,7 @@ def main() -> int:
         if args.json:
             args.json.write_text(json.dumps({"baseline_s": baseline, "roles": results}, indent=2))
         for label, r in results.items():
-            print(f"{label}: statuses {r['statuses']}")
+            print(f"{label}: statuses {r['statuses']}; slowest cold page {r['slowest_cold']}")
         for failure in failures:
             print("FAIL", failure)
         return 1 if failures else 0
