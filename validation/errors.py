@@ -2,21 +2,13 @@
 
 from typing import Any
 
-# What a refusal may quote back of the input: a 1 MB manifest name must not become a 1 MB
-# answer (issue 14, item 8). Messages and each listed problem are cut to these lengths.
-ECHO_CHARS = 200
+from blindspot_client.package.echo import bounded as bounded
+
+# What a refusal may quote back of the input (`bounded`, shared with the package format in the
+# client). Messages and each listed problem are cut to these lengths.
 MESSAGE_CHARS = 2000
 PROBLEM_CHARS = 500
 PROBLEMS_LISTED = 100
-
-
-def bounded(text: str, limit: int = ECHO_CHARS) -> str:
-    """`text` cut to `limit` characters, with an ellipsis and the original length when cut.
-    Deterministic, so an audit payload built from it hashes the same every time."""
-    text = str(text)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text)} characters)"
 
 
 def bounded_json(value: Any, *, chars: int = PROBLEM_CHARS, items: int = PROBLEMS_LISTED) -> Any:

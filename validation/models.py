@@ -6,12 +6,12 @@ Rows that the regulation freezes (sealed dataset versions, locked protocols) gua
 
 import secrets
 
+from blindspot_client.package.limits import PACKAGE_NAME_MAX_LENGTH, PACKAGE_VERSION_MAX_LENGTH
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from audit.immutability import FreezableModel
-from validation.packaging.limits import PACKAGE_NAME_MAX_LENGTH, PACKAGE_VERSION_MAX_LENGTH
 
 
 class OrganisationKind(models.TextChoices):

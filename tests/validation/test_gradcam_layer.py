@@ -18,8 +18,7 @@ import torch
 from torch import nn
 
 from validation.errors import ApplicationError
-from validation.packaging import build_package, default_manifest
-from validation.packaging.builder import export_model
+from validation.packaging import build_package, default_manifest, export_model
 from validation.runner.sandbox import detect_sandbox
 from validation.services.package_smoke import package_smoke_test
 

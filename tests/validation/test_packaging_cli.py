@@ -20,7 +20,7 @@ def _build(tmp_path, manifest, *extra):
         [
             sys.executable,
             "-m",
-            "validation.packaging",
+            "blindspot_client.package",
             "--model",
             "validation.synthetic.reference_model:TinyLesionNet",
             "--manifest",

@@ -29,7 +29,7 @@ from torch import nn
 from tests.support.hostile_models import pt2_with_pickled_weight
 from validation.runner import confinement
 from validation.runner import sandbox as sandbox_module
-from validation.runner.client import REPO_ROOT, ModelRunner, RunnerError
+from validation.runner.client import REPO_ROOT, WORKER_CODE, ModelRunner, RunnerError
 from validation.runner.sandbox import BwrapSandbox, detect_sandbox
 from validation.synthetic.reference_model import TinyLesionNet
 
@@ -366,7 +366,7 @@ with ModelRunner(sys.argv[2], start_timeout_s=60) as runner:
 def test_a_checkout_under_tmp_still_runs(reference_pt2, tmp_path):
     # The private /tmp is mounted before the binds, so code under /tmp (e.g. /tmp/fresh) is seen.
     checkout = tmp_path / "fresh"
-    for part in ("validation/__init__.py", "validation/runner"):
+    for part in WORKER_CODE:
         source, target = REPO_ROOT / part, checkout / part
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():

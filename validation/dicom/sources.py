@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Self
 
-from validation.bounded_io import LimitedReader
+from blindspot_client.package.bounded_io import LimitedReader
 
 DEFAULT_MAX_ARCHIVE_BYTES = 20 * 1024**3
 DEFAULT_MAX_TOTAL_BYTES = 64 * 1024**3

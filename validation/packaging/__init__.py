@@ -35,10 +35,13 @@ runs on an untrusted upload: it never extracts to disk, never follows links, sto
 as a limit is passed, and raises `PackageError` with a reason that is safe to show the uploader.
 It does not load the model: loading a `.pt2` runs code, so that happens only in the sandboxed
 runner (`validation.runner`).
+
+The code lives in the client package (`blindspot_client.package`, clients/python), which vendors
+install; this module re-exports it so the server imports one name.
 """
 
-from validation.packaging.builder import MAX_BATCH, build_package, export_model
-from validation.packaging.manifest import (
+from blindspot_client.package.builder import MAX_BATCH, build_package, export_model
+from blindspot_client.package.manifest import (
     MANIFEST_NAME,
     MANIFEST_SCHEMA,
     MODEL_NAME,
@@ -46,7 +49,7 @@ from validation.packaging.manifest import (
     default_manifest,
     manifest_errors,
 )
-from validation.packaging.reader import (
+from blindspot_client.package.reader import (
     DEFAULT_MAX_ARCHIVE_BYTES,
     DEFAULT_MAX_MEMBERS,
     DEFAULT_MAX_TOTAL_BYTES,

@@ -32,8 +32,10 @@ from validation.runner import confinement, protocol
 from validation.runner.sandbox import Sandbox, detect_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# What of the checkout the worker may see: its own package, nothing else (not var/, config/ ...).
-WORKER_CODE = ("validation/__init__.py", "validation/runner")
+# What of the checkout the worker may see: its own package and the client's (the Grad-CAM layer
+# rule lives in the package format), nothing else (not var/, config/ ...).
+CLIENT_SOURCE = "clients/python/src"
+WORKER_CODE = ("validation/__init__.py", "validation/runner", f"{CLIENT_SOURCE}/blindspot_client")
 EXIT_NO_CONFINEMENT = 5  # worker.EXIT_NO_CONFINEMENT (the worker module imports torch late)
 STDERR_TAIL_BYTES = 16 * 1024
 DETAIL_CHARS = 4000
@@ -576,7 +578,9 @@ class ModelRunner:
         threads = str(self.threads)
         environment = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "PYTHONPATH": str(REPO_ROOT),
+            # The checkout's client source first: an editable install's path (a .pth in the
+            # bound venv) may point elsewhere, and the sandbox binds only this copy.
+            "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / CLIENT_SOURCE}",
             "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,

@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from blindspot_client.package.gradcam_layer import activation_shape_problem
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
-
-from validation.runner.gradcam_layer import activation_shape_problem
 
 
 class UnknownLayerError(LookupError):

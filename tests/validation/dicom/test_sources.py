@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+from blindspot_client.package.bounded_io import LimitedReader
 
-from validation.bounded_io import LimitedReader
 from validation.dicom import sources as dataset_sources
 from validation.dicom.sources import (
     MANIFEST_NAME,

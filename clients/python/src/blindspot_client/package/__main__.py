@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from validation.packaging.builder import build_package
-from validation.packaging.manifest import manifest_errors
+from blindspot_client.package.builder import build_package
+from blindspot_client.package.manifest import manifest_errors
 
 
 def _load_callable(spec: str):

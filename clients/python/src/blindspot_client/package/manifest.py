@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from validation.errors import bounded
-from validation.packaging.limits import PACKAGE_NAME_MAX_LENGTH, PACKAGE_VERSION_MAX_LENGTH
+from blindspot_client.package.echo import bounded
+from blindspot_client.package.limits import PACKAGE_NAME_MAX_LENGTH, PACKAGE_VERSION_MAX_LENGTH
 
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.pt2"

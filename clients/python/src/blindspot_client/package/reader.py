@@ -12,8 +12,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
-from validation.bounded_io import LimitedReader
-from validation.packaging.manifest import MANIFEST_NAME, MODEL_FORMATS, MODEL_NAME
+from blindspot_client.package.bounded_io import LimitedReader
+from blindspot_client.package.manifest import MANIFEST_NAME, MODEL_FORMATS, MODEL_NAME
 
 DEFAULT_MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_TOTAL_BYTES = 1024 * 1024 * 1024

@@ -11,13 +11,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from validation.packaging.manifest import (
+from blindspot_client.package.gradcam_layer import activation_shape_problem
+from blindspot_client.package.manifest import (
     MANIFEST_NAME,
     MODEL_NAME,
     ONNX_MODEL_NAME,
     manifest_errors,
 )
-from validation.runner.gradcam_layer import activation_shape_problem
 
 if TYPE_CHECKING:  # torch is imported when a package is built, never by intake.
     import torch
