@@ -230,12 +230,11 @@ def main() -> int:
     from run import configure, use_broker, world  # bench/run.py, beside this script
 
     env = configure(args, var_dir)
-    from rest_framework.authtoken.models import Token
-
     from tests.support.worker_fleet import WorkerFleet
     from validation.models import Organisation, Role, ValidationRun
     from validation.services.organisations import user_create_with_role
     from validation.services.runs import run_start
+    from validation.services.tokens import api_token_create
 
     reviewer, package, version, protocol = world(args, var_dir)
     orgs = {org.kind: org for org in Organisation.objects.all()}
@@ -257,7 +256,7 @@ def main() -> int:
             organisation=orgs[Organisation.Kind.VENDOR],
             role=Role.VENDOR_MEMBER,
         )
-        tokens.append(Token.objects.create(user=user).key)
+        tokens.append(api_token_create(actor=user, name="bench api_load")[1])
 
     use_broker(env["CELERY_BROKER_URL"])
     runs_started: list = []

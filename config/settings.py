@@ -47,7 +47,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "django_htmx",
     "template_partials",
@@ -268,7 +267,6 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "validation.api.authentication.ApiTokenAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -314,6 +312,8 @@ SESSION_IDLE_SECONDS = int(env_float("BLINDSPOT_SESSION_IDLE_MINUTES", 30, minim
 SESSION_COOKIE_AGE = 12 * 3600
 # Named API tokens (validation.services.tokens) expire this many days after creation; 0: never.
 API_TOKEN_TTL_DAYS = env_int("BLINDSPOT_API_TOKEN_TTL_DAYS", 90, minimum=0)
+# Part "client" (issue 17): POST /api/v1/auth/token/ per client address (DRF rate: n/sec|min|hour).
+API_TOKEN_RATE = os.environ.get("BLINDSPOT_API_TOKEN_RATE", "10/min")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

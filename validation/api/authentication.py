@@ -12,8 +12,7 @@ KEYWORDS = (b"token", b"bearer")
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
-    """Only secrets with the named tokens' prefix are looked at here; any other Token header
-    goes on to DRF's own TokenAuthentication (listed after this class)."""
+    """The API's only token scheme: every token is a named one, stored hashed."""
 
     def authenticate(self, request):
         parts = authentication.get_authorization_header(request).split()
@@ -28,9 +27,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid token header.") from exc
         if not secret.startswith(SECRET_PREFIX):
-            if parts[0].lower() == b"bearer":
-                raise exceptions.AuthenticationFailed("Unknown API token.")
-            return None  # a DRF token: TokenAuthentication answers for it
+            raise exceptions.AuthenticationFailed("Unknown API token.")
         token = (
             ApiToken.objects.select_related("user")
             .filter(key_sha256=api_token_digest(secret))
@@ -64,6 +61,6 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "A named API token from the web app's API tokens page: "
-            "`Token bs_...` or `Bearer bs_...`.",
+            "description": "A named API token (POST /api/v1/auth/token/, or the web app's API "
+            "tokens page): `Bearer bs_...` or `Token bs_...`.",
         }

@@ -2,6 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from reports.api import ReportViewSet, signing_key
+from validation.api.auth import TokenObtainView  # part "client"
 from validation.api.datasets import (
     DatasetCardViewSet,
     DatasetImportViewSet,
@@ -24,4 +25,6 @@ urlpatterns = [
     path("signing-key/", signing_key, name="signing-key"),
     path("schemas/package-manifest/<str:version>/", manifest_schema, name="manifest-schema"),
     path("schemas/protocol/", protocol_schema, name="protocol-schema"),
+    # Part "client" (issue 17): tokens for the API and the blindspot command.
+    path("auth/token/", TokenObtainView.as_view(), name="auth-token"),
 ]
