@@ -10,10 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 DOCUMENT_KEY = b"blindspotdocumentsha256"
 SIGNATURE_KEY = b"blindspotservicesignature"
+MAX_STREAM = 16 * 2**20
+MAX_INFLATED = 16 * 2**20
 
 
 @dataclass
@@ -23,9 +27,22 @@ class OfflineCheck:
     document_sha256: str = ""
 
 
+def _sections(data: bytes) -> Iterator[bytes]:
+    """The file's bytes, then each Flate stream inflated (WeasyPrint keeps the info dictionary
+    in a compressed object stream), each at most MAX_INFLATED bytes."""
+    yield data
+    for match in re.finditer(rb"stream\r?\n", data):
+        inflater = zlib.decompressobj()
+        try:
+            yield inflater.decompress(data[match.end() : match.end() + MAX_STREAM], MAX_INFLATED)
+        except zlib.error:
+            continue
+
+
 def _pdf_string(data: bytes, key: bytes) -> str | None:
-    """The value of `/key` in a PDF's (uncompressed) info dictionary: a literal or hex string."""
-    match = re.search(rb"/" + key + rb"\s*(\((?:\\.|[^\\)])*\)|<[0-9A-Fa-f\s]*>)", data)
+    """The value of `/key` in a PDF's info dictionary: a literal or hex string."""
+    pattern = re.compile(rb"/" + key + rb"\s*(\((?:\\.|[^\\)])*\)|<[0-9A-Fa-f\s]*>)")
+    match = next((m for m in map(pattern.search, _sections(data)) if m is not None), None)
     if match is None:
         return None
     token = match.group(1)
