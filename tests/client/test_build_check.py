@@ -64,7 +64,7 @@ def vendor(tmp_path):
     (code / "vendorpkg" / "model.py").write_text(textwrap.dedent(VENDOR_CODE))
     sys.path.insert(0, str(code))
     try:
-        from vendorpkg.model import build  # type: ignore[import-not-found]
+        from vendorpkg.model import build
 
         torch.save(build().state_dict(), tmp_path / "good.pt")
         wrong = build().state_dict()
