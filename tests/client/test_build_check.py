@@ -205,9 +205,9 @@ def test_check_lists_intake_and_smoke_test_problems(vendor, package_file, tmp_pa
 
 def test_the_shipped_example_builds(tmp_path):
     done = blindspot(
-        "build", "--path", str(EXAMPLES), "--model", "lesionfinder.model:build",
-        "--manifest", str(EXAMPLES / "lesionfinder" / "manifest.json"), "--out", "lf.tar.gz",
+        "build", "--path", str(EXAMPLES), "--model", "examplenet.model:build",
+        "--manifest", str(EXAMPLES / "examplenet" / "manifest.json"), "--out", "lf.tar.gz",
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert read_package_contents(tmp_path / "lf.tar.gz").manifest["name"] == "LesionFinder"
+    assert read_package_contents(tmp_path / "lf.tar.gz").manifest["name"] == "ExampleNet"

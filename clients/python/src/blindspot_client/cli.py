@@ -251,6 +251,33 @@ def cmd_packages_review(args: argparse.Namespace) -> int:
     return OK
 
 
+# --- datasets and protocols ---------------------------------------------------------------
+
+
+def cmd_datasets_list(args: argparse.Namespace) -> int:
+    for dataset in api_for(args).list("datasets/"):
+        for version in dataset.get("versions") or []:
+            if args.quiet:
+                print(version["id"])
+            else:
+                print(
+                    f"{version['id']:>5}  {dataset['name']} v{version['version']}  "
+                    f"{version['status']}, {version['cases']} cases  ({dataset['partner']})"
+                )
+    return OK
+
+
+def cmd_protocols_list(args: argparse.Namespace) -> int:
+    for protocol in api_for(args).list("protocols/"):
+        if args.quiet:
+            print(protocol["id"])
+        else:
+            name = f"{protocol.get('name', '')} v{protocol.get('version', '')}"
+            locked = "locked" if protocol.get("locked_at") else "draft"
+            print(f"{protocol['id']:>5}  {name}  {locked}")
+    return OK
+
+
 # --- runs ----------------------------------------------------------------------------------
 
 
@@ -643,6 +670,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("package", type=_positive_id)
     p.add_argument("decision", choices=["approve", "reject"])
     p.add_argument("--note", default="", help="the review note the vendor reads")
+
+    datasets = commands.add_parser(
+        "datasets",
+        help="List the dataset versions you may see (their ids start runs).",
+        description="List the dataset versions you may see (their ids start runs).",
+    )
+    ds = datasets.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    p = add("list", cmd_datasets_list, "Each dataset version: id, name, state, cases.", under=ds)
+    p.add_argument("-q", "--quiet", action="store_true", help="version ids only")
+
+    protocols = commands.add_parser(
+        "protocols",
+        help="List the protocols you may see (their ids start runs).",
+        description="List the protocols you may see (their ids start runs).",
+    )
+    pr = protocols.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    p = add("list", cmd_protocols_list, "Each protocol: id, name and version, locked.", under=pr)
+    p.add_argument("-q", "--quiet", action="store_true", help="ids only")
 
     runs = commands.add_parser(
         "runs",

@@ -1,8 +1,8 @@
 """An example vendor model for `blindspot build`: a small CNN for 64x64 single-channel chest
 radiographs, one logit (sigmoid) per image. `build` is the callable `--model` names:
 
-    blindspot build --path clients/python/examples --model lesionfinder.model:build \\
-        --manifest clients/python/examples/lesionfinder/manifest.json --out lesionfinder.tar.gz
+    blindspot build --path clients/python/examples --model examplenet.model:build \\
+        --manifest clients/python/examples/examplenet/manifest.json --out examplenet.tar.gz
 
 Untrained (seeded): it shows the workflow, not a useful model; pass `--weights` with your own
 state dict to package trained weights."""
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 
-class LesionFinder(nn.Module):
+class ExampleNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
@@ -32,4 +32,4 @@ class LesionFinder(nn.Module):
 
 def build() -> nn.Module:
     torch.manual_seed(0)
-    return LesionFinder()
+    return ExampleNet()
