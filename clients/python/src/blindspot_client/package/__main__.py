@@ -1,13 +1,14 @@
 """Vendor-side command: turn a PyTorch model into a Blindspot package.
 
-    python -m validation.packaging \\
+    python -m blindspot_client.package \\
         --model mypackage.models:build_model --weights weights.pt \\
         --manifest manifest.json --example-batch 2 --out lesionfinder-1.0.0.tar.gz
 
 `--model` names a callable that returns an nn.Module (built on the vendor's own machine, with
 the vendor's own code); `--weights` is an optional state dict, loaded with weights_only=True.
-The example input shape comes from the manifest's input spec. Exit status 2 with every problem
-listed when the manifest or the model does not fit.
+The example input shape comes from the manifest's input spec. Exit status 2 when the manifest or
+the model does not fit. `blindspot build` (blindspot_client.cli) is the command vendors use: it
+lists every problem at once.
 """
 
 import argparse
@@ -29,7 +30,7 @@ def _load_callable(spec: str):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m validation.packaging",
+        prog="python -m blindspot_client.package",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
