@@ -2,7 +2,7 @@
 weights, the Grad-CAM layer, the output) with exit status 2, and builds a package intake
 reads; `blindspot check` runs intake's checks and a local smoke test. Run as a vendor runs
 them: the console script in a subprocess, the vendor's code on --path, no server checkout on
-PYTHONPATH."""
+PYTHONPATH. Those that start torch in a subprocess are `slow` (make test-fast skips them)."""
 
 import json
 import os
@@ -88,6 +88,7 @@ def build_args(vendor: Path, *, model="vendorpkg.model:build", manifest="manifes
     )  # fmt: skip
 
 
+@pytest.mark.slow  # a subprocess that imports torch and exports a model
 def test_a_good_model_builds_a_package_intake_reads_and_check_passes(vendor):
     done = blindspot(*build_args(vendor, extra=("--weights", "good.pt")), cwd=vendor)
     assert done.returncode == 0, done.stderr
@@ -99,6 +100,7 @@ def test_a_good_model_builds_a_package_intake_reads_and_check_passes(vendor):
     assert "Grad-CAM layer 'conv': activations of shape (8, 4, 64, 64)" in checked.stdout
 
 
+@pytest.mark.slow  # a subprocess that imports torch and exports a model
 def test_every_problem_is_listed_at_once(vendor):
     manifest = json.loads((vendor / "manifest.json").read_text())
     del manifest["threshold"]
@@ -119,6 +121,7 @@ def test_every_problem_is_listed_at_once(vendor):
     assert not (vendor / "tiny.tar.gz").exists()
 
 
+@pytest.mark.slow  # a subprocess that imports torch and exports a model
 def test_weights_that_do_not_fit_name_their_keys_with_the_layer_and_output_problems(vendor):
     manifest = json.loads((vendor / "manifest.json").read_text())
     manifest["gradcam_target_layer"] = "head"
@@ -186,6 +189,7 @@ def test_a_missing_manifest_and_an_unreadable_weights_file(vendor, in_process):
     assert "weights: cannot read junk.pt as a state dict" in stderr
 
 
+@pytest.mark.slow  # a subprocess that imports torch and exports a model
 def test_check_lists_intake_and_smoke_test_problems(vendor, package_file, tmp_path):
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"not an archive")
@@ -203,6 +207,7 @@ def test_check_lists_intake_and_smoke_test_problems(vendor, package_file, tmp_pa
     assert skipped.returncode == 0, skipped.stderr
 
 
+@pytest.mark.slow  # a subprocess that imports torch and exports a model
 def test_the_shipped_example_builds(tmp_path):
     done = blindspot(
         "build", "--path", str(EXAMPLES), "--model", "examplenet.model:build",

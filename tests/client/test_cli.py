@@ -135,6 +135,10 @@ def test_a_run_started_watched_signed_downloaded_and_verified(
     results = cli("results", str(run.pk), token=vendor)
     assert results.returncode == 0, results.stderr
     assert "auc" in results.stdout and "95% lower" in results.stdout
+    assert "PASS  Lower 95% bound of AUC >= 0.5 (observed" in results.stdout or (
+        "FAIL  Lower 95% bound of AUC >= 0.5 (observed" in results.stdout
+    )
+    assert "verdict: " in results.stdout
     as_json = json.loads(cli("results", str(run.pk), "--json", token=vendor).stdout)
     assert "primary" in as_json and "subgroups" in as_json
 

@@ -408,7 +408,10 @@ def cmd_results(args: argparse.Namespace) -> int:
         print("\nacceptance criteria:")
         for c in criteria:
             verdict = "PASS" if c.get("passed") else "FAIL"
-            print(f"  {verdict}  {c.get('text') or c.get('metric')}")
+            observed = (
+                f" (observed {_number(c['observed'])})" if c.get("observed") is not None else ""
+            )
+            print(f"  {verdict}  {c.get('name') or c.get('metric')}{observed}")
     if isinstance(acceptance, dict) and "verdict" in acceptance:
         print(f"\nverdict: {str(acceptance['verdict']).upper()}")
     subgroups = results.get("subgroups") or []
