@@ -23,14 +23,14 @@ class TokenRateThrottle(ScopedRateThrottle):
         return settings.API_TOKEN_RATE
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class ApiTokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
     name = serializers.CharField(max_length=NAME_MAX, required=False, default=DEFAULT_TOKEN_NAME)
     otp = serializers.CharField(max_length=16, required=False, default="", allow_blank=True)
 
 
-class TokenSerializer(serializers.Serializer):
+class ApiTokenIssuedSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="The secret: shown this once, stored only hashed.")
     name = serializers.CharField()
     prefix = serializers.CharField(help_text="The secret's first characters, to tell tokens apart.")
@@ -54,13 +54,17 @@ class TokenObtainView(APIView):
             "Wrong credentials answer 400 without saying which part was wrong; a locked "
             "account and too many requests answer 429."
         ),
-        request=TokenRequestSerializer,
-        responses={201: TokenSerializer, 400: OpenApiResponse(description="Refused")},
+        request=ApiTokenRequestSerializer,
+        responses={
+            201: ApiTokenIssuedSerializer,
+            400: OpenApiResponse(description="Wrong credentials, or a second factor missing"),
+            429: OpenApiResponse(description="A locked account, or too many requests"),
+        },
         auth=[],
         tags=["auth"],
     )
     def post(self, request):
-        data = TokenRequestSerializer(data=request.data)
+        data = ApiTokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token, secret = api_token_obtain(request=request._request, **data.validated_data)
         body = {
@@ -69,4 +73,4 @@ class TokenObtainView(APIView):
             "prefix": token.prefix,
             "expires_at": token.expires_at,
         }
-        return Response(TokenSerializer(body).data, status=status.HTTP_201_CREATED)
+        return Response(ApiTokenIssuedSerializer(body).data, status=status.HTTP_201_CREATED)
