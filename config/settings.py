@@ -288,6 +288,11 @@ SPECTACULAR_SETTINGS = {
         "ReportStatusEnum": "reports.models.Report.Status",
     },
 }
+# --- part "endpoints" (issue 17, item 3): the enums of me/, organisations/ and protocols/ ---
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] |= {
+    "RoleEnum": "validation.models.Role",
+    "OrganisationKindEnum": "validation.models.OrganisationKind",
+}
 
 # Sign-in (web/): Django's auth behind django-axes (lockout) and django-otp (TOTP).
 LOGIN_URL = "/accounts/login/"

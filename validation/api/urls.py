@@ -2,12 +2,14 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from reports.api import ReportViewSet, signing_key
+from validation.api.accounts import MeView, OrganisationViewSet
 from validation.api.datasets import (
     DatasetCardViewSet,
     DatasetImportViewSet,
     DatasetViewSet,
     GrantViewSet,
 )
+from validation.api.protocols import ProtocolViewSet
 from validation.api.views import PackageViewSet, RunViewSet, manifest_schema, protocol_schema
 
 router = DefaultRouter()
@@ -18,10 +20,15 @@ router.register("dataset-imports", DatasetImportViewSet, basename="dataset-impor
 router.register("dataset-cards", DatasetCardViewSet, basename="dataset-card")
 router.register("grants", GrantViewSet, basename="grant")
 router.register("reports", ReportViewSet, basename="report")
+# --- part "endpoints" (issue 17, item 3): me, organisations, protocols ---
+router.register("organisations", OrganisationViewSet, basename="organisation")
+router.register("protocols", ProtocolViewSet, basename="protocol")
 
 urlpatterns = [
     path("", include(router.urls)),
     path("signing-key/", signing_key, name="signing-key"),
     path("schemas/package-manifest/<str:version>/", manifest_schema, name="manifest-schema"),
     path("schemas/protocol/", protocol_schema, name="protocol-schema"),
+    # --- part "endpoints" (issue 17, item 3) ---
+    path("me/", MeView.as_view(), name="me"),
 ]
