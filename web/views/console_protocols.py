@@ -248,7 +248,9 @@ def _editor(request: HtmxRequest, *, base: Protocol | None) -> HttpResponse:
     form = ProtocolForm(data, initial=initial, fixed_name=fixed_name)
     if data is not None and form.is_valid():
         name = fixed_name or form.cleaned_data["name"]
-        _parsed, document, problems = parse_document(form.cleaned_data["document"])
+        parsed, document, problems = parse_document(form.cleaned_data["document"])
+        if parsed:  # what the check panel showed, at the same paths
+            problems += document_problems(document)
         if problems:
             form.add_error(None, "The protocol document is invalid.")
             for problem in problems:
