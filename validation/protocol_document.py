@@ -205,9 +205,10 @@ def _schema_problems(error: jsonschema.ValidationError) -> list[DocumentProblem]
 
 
 def _consistency_problems(document: dict) -> list[DocumentProblem]:
-    """What the schema cannot say: bins must increase, an attribute is declared once, and a
-    fairness criterion names a declared subgroup attribute."""
-    problems = []
+    """What the schema cannot say: no text holds a NUL character (PostgreSQL's jsonb cannot
+    store one), bins must increase, an attribute is declared once, and a fairness criterion
+    names a declared subgroup attribute."""
+    problems = list(_nul_problems(document, ()))
     declared = [spec["attribute"] for spec in document.get("subgroups", [])]
     for i, spec in enumerate(document.get("subgroups", [])):
         bins = spec.get("bins")
@@ -233,6 +234,17 @@ def _consistency_problems(document: dict) -> list[DocumentProblem]:
                 )
             )
     return problems
+
+
+def _nul_problems(value, path: tuple[str | int, ...]):
+    if isinstance(value, str) and "\x00" in value:
+        yield DocumentProblem(path, "contains a NUL character (U+0000), which cannot be stored")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _nul_problems(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_problems(item, (*path, index))
 
 
 def with_defaults(document: dict) -> dict:

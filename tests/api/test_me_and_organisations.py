@@ -18,7 +18,7 @@ from tests.support.people import WORLD_PEOPLE
 from validation.models import Dataset, DatasetGrant, Membership, Organisation, Role
 from validation.services.tokens import api_token_create
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 MISSING = 987654
 

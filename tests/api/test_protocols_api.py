@@ -18,7 +18,7 @@ from validation.models import Dataset, DatasetGrant, Protocol
 from validation.protocol_document import DEFAULTS, protocol_hash
 from validation.services.protocols import protocol_create, protocol_lock
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 MISSING = 987654
 NOT_TEAM = ["vendor_user", "other_vendor_user", "steward", "other_steward", "auditor"]
@@ -282,6 +282,17 @@ def test_a_document_that_is_no_object_is_a_problem_of_the_whole_document(world, 
     response = _client(world.reviewer).post("/api/v1/protocols/", body, format="json")
     assert response.status_code == 400
     assert _paths(response.json()) == [path]
+
+
+def test_a_nul_character_is_refused_at_its_path_not_stored(world):
+    """SQLite would store it; PostgreSQL's jsonb cannot (the integration tier runs this there)."""
+    document = protocol_document(subgroups=[{"attribute": "a\x00b"}])
+    response = _client(world.reviewer).post(
+        "/api/v1/protocols/", {"name": "N", "document": document}, format="json"
+    )
+    assert response.status_code == 400
+    assert _paths(response.json()) == ["document.subgroups[0].attribute"]
+    assert not Protocol.objects.exists()
 
 
 def test_a_request_without_a_name_or_a_document_is_refused(world):

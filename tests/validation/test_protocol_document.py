@@ -47,3 +47,11 @@ def test_a_valid_document_has_no_problem_and_the_consistency_checks_come_after_t
     ]
     both = {**twice, "min_cell_size": 0}  # the schema's problem hides the consistency check
     assert [p.path for p in protocol_problems(both)] == [("min_cell_size",)]
+
+
+def test_a_nul_character_is_a_problem_at_its_path():
+    """PostgreSQL's jsonb refuses U+0000 (a 500 on save, found by probing the API)."""
+    document = protocol_document(subgroups=[{"attribute": "sex"}, {"attribute": "a\x00b"}])
+    [problem] = protocol_problems(document)
+    assert problem.dotted() == "document.subgroups[1].attribute"
+    assert "NUL" in problem.message
