@@ -293,6 +293,17 @@ def test_a_nul_character_is_refused_at_its_path_not_stored(world):
     assert response.status_code == 400
     assert _paths(response.json()) == ["document.subgroups[0].attribute"]
     assert not Protocol.objects.exists()
+    # An unknown key holding one: its problem quotes it back, and the refusal's audit event
+    # stores that answer (it was a 500 on PostgreSQL before the NUL was written out).
+    unknown = _client(world.reviewer).post(
+        "/api/v1/protocols/",
+        {"name": "N", "document": protocol_document(**{"x\x00": 1})},
+        format="json",
+    )
+    assert unknown.status_code == 400
+    assert _paths(unknown.json()) == ["document.x\\u0000"]
+    [refusal] = _events(AuditAction.REQUEST_REFUSED)[-1:]
+    assert refusal.payload["answer"] == unknown.json()
 
 
 def test_a_request_without_a_name_or_a_document_is_refused(world):
