@@ -6,6 +6,7 @@ Production (BLINDSPOT_ENV=production) demands every secret and refuses insecure 
 
 import os
 from pathlib import Path
+from typing import cast
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -286,6 +287,11 @@ SPECTACULAR_SETTINGS = {
         "ReportStatusEnum": "reports.models.Report.Status",
     },
 }
+# --- part "endpoints" (issue 17, item 3): the enums of me/, organisations/ and protocols/ ---
+cast(dict, SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).update(
+    RoleEnum="validation.models.Role",
+    OrganisationKindEnum="validation.models.OrganisationKind",
+)
 
 # Sign-in (web/): Django's auth behind django-axes (lockout) and django-otp (TOTP).
 LOGIN_URL = "/accounts/login/"

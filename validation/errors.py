@@ -1,5 +1,6 @@
 """Refusals safe to show the person who asked, and the bound on what they may echo back."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from blindspot_client.package.echo import bounded as bounded
@@ -35,8 +36,10 @@ def bounded_json(value: Any, *, chars: int = PROBLEM_CHARS, items: int = PROBLEM
 
 class ApplicationError(Exception):
     """A refusal whose message is safe to show the person who asked (becomes a 4xx). Its
-    message and problems are bounded here, once, whatever input they quote. `audited`: the
-    service already wrote the refusal's own audit event (the API records the others)."""
+    message and problems are bounded here, once, whatever input they quote. A problem is a
+    sentence or, where it has a place in the input, `{"path": "document.subgroups[1].bins",
+    "detail": "..."}`. `audited`: the service already wrote the refusal's own audit event (the
+    API records the others)."""
 
     status_code = 400
 
@@ -44,7 +47,7 @@ class ApplicationError(Exception):
         self,
         message: str,
         *,
-        errors: list[str] | None = None,
+        errors: Sequence[str | dict[str, str]] | None = None,
         status_code: int | None = None,
         audited: bool = False,
     ):

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from typing import NamedTuple
 
 import jsonschema
 
@@ -144,41 +145,106 @@ DEFAULTS = {
 }
 
 
-def protocol_errors(document) -> list[str]:
-    """Every schema violation, each as 'path: message'."""
+class DocumentProblem(NamedTuple):
+    """One problem of a protocol document: where (keys and list indexes from the document's
+    root; empty for the document itself) and what."""
+
+    path: tuple[str | int, ...]
+    message: str
+
+    def slashed(self) -> str:
+        """The path as the console shows it: `acceptance_criteria/0/metric`."""
+        return "/".join(str(p) for p in self.path) or "(document)"
+
+    def dotted(self, root: str = "document") -> str:
+        """The path as the API reports it: `document.acceptance_criteria[0].metric`."""
+        text = root
+        for part in self.path:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        return text
+
+
+def protocol_problems(document) -> list[DocumentProblem]:
+    """Every problem of the document, each at its path: the schema's violations (a missing or
+    unknown key at the key itself), then, for a document the schema accepts, the consistency
+    checks."""
     validator = jsonschema.Draft202012Validator(PROTOCOL_SCHEMA)
-    errors = []
-    for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
-        path = "/".join(str(p) for p in error.absolute_path) or "(document)"
-        message = error.message
-        if path == "calibration/bins" and error.validator == "maximum":
-            message = (
-                f"at most {MAX_CALIBRATION_BINS} calibration bins, got {error.instance!r}: every "
-                "bin is a cell of the disclosure rule, so more bins only mean more suppressed "
-                "ones (and a wider channel for a model's scores)"
-            )
-        errors.append(f"{path}: {message}")
-    return errors or _consistency_errors(document)
+    problems: list[DocumentProblem] = []
+    for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path))):
+        for problem in _schema_problems(error):
+            if problem not in problems:  # each missing key once, though named by one error each
+                problems.append(problem)
+    return problems or _consistency_problems(document)
 
 
-def _consistency_errors(document: dict) -> list[str]:
-    """What the schema cannot say: bins must increase, an attribute is declared once, and a
-    fairness criterion names a declared subgroup attribute."""
-    errors = []
+def protocol_errors(document) -> list[str]:
+    """Every problem, each as 'path: message' (the path slashed, as the console shows it)."""
+    return [f"{p.slashed()}: {p.message}" for p in protocol_problems(document)]
+
+
+def _schema_problems(error: jsonschema.ValidationError) -> list[DocumentProblem]:
+    path = tuple(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [key for key in error.validator_value if key not in error.instance]
+        return [DocumentProblem((*path, key), f"{key!r} is a required property") for key in missing]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        return [
+            DocumentProblem((*path, key), f"{key!r} is not a key the protocol document has here")
+            for key in error.instance
+            if key not in known
+        ]
+    message = error.message
+    if path == ("calibration", "bins") and error.validator == "maximum":
+        message = (
+            f"at most {MAX_CALIBRATION_BINS} calibration bins, got {error.instance!r}: every "
+            "bin is a cell of the disclosure rule, so more bins only mean more suppressed "
+            "ones (and a wider channel for a model's scores)"
+        )
+    return [DocumentProblem(path, message)]
+
+
+def _consistency_problems(document: dict) -> list[DocumentProblem]:
+    """What the schema cannot say: no text holds a NUL character (PostgreSQL's jsonb cannot
+    store one), bins must increase, an attribute is declared once, and a fairness criterion
+    names a declared subgroup attribute."""
+    problems = list(_nul_problems(document, ()))
     declared = [spec["attribute"] for spec in document.get("subgroups", [])]
     for i, spec in enumerate(document.get("subgroups", [])):
         bins = spec.get("bins")
         if bins and any(b <= a for a, b in zip(bins, bins[1:], strict=False)):
-            errors.append(f"subgroups/{i}/bins: must be strictly increasing, got {bins}")
+            problems.append(
+                DocumentProblem(
+                    ("subgroups", i, "bins"), f"must be strictly increasing, got {bins}"
+                )
+            )
         if spec["attribute"] in declared[:i]:
-            errors.append(f"subgroups/{i}/attribute: {spec['attribute']!r} is declared twice")
+            problems.append(
+                DocumentProblem(
+                    ("subgroups", i, "attribute"), f"{spec['attribute']!r} is declared twice"
+                )
+            )
     for i, criterion in enumerate(document.get("fairness_criteria", [])):
         if criterion["attribute"] not in declared:
-            errors.append(
-                f"fairness_criteria/{i}/attribute: {criterion['attribute']!r} is not one of the "
-                f"protocol's subgroup attributes ({', '.join(declared) or 'none declared'})"
+            problems.append(
+                DocumentProblem(
+                    ("fairness_criteria", i, "attribute"),
+                    f"{criterion['attribute']!r} is not one of the protocol's subgroup "
+                    f"attributes ({', '.join(declared) or 'none declared'})",
+                )
             )
-    return errors
+    return problems
+
+
+def _nul_problems(value, path: tuple[str | int, ...]):
+    if isinstance(value, str) and "\x00" in value:
+        yield DocumentProblem(path, "contains a NUL character (U+0000), which cannot be stored")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _nul_problems(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_problems(item, (*path, index))
 
 
 def with_defaults(document: dict) -> dict:

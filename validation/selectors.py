@@ -313,22 +313,66 @@ def run_execution(run: ValidationRun, shards: list | None = None) -> dict:
 
 def protocols_visible_to(user) -> QuerySet[Protocol]:
     """The validation team, auditors and partner stewards (who grant per protocol) may name any
-    protocol; a vendor only those of its runs and of grants that apply to it."""
+    protocol; a vendor only those of its runs and of grants that apply to it, and every locked
+    one where a grant to it names no protocol (it may be validated under any of them)."""
     qs = Protocol.objects.all()
     if is_validation_team(user) or is_auditor(user) or org_ids_of(user, Role.PARTNER_STEWARD):
         return qs
     vendors = org_ids_of(user, Role.VENDOR_MEMBER)
+    if not vendors:  # a grant to any vendor applies to vendors only
+        return qs.none()
     granted = DatasetGrant.objects.filter(
         Q(vendor_id__in=vendors) | Q(vendor__isnull=True), revoked_at__isnull=True
     )
-    return qs.filter(
-        Q(pk__in=ValidationRun.objects.filter(package__vendor_id__in=vendors).values("protocol"))
-        | Q(pk__in=granted.values("protocol"))
-    )
+    visible = Q(
+        pk__in=ValidationRun.objects.filter(package__vendor_id__in=vendors).values("protocol")
+    ) | Q(pk__in=granted.values("protocol"))
+    if granted.filter(protocol__isnull=True).exists():
+        visible |= Q(locked_at__isnull=False)
+    return qs.filter(visible)
 
 
 def protocol_get_visible(*, user, pk) -> Protocol:
     return get_or_404(protocols_visible_to(user), pk)
+
+
+def protocols_listed(user) -> QuerySet[Protocol]:
+    """`protocols_visible_to` in the order the API lists them (oldest first, so a cursor holds)."""
+    return protocols_visible_to(user).order_by("pk")
+
+
+def organisations_visible_to(user) -> QuerySet[Organisation]:
+    """The organisations a user may name by id, oldest first: their own; the validation team
+    and auditors every one; a partner steward every vendor (to grant datasets to); a vendor
+    member the partners whose datasets are granted to it (or to any vendor) or its runs used."""
+    qs = Organisation.objects.order_by("pk")
+    if is_validation_team(user) or is_auditor(user):
+        return qs
+    visible = Q(pk__in=Membership.objects.filter(user_id=user.pk).values("organisation_id"))
+    if org_ids_of(user, Role.PARTNER_STEWARD):
+        visible |= Q(kind=Organisation.Kind.VENDOR)
+    vendors = org_ids_of(user, Role.VENDOR_MEMBER)
+    if vendors:
+        partner = "dataset_version__dataset__partner_id"
+        granted = DatasetGrant.objects.filter(
+            Q(vendor_id__in=vendors) | Q(vendor__isnull=True), revoked_at__isnull=True
+        )
+        used = ValidationRun.objects.filter(package__vendor_id__in=vendors)
+        visible |= Q(pk__in=granted.values(partner)) | Q(pk__in=used.values(partner))
+    return qs.filter(visible)
+
+
+def organisation_get_visible(*, user, pk) -> Organisation:
+    return get_or_404(organisations_visible_to(user), pk)
+
+
+def memberships_of(user) -> QuerySet[Membership]:
+    """The user's own memberships with their organisations, by organisation then role."""
+    return (
+        Membership.objects.filter(user_id=user.pk)
+        .select_related("organisation")
+        .order_by("organisation_id", "role")
+    )
 
 
 def partner_get_visible(*, user, pk) -> Organisation:

@@ -16,6 +16,10 @@ ROLES = WORLD_PEOPLE
 SEES_PACKAGE = {"vendor_user", "reviewer", "qa", "auditor"}
 SEES_RUN = {"vendor_user", "steward", "reviewer", "qa", "auditor"}
 SEES_REPORT = SEES_RUN
+# The run's protocol: partner stewards grant per protocol, so each names every protocol.
+SEES_PROTOCOL = {"vendor_user", "steward", "other_steward", "reviewer", "qa", "auditor"}
+# Vendor A: stewards grant to vendors by id.
+SEES_ORGANISATION = {"vendor_user", "steward", "other_steward", "reviewer", "qa", "auditor"}
 MISSING_ID = 987654
 
 
@@ -51,7 +55,13 @@ def objects(world, tmp_path, settings):
         ],
     )
     MetricResult.objects.create(run=run, section="primary", value={"auc": {"estimate": 0.9}})
-    return {"packages": package, "runs": run, "reports": report}
+    return {
+        "packages": package,
+        "runs": run,
+        "reports": report,
+        "protocols": run.protocol,
+        "organisations": world.vendor_a,
+    }
 
 
 def client_for(user):
@@ -63,7 +73,13 @@ def client_for(user):
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(
     ("kind", "allowed"),
-    [("packages", SEES_PACKAGE), ("runs", SEES_RUN), ("reports", SEES_REPORT)],
+    [
+        ("packages", SEES_PACKAGE),
+        ("runs", SEES_RUN),
+        ("reports", SEES_REPORT),
+        ("protocols", SEES_PROTOCOL),
+        ("organisations", SEES_ORGANISATION),
+    ],
 )
 def test_list_and_detail_visibility(world, objects, role, kind, allowed):
     client = client_for(getattr(world, role))
@@ -145,7 +161,7 @@ def test_vendor_never_reads_failure_details(world, objects):
 
 def test_anonymous_is_refused_everywhere(objects):
     client = APIClient()
-    for kind in ("packages", "runs", "reports"):
+    for kind in ("packages", "runs", "reports", "protocols", "organisations", "me"):
         assert client.get(f"/api/v1/{kind}/").status_code == 401
 
 
@@ -158,6 +174,21 @@ def test_only_the_validation_team_starts_runs(world, objects):
     for role in ("vendor_user", "steward", "auditor"):
         response = client_for(getattr(world, role)).post("/api/v1/runs/", body, format="json")
         assert response.status_code in {403, 404}, role
+
+
+def test_only_the_validation_team_writes_protocols(world, objects):
+    protocol = objects["protocols"]
+    writes = [
+        ("/api/v1/protocols/", {"name": "P", "document": {}}),
+        (f"/api/v1/protocols/{protocol.pk}/versions/", {"document": {}}),
+        (f"/api/v1/protocols/{protocol.pk}/lock/", {}),
+    ]
+    for role in ROLES:
+        for path, body in writes:
+            response = client_for(getattr(world, role)).post(path, body, format="json")
+            # The team gets to the document's problems (400) or locks (200); no one else.
+            expected = {400, 200} if role in {"reviewer", "qa"} else {403}
+            assert response.status_code in expected, (role, path, response.content)
 
 
 def test_signing_key_is_public(db):

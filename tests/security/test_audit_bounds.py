@@ -120,3 +120,19 @@ def test_refusals_quote_input_bounded_with_its_length():
     assert len(refusal.message) < 2100 and refusal.message.endswith(f"({HUGE + 9} characters)")
     assert len(refusal.errors) == 101 and refusal.errors[-1] == "… (1000 items)"
     assert all(len(e) < 600 for e in refusal.errors)
+
+
+def test_refusals_write_out_a_nul_character_so_the_record_can_store_it(world):
+    """PostgreSQL's jsonb cannot store U+0000: a refusal quoting one failed to record (a 500)."""
+    assert bounded("a\x00b") == "a\\u0000b"
+    refusal = ApplicationError("bad \x00", errors=[{"path": "document.k\x00", "detail": "\x00"}])
+    assert refusal.message == "bad \\u0000"
+    assert refusal.errors == [{"path": "document.k\\u0000", "detail": "\\u0000"}]
+    with transaction.atomic():
+        event = audit_record(
+            actor=world.vendor_user,
+            action=AuditAction.REQUEST_REFUSED,
+            payload={"answer": {"detail": refusal.message, "errors": refusal.errors}},
+        )
+    event.refresh_from_db()
+    assert event.payload["answer"]["errors"] == refusal.errors

@@ -26,6 +26,7 @@ from validation.models import (
     DatasetImport,
     MetricResult,
     ModelPackage,
+    Protocol,
 )
 
 pytestmark = pytest.mark.django_db
@@ -144,6 +145,15 @@ PROBES = {
     "grant create: dataset version, by a vendor": Probe(
         VENDOR, "post", "/api/v1/grants/", "version", {"dataset_version": "ID", "vendor": "ID"}
     ),
+    "protocol detail": Probe(VENDOR, "get", "/api/v1/protocols/ID/", "protocol"),
+    "protocol new version": Probe(
+        VENDOR, "post", "/api/v1/protocols/ID/versions/", "protocol", {"document": {}}
+    ),
+    "protocol lock": Probe(VENDOR, "post", "/api/v1/protocols/ID/lock/", "protocol"),
+    "organisation detail": Probe(VENDOR, "get", "/api/v1/organisations/ID/", "partner"),
+    "organisation detail, by a partner": Probe(
+        STEWARD, "get", "/api/v1/organisations/ID/", "partner"
+    ),
     "report detail": Probe(VENDOR, "get", "/api/v1/reports/ID/", "report"),
     "report pdf": Probe(VENDOR, "get", "/api/v1/reports/ID/pdf/", "report"),
     "report sign": Probe(
@@ -209,6 +219,8 @@ def test_every_probe_leaves_the_hidden_objects_untouched(world, hidden):
     grant = DatasetGrant.objects.get(pk=hidden["grant"])
     assert grant.revoked_at is None
     assert ModelPackage.objects.get(pk=hidden["package"]).status == "submitted"
+    assert Protocol.objects.get(pk=hidden["protocol"]).locked_at is None
+    assert Protocol.objects.count() == 1
     assert not Dataset.objects.filter(name="Probe").exists()
 
 

@@ -22,7 +22,11 @@ from validation.errors import ApplicationError, PermissionDenied
 from validation.models import Case, DatasetVersion, ModelPackage, Protocol
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.packages import package_review, package_submit
-from validation.services.protocols import protocol_create, protocol_lock
+from validation.services.protocols import (
+    protocol_create,
+    protocol_lock,
+    protocol_version_create,
+)
 from validation.services.runs import run_start
 from validation.storage import package_staging_path
 
@@ -295,8 +299,8 @@ def test_protocol_lists_every_schema_violation(world):
                 "operating_point": {"source": "youden-on-test"},
             },
         )
-    errors = "\n".join(exc.value.errors)
-    assert "min_cell_size" in errors and "operating_point/source" in errors
+    paths = [e["path"] for e in exc.value.errors]
+    assert paths == ["document.min_cell_size", "document.operating_point.source"]
 
 
 @pytest.mark.integration
@@ -321,6 +325,26 @@ def test_protocol_lock_freezes_it(world):
 def test_vendors_cannot_write_protocols(world):
     with pytest.raises(PermissionDenied):
         protocol_create(actor=world.vendor_user, name="P", document=PROTOCOL)
+
+
+def test_only_the_team_locks_a_protocol_even_one_already_locked(world):
+    protocol = protocol_lock(
+        actor=world.reviewer,
+        protocol=protocol_create(actor=world.reviewer, name="P", document=PROTOCOL),
+    )
+    for user in (world.vendor_user, world.auditor):
+        with pytest.raises(PermissionDenied):
+            protocol_lock(actor=user, protocol=protocol)
+    assert protocol_lock(actor=world.qa, protocol=protocol).sha256 == protocol.sha256
+
+
+def test_a_new_version_takes_its_base_name_and_the_next_number(world):
+    first = protocol_create(actor=world.reviewer, name="P", document=PROTOCOL)
+    protocol_create(actor=world.reviewer, name="P", document=PROTOCOL)
+    third = protocol_version_create(actor=world.qa, base=first, document=PROTOCOL)
+    assert (third.name, third.version, third.is_locked) == ("P", 3, False)
+    with pytest.raises(PermissionDenied):
+        protocol_version_create(actor=world.steward, base=first, document=PROTOCOL)
 
 
 # --- run start ---------------------------------------------------------------------------------

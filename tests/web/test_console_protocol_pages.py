@@ -345,3 +345,17 @@ def test_an_auditor_reads_the_detail_with_no_action(world, first):
     assert page.status_code == 200
     assert "Chest screening v1" in html
     assert "Lock protocol" not in html and "Write a new version" not in html
+
+
+def test_a_refusal_with_paths_reads_as_lines_on_a_page():
+    """A service's problems at a path (the API's shape) show as `path: detail` on a page."""
+    from validation.errors import ApplicationError
+    from web.views.flow import refusal_of
+
+    refusal = ApplicationError(
+        "Invalid.", errors=[{"path": "document.min_cell_size", "detail": "0 is too small"}, "x"]
+    )
+    assert refusal_of(refusal) == {
+        "message": "Invalid.",
+        "errors": ["document.min_cell_size: 0 is too small", "x"],
+    }

@@ -3,12 +3,14 @@ from rest_framework.routers import DefaultRouter
 
 from reports.api import ReportViewSet, signing_key
 from validation.api.auth import TokenObtainView  # part "client"
+from validation.api.accounts import MeView, OrganisationViewSet
 from validation.api.datasets import (
     DatasetCardViewSet,
     DatasetImportViewSet,
     DatasetViewSet,
     GrantViewSet,
 )
+from validation.api.protocols import ProtocolViewSet
 from validation.api.views import PackageViewSet, RunViewSet, manifest_schema, protocol_schema
 
 router = DefaultRouter()
@@ -19,6 +21,9 @@ router.register("dataset-imports", DatasetImportViewSet, basename="dataset-impor
 router.register("dataset-cards", DatasetCardViewSet, basename="dataset-card")
 router.register("grants", GrantViewSet, basename="grant")
 router.register("reports", ReportViewSet, basename="report")
+# --- part "endpoints" (issue 17, item 3): me, organisations, protocols ---
+router.register("organisations", OrganisationViewSet, basename="organisation")
+router.register("protocols", ProtocolViewSet, basename="protocol")
 
 urlpatterns = [
     path("", include(router.urls)),
@@ -27,4 +32,6 @@ urlpatterns = [
     path("schemas/protocol/", protocol_schema, name="protocol-schema"),
     # Part "client" (issue 17): tokens for the API and the blindspot command.
     path("auth/token/", TokenObtainView.as_view(), name="auth-token"),
+    # --- part "endpoints" (issue 17, item 3) ---
+    path("me/", MeView.as_view(), name="me"),
 ]

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 from validation import selectors
 from validation.errors import PROBLEM_CHARS, ApplicationError, bounded
 from validation.models import Protocol, Role
-from validation.protocol_document import protocol_errors, with_defaults
+from validation.protocol_document import protocol_problems, with_defaults
 from validation.services.protocols import protocol_create, protocol_lock
 from web.access import role_required, roles
 from web.views.flow import HtmxRequest, form_failed, page_of, succeeded
@@ -100,11 +100,9 @@ def parse_document(text: str) -> tuple[bool, Any, list[Problem]]:
 
 def document_problems(document: Any) -> list[Problem]:
     """The protocol JSON Schema's and the consistency checks' problems, each at its path."""
-    problems = []
-    for line in protocol_errors(document):
-        where, _sep, message = line.partition(": ")
-        problems.append(Problem(where, bounded(message, PROBLEM_CHARS)))
-    return problems
+    return [
+        Problem(p.slashed(), bounded(p.message, PROBLEM_CHARS)) for p in protocol_problems(document)
+    ]
 
 
 @dataclass(frozen=True)
@@ -250,7 +248,9 @@ def _editor(request: HtmxRequest, *, base: Protocol | None) -> HttpResponse:
     form = ProtocolForm(data, initial=initial, fixed_name=fixed_name)
     if data is not None and form.is_valid():
         name = fixed_name or form.cleaned_data["name"]
-        _parsed, document, problems = parse_document(form.cleaned_data["document"])
+        parsed, document, problems = parse_document(form.cleaned_data["document"])
+        if parsed:  # what the check panel showed, at the same paths
+            problems += document_problems(document)
         if problems:
             form.add_error(None, "The protocol document is invalid.")
             for problem in problems:

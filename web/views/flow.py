@@ -39,12 +39,19 @@ def form_failed(form: forms.Form, exc: ApplicationError) -> None:
     """A service's refusal on the form: its message, then every problem, one per line."""
     form.add_error(None, exc.message)
     for problem in exc.errors:
-        form.add_error(None, problem)
+        form.add_error(None, problem_text(problem))
 
 
 def refusal_of(exc: ApplicationError) -> dict:
     """A service's refusal for a template: its message and every problem, one per line."""
-    return {"message": exc.message, "errors": [str(e) for e in exc.errors]}
+    return {"message": exc.message, "errors": [problem_text(e) for e in exc.errors]}
+
+
+def problem_text(problem: str | dict) -> str:
+    """One problem of a refusal as a line: a sentence, or `path: detail` for one with a path."""
+    if isinstance(problem, dict):
+        return f"{problem.get('path', '')}: {problem.get('detail', '')}"
+    return str(problem)
 
 
 def succeeded(request: HtmxRequest, url: str) -> HttpResponse:
