@@ -2,8 +2,8 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from reports.api import ReportViewSet, signing_key
-from validation.api.auth import TokenObtainView  # part "client"
 from validation.api.accounts import MeView, OrganisationViewSet
+from validation.api.auth import TokenObtainView
 from validation.api.datasets import (
     DatasetCardViewSet,
     DatasetImportViewSet,
@@ -21,7 +21,7 @@ router.register("dataset-imports", DatasetImportViewSet, basename="dataset-impor
 router.register("dataset-cards", DatasetCardViewSet, basename="dataset-card")
 router.register("grants", GrantViewSet, basename="grant")
 router.register("reports", ReportViewSet, basename="report")
-# --- part "endpoints" (issue 17, item 3): me, organisations, protocols ---
+# Who a user needs to name (organisations) and the analysis plans (protocols).
 router.register("organisations", OrganisationViewSet, basename="organisation")
 router.register("protocols", ProtocolViewSet, basename="protocol")
 
@@ -30,8 +30,7 @@ urlpatterns = [
     path("signing-key/", signing_key, name="signing-key"),
     path("schemas/package-manifest/<str:version>/", manifest_schema, name="manifest-schema"),
     path("schemas/protocol/", protocol_schema, name="protocol-schema"),
-    # Part "client" (issue 17): tokens for the API and the blindspot command.
+    # Named tokens for scripts and the blindspot command (username and password).
     path("auth/token/", TokenObtainView.as_view(), name="auth-token"),
-    # --- part "endpoints" (issue 17, item 3) ---
     path("me/", MeView.as_view(), name="me"),
 ]
