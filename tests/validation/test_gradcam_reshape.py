@@ -113,6 +113,17 @@ class _Block(nn.Module):
         return tokens + self.mlp(tokens)
 
 
+class _Encoder(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            OrderedDict(encoder_layer_0=_Block(dim), encoder_layer_1=_Block(dim))
+        )
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.layers(tokens)
+
+
 class TinyViT(nn.Module):
     """torchvision's ViT in miniature: 16 x 16 patches of a 64 x 64 image, a class token, position
     embeddings, two attention blocks, a head on the class token."""
@@ -122,16 +133,13 @@ class TinyViT(nn.Module):
         self.conv_proj = nn.Conv2d(1, dim, kernel_size=16, stride=16)
         self.class_token = nn.Parameter(torch.randn(1, 1, dim))
         self.position = nn.Parameter(torch.randn(1, 17, dim) * 0.1)
-        self.encoder = nn.Module()
-        self.encoder.layers = nn.Sequential(
-            OrderedDict(encoder_layer_0=_Block(dim), encoder_layer_1=_Block(dim))
-        )
+        self.encoder = _Encoder(dim)
         self.head = nn.Linear(dim, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         patches = self.conv_proj(images).flatten(2).transpose(1, 2)
         tokens = torch.cat([self.class_token.expand(images.shape[0], -1, -1), patches], dim=1)
-        return self.head(self.encoder.layers(tokens + self.position)[:, 0])
+        return self.head(self.encoder(tokens + self.position)[:, 0])
 
 
 def _tutorial_reshape(tensor, height=4, width=4):
