@@ -33,7 +33,7 @@ GIB = 1024**3
 MIB = 1024**2
 
 # RLIMIT_DATA counts what torch and pytorch-grad-cam map at import (~1.0-1.1 GiB) and a .pt2's
-# weights about 2.6 times while loading (file, tensors, unflatten's copy): a ViT-B/16 (330 MiB)
+# weights about 2.4 times while loading (file, tensors, unflatten's copy): a ViT-B/16 (330 MiB)
 # peaked at 1.85-2.0 GiB, too close to 2 GiB (docs/PACKAGE_FORMAT.md, "Models no one here wrote").
 DEFAULT_MEMORY_LIMIT_BYTES = 3 * GIB
 DEFAULT_CPU_LIMIT_S = 4 * 3600  # CPU seconds over the worker's warm life (all threads together)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import gc
 import logging
 import os
 import sys
@@ -121,10 +120,6 @@ class LoadedModel:
             # Moves constants too (`module.to` would not) and rewrites devices named in the graph.
             program = move_to_device_pass(program, self.device)
         self.module = torch.export.unflatten(program)
-        # unflatten copies the weights: without this the program's copy stays alive with the
-        # module's for the runner's life (+330 MiB for a ViT-B/16, docs/PACKAGE_FORMAT.md).
-        del program
-        gc.collect()
         self.output_columns: int | None = None
         static = [d for d in (self.input_shape or [])[1:] if d is not None]
         if self.input_shape is not None and len(static) == len(self.input_shape) - 1:
