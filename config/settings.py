@@ -185,7 +185,7 @@ RUNNER_BATCH_TIMEOUT_S = env_float("BLINDSPOT_RUNNER_BATCH_TIMEOUT_S", 120, mini
 RUNNER_ALLOW_UNSANDBOXED = env_bool("BLINDSPOT_RUNNER_ALLOW_UNSANDBOXED", False)
 # Per-worker confinement of the model process: RLIMIT_DATA and RLIMIT_CPU (over its warm life).
 RUNNER_MEMORY_LIMIT_BYTES = env_int(
-    "BLINDSPOT_RUNNER_MEMORY_LIMIT_BYTES", 2 * 1024**3, minimum=64 * 1024**2
+    "BLINDSPOT_RUNNER_MEMORY_LIMIT_BYTES", 3 * 1024**3, minimum=64 * 1024**2
 )
 RUNNER_CPU_LIMIT_S = env_float("BLINDSPOT_RUNNER_CPU_LIMIT_S", 4 * 3600, minimum=1)
 # A warm runner unused this long is closed (it holds a model and a process).

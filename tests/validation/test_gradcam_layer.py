@@ -107,5 +107,6 @@ def test_intake_refuses_a_token_layer_with_the_rule_not_a_traceback(settings):
     assert refusal.message.startswith("Smoke test failed: the Grad-CAM target layer")
     assert TOKEN_LAYER in refusal.message and TOKEN_SHAPE in refusal.message, refusal.message
     assert "4-D activations (N, C, H, W)" in refusal.message
+    assert "gradcam_reshape" in refusal.message  # the way out for a token layer (issue 17)
     assert "Traceback" not in refusal.message
     assert not any("Traceback" in error for error in refusal.errors), refusal.errors

@@ -305,7 +305,7 @@ def test_isolation_states_what_is_enforced(forever_pt2):
         "uid/gid 65534",
         "read-only binds",
         "private /tmp",
-        "DATA 2 GiB",
+        "DATA 3 GiB",
         "CPU unlimited",
         "NOFILE 256",
         "FSIZE 16 MiB",

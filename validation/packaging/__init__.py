@@ -27,6 +27,9 @@ A package is one `.tar.gz` (or plain `.tar`) holding exactly two regular files:
   ``threshold``  the vendor's operating point on the activated score, declared before testing and
       never tuned on test data.
   ``gradcam_target_layer``  dotted submodule path for Grad-CAM, e.g. "block3" or "layer4.1".
+  ``gradcam_reshape`` (optional)  for a token layer (N, T, D): {"layout": "tokens", "grid":
+      [h, w], "skip_tokens": k}, the first k tokens dropped and the rest laid out on the h x w
+      grid (T - k = h * w; see `blindspot_client.package.gradcam_layer`).
   ``training_data`` (optional)  {"sites": [...], "scanners": [...], "date_range": [start, end]}
       with ISO dates; used for the independence check against the test data.
 

@@ -307,6 +307,11 @@ class ModelRunner:
     def ping(self) -> dict[str, Any]:
         return self._request("ping")[0]
 
+    def memory(self, *, reset_peak: bool = False) -> dict[str, int | None]:
+        """The worker's memory in bytes as its kernel counts it (`confinement.memory_used`):
+        ``peak_rss`` since start or the previous reset, ``rss``, ``data`` (RLIMIT_DATA's)."""
+        return self._request("ping", {"reset_peak": reset_peak})[0]["memory"]
+
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Raw model outputs, float32 (N, K), for float32 images (N, C, H, W)."""
         batches = self._batches(images)
@@ -319,10 +324,18 @@ class ModelRunner:
         )
 
     def gradcam(
-        self, images: np.ndarray, target_layer: str, target_index: int = 0
+        self,
+        images: np.ndarray,
+        target_layer: str,
+        target_index: int = 0,
+        *,
+        reshape: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(outputs float32 (N, K), CAMs float32 (N, H, W) in 0..1) for output `target_index`."""
-        params = {"target_layer": target_layer, "target_index": target_index}
+        """(outputs float32 (N, K), CAMs float32 (N, H, W) in 0..1) for output `target_index`;
+        `reshape` is the manifest's ``gradcam_reshape`` for a token layer."""
+        params: dict[str, Any] = {"target_layer": target_layer, "target_index": target_index}
+        if reshape is not None:
+            params["reshape"] = reshape
         batches = self._batches(images)
         outputs, cams = [], []
         for (logits, maps), batch in zip(
@@ -584,6 +597,9 @@ class ModelRunner:
             "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
+            # SciPy's OpenBLAS (imported with pytorch-grad-cam, never computing here) reserves
+            # a buffer per thread: ~200 MiB of RLIMIT_DATA at 15 threads, for nothing.
+            "OPENBLAS_NUM_THREADS": "1",
             **ALLOCATOR_ENV,
         }
         if self._may_use_gpu and "CUDA_VISIBLE_DEVICES" in os.environ:

@@ -32,7 +32,10 @@ from typing import Any
 GIB = 1024**3
 MIB = 1024**2
 
-DEFAULT_MEMORY_LIMIT_BYTES = 2 * GIB  # FIELD-NOTES: 1.25 GiB ran resnet18; torchvision needs ~1.5
+# RLIMIT_DATA counts what torch and pytorch-grad-cam map at import (~1.0-1.1 GiB) and a .pt2's
+# weights about 2.4 times while loading (file, tensors, unflatten's copy): a ViT-B/16 (330 MiB)
+# peaked at 1.85-2.0 GiB, too close to 2 GiB (docs/PACKAGE_FORMAT.md, "Models no one here wrote").
+DEFAULT_MEMORY_LIMIT_BYTES = 3 * GIB
 DEFAULT_CPU_LIMIT_S = 4 * 3600  # CPU seconds over the worker's warm life (all threads together)
 DEFAULT_OPEN_FILES = 256
 DEFAULT_FILE_SIZE_BYTES = 16 * MIB
@@ -185,6 +188,27 @@ def measure(*, nproc_holds: bool | None) -> dict[str, Any]:
         "gid": os.getgid(),
         "nproc_holds": nproc_holds,
     }
+
+
+def memory_used(*, reset_peak: bool = False) -> dict[str, int | None]:
+    """This process's memory as the kernel counts it, in bytes: ``peak_rss`` (VmHWM, the
+    resident high-water mark), ``rss`` (VmRSS) and ``data`` (VmData, what RLIMIT_DATA bounds).
+    With `reset_peak`, the high-water mark then starts again from the current RSS (clear_refs
+    5), so the next reading is the peak of what ran in between; None when /proc refuses it."""
+    status = _proc_status()
+
+    def kib(field: str) -> int | None:
+        value = _int(status.get(field))
+        return None if value is None else value * 1024
+
+    used = {"peak_rss": kib("VmHWM"), "rss": kib("VmRSS"), "data": kib("VmData")}
+    if reset_peak:
+        try:
+            with open("/proc/self/clear_refs", "w") as handle:
+                handle.write("5")
+        except OSError:
+            used["peak_rss"] = None
+    return used
 
 
 def _proc_status() -> dict[str, str]:

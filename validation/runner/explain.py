@@ -10,11 +10,16 @@ grad, because with nothing requiring grad the backward pass has nothing to diffe
 On a GPU the forward pass runs under the worker's autocast (if any), and the target layer's output
 is cast back to float32 for pytorch-grad-cam, which turns activations and gradients into numpy
 arrays (numpy has no bfloat16, and float16 CAMs would be coarse).
+
+A token layer (N, T, D) is explained through the manifest's declared ``gradcam_reshape``
+(`gradcam_layer`), handed to pytorch-grad-cam as its ``reshape_transform``, exactly as its ViT
+tutorial does: activations and gradients both become (N, D, h, w) maps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +36,16 @@ class UnknownLayerError(LookupError):
 
 
 class LayerShapeError(ValueError):
-    """The target layer's output is not 4-D activations (`gradcam_layer`)."""
+    """The target layer's output is neither 4-D activations nor tokens that the declared
+    reshape fits (`gradcam_layer`)."""
+
+
+def tokens_to_map(tokens: torch.Tensor, reshape: dict[str, Any]) -> torch.Tensor:
+    """(N, T, D) tokens -> (N, D, h, w): the first ``skip_tokens`` dropped, the rest laid out
+    row by row on ``grid`` [h, w] (pytorch-grad-cam's ViT ``reshape_transform``)."""
+    height, width = reshape["grid"]
+    patches = tokens[:, reshape.get("skip_tokens", 0) :, :]
+    return patches.reshape(tokens.size(0), height, width, tokens.size(2)).permute(0, 3, 1, 2)
 
 
 class GradCamExplainer:
@@ -49,17 +63,23 @@ class GradCamExplainer:
         self._input_needs_grad = False
 
     def __call__(
-        self, images: torch.Tensor, target_layer: str, target_index: int
+        self,
+        images: torch.Tensor,
+        target_layer: str,
+        target_index: int,
+        *,
+        reshape: dict[str, Any] | None = None,
     ) -> tuple[torch.Tensor, np.ndarray]:
         """Return (model output (N, K) on the module's device, CAMs (N, H, W) float32 numpy
-        scaled to 0..1 per image)."""
+        scaled to 0..1 per image); `reshape` is the manifest's ``gradcam_reshape``."""
         layer = self._prepare(target_layer)
-        # Before GradCAM's hooks: a token layer's (N, T, D) output stops the pass with the rule,
-        # not a reshape error deep inside pytorch-grad-cam.
-        shape_check = layer.register_forward_hook(_require_4d(target_layer))
+        # Before GradCAM's hooks: a token layer's (N, T, D) output without a reshape that fits
+        # stops the pass with the rule, not a reshape error deep inside pytorch-grad-cam.
+        shape_check = layer.register_forward_hook(_require_shape(target_layer, reshape))
         # Registered before GradCAM's own hooks, so they see (and differentiate) float32.
         as_float = layer.register_forward_hook(_float32_output)
-        cam = GradCAM(model=self._module, target_layers=[layer])
+        transform = None if reshape is None else functools.partial(tokens_to_map, reshape=reshape)
+        cam = GradCAM(model=self._module, target_layers=[layer], reshape_transform=transform)
         try:
             with torch.enable_grad(), self._autocast():
                 images = images.to(self._device)
@@ -91,10 +111,12 @@ class GradCamExplainer:
         return layer
 
 
-def _require_4d(target_layer: str) -> Callable[[nn.Module, Any, Any], None]:
+def _require_shape(
+    target_layer: str, reshape: dict[str, Any] | None
+) -> Callable[[nn.Module, Any, Any], None]:
     def check(module: nn.Module, inputs: Any, output: Any) -> None:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
-        problem = activation_shape_problem(target_layer, shape)
+        problem = activation_shape_problem(target_layer, shape, reshape)
         if problem is not None:
             raise LayerShapeError(problem)
 

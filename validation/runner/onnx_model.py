@@ -87,5 +87,5 @@ class OnnxModel:
             raise UnsupportedOperation(f"the model returned shape {output.shape}")
         return output.astype(np.float32, copy=False)
 
-    def gradcam(self, images, target_layer, target_index):
+    def gradcam(self, images, target_layer, target_index, reshape=None):
         raise UnsupportedOperation("Grad-CAM is not available for ONNX packages")

@@ -11,9 +11,12 @@ stderr: fd 1 is pointed at stderr before any vendor code runs, so a stray `print
 cannot corrupt the reply stream.
 
 Ops: ``ping`` (returns load facts, with ``confinement.measured``: the limits the worker
-measured on itself at start, see `confinement.measure`), ``predict`` (float32 (N, C, H, W) ->
+measured on itself at start, see `confinement.measure`, and ``memory``: its memory now and its
+peak since start or since the last ping with ``reset_peak``, see `confinement.memory_used`),
+``predict`` (float32 (N, C, H, W) ->
 float32 (N, K) raw model outputs), ``gradcam`` (same input, ``target_layer``,
-``target_index`` -> outputs and CAMs float32 (N, H, W) in 0..1), ``shutdown``. A request that
+``target_index``, optional ``reshape`` (the manifest's ``gradcam_reshape``) -> outputs and CAMs
+float32 (N, H, W) in 0..1), ``shutdown``. A request that
 fails gets an error reply with a category (see `protocol.ERROR_CATEGORIES`) and the worker keeps
 serving; if the model failed to load, the first request gets ``load-failed`` and the worker
 exits.
@@ -32,6 +35,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from blindspot_client.package.gradcam_layer import reshape_problem
 
 from validation.runner import confinement, protocol
 
@@ -159,7 +163,11 @@ class LoadedModel:
             return _as_outputs(outputs, len(images))
 
     def gradcam(
-        self, images: np.ndarray, target_layer: str, target_index: int
+        self,
+        images: np.ndarray,
+        target_layer: str,
+        target_index: int,
+        reshape: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
@@ -174,7 +182,9 @@ class LoadedModel:
                 self.module, device=self.device, autocast=self.autocast
             )
         try:
-            outputs, cams = self._explainer(torch.from_numpy(images), target_layer, target_index)
+            outputs, cams = self._explainer(
+                torch.from_numpy(images), target_layer, target_index, reshape=reshape
+            )
         except (UnknownLayerError, LayerShapeError) as exc:
             raise RequestError("bad-input", str(exc)) from None
         logits = _as_outputs(outputs, len(images))
@@ -235,7 +245,8 @@ def _handle(
     model: LoadedModel | OnnxModel, op: Any, params: dict[str, Any], arrays: list[np.ndarray]
 ) -> tuple[dict[str, Any], list[np.ndarray]]:
     if op == "ping" or op == "shutdown":
-        return model.info(), []
+        memory = confinement.memory_used(reset_peak=params.get("reset_peak") is True)
+        return {**model.info(), "memory": memory}, []
     if op == "predict":
         return {}, [model.predict(_check_images(arrays, model.input_shape))]
     if op == "gradcam":
@@ -246,7 +257,10 @@ def _handle(
             raise RequestError("bad-input", "target_layer must be a dotted module path")
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
             raise RequestError("bad-input", "target_index must be a non-negative integer")
-        return {}, list(model.gradcam(images, layer, index))
+        reshape = params.get("reshape")
+        if reshape is not None and (problem := reshape_problem(reshape)) is not None:
+            raise RequestError("bad-input", problem)
+        return {}, list(model.gradcam(images, layer, index, reshape))
     raise RequestError("bad-input", f"unknown op {op!r}")
 
 
@@ -364,6 +378,11 @@ def _load(
         import onnxruntime  # noqa: F401 - trusted import, before the limits and the filter
 
         from validation.runner.onnx_model import OnnxModel
+    else:
+        # Trusted import, before the limits: pytorch-grad-cam pulls in scikit-learn and SciPy
+        # (~230 MiB of RLIMIT_DATA); imported at the first Grad-CAM request instead, their
+        # shared objects failed to map under the limit and the request died as a "crash".
+        import validation.runner.explain  # noqa: F401
     load_error: tuple[str, str] | None = None
     selected = "cpu"
     if not onnx:  # onnxruntime stays on the CPU whatever was asked (see onnx_model)

@@ -86,7 +86,10 @@ def _exercise(model_path: Path, manifest: dict, model_format: str) -> SmokeResul
         _check_outputs(logits, output, expected_rows=SMOKE_BATCH)
         if manifest.get("gradcam_target_layer") is not None:  # ONNX packages have no Grad-CAM
             _logits, cams = runner.gradcam(
-                images[:2], manifest["gradcam_target_layer"], output["positive_index"]
+                images[:2],
+                manifest["gradcam_target_layer"],
+                output["positive_index"],
+                reshape=manifest.get("gradcam_reshape"),
             )
             if not np.isfinite(cams).all():
                 raise SmokeFailure("bad-output", "the Grad-CAM maps are not finite")
@@ -101,7 +104,7 @@ def _exercise(model_path: Path, manifest: dict, model_format: str) -> SmokeResul
         reason = SMOKE_FAILURE.get(exc.category, "the model failed in the runner")
         reason = reason.format(loader=loader)
         category = exc.category if exc.category in SMOKE_FAILURE else "crash"
-        if exc.category == "bad-input" and "Grad-CAM needs 4-D activations" in exc.detail:
+        if exc.category == "bad-input" and "Grad-CAM needs" in exc.detail:
             category = "bad-gradcam-layer"
             reason = exc.detail.splitlines()[0]  # the rule and the shape, about its own model
         elif exc.category == "bad-input" and "layer" in exc.detail:

@@ -360,7 +360,10 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
                 return
             x, errors = batch_inputs([case_dicom_bytes(c) for c in batch], spec)
             _logits, cams = runner_for(run.package).gradcam(
-                x, manifest["gradcam_target_layer"], manifest["output"]["positive_index"]
+                x,
+                manifest["gradcam_target_layer"],
+                manifest["output"]["positive_index"],
+                reshape=manifest.get("gradcam_reshape"),
             )
             rows = [
                 explanation_row(run, case, cam)

@@ -239,6 +239,7 @@ class _ShardWork:
         self.output = manifest["output"]
         wanted = run.protocol.document.get("explain", {}).get("cases", "positives")
         self.layer = manifest.get("gradcam_target_layer") if wanted == "positives" else None
+        self.reshape = manifest.get("gradcam_reshape")
         self.seconds = {"read_decode": 0.0, "model": 0.0, "write": 0.0}
 
     def batch(self, prepared: _Prepared) -> None:
@@ -271,7 +272,9 @@ class _ShardWork:
         """Scores and maps in one forward-and-backward pass; on a failure the cases fall back
         to plain prediction (with its per-case retry) and `run_explain` retries their maps."""
         try:
-            logits, cams = runner_for(self.package).gradcam(x, layer, self.output["positive_index"])
+            logits, cams = runner_for(self.package).gradcam(
+                x, layer, self.output["positive_index"], reshape=self.reshape
+            )
             scores = _scores(logits, self.output, len(cases))
         except (RunnerError, ValueError) as exc:
             self._failed(exc)

@@ -201,7 +201,9 @@ def model_problems(model: Any, example: Any, manifest: dict[str, Any]) -> list[s
                 f"gradcam_target_layer: {layer_name!r} is not called by the model's forward"
             )
         else:
-            problem = activation_shape_problem(str(layer_name), shapes[0])
+            problem = activation_shape_problem(
+                str(layer_name), shapes[0], manifest.get("gradcam_reshape")
+            )
             if problem is not None:
                 problems.append(f"gradcam_target_layer: {problem}")
     problems += output_problems(output, manifest)

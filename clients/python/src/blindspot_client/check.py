@@ -100,7 +100,7 @@ def smoke_test(
     problems += output_problems(np.asarray(logits, dtype=np.float64), output)
     if hook is not None:
         found = tuple(shapes[0]) if shapes and shapes[0] is not None else None
-        problem = activation_shape_problem(str(layer), found)
+        problem = activation_shape_problem(str(layer), found, manifest.get("gradcam_reshape"))
         if problem is not None:
             problems.append(f"gradcam_target_layer: {problem}")
         else:

@@ -50,7 +50,8 @@ def build_package(
 
     Checks what the vendor can check locally before uploading: the manifest is valid, the example
     input has the declared shape, the Grad-CAM layer exists and outputs 4-D activations on the
-    example input (`gradcam_layer`), and the output has the column the
+    example input (`gradcam_layer`; tokens when the manifest declares a `gradcam_reshape` that
+    fits them), and the output has the column the
     manifest names. The archive is reproducible at the tar level (sorted members, mtime 0, uid and
     gid 0, no owner names, gzip mtime 0). Raises `ValueError` on any of those problems.
     """
@@ -94,11 +95,22 @@ def _check_inputs(
         # A batch of one would let torch.export specialise the batch dimension to 1.
         raise ValueError("example_input needs a batch of at least 2")
     if manifest.get("gradcam_target_layer") is not None:
-        _check_gradcam_layer(model, example_input, manifest["gradcam_target_layer"])
+        _check_gradcam_layer(
+            model,
+            example_input,
+            manifest["gradcam_target_layer"],
+            manifest.get("gradcam_reshape"),
+        )
 
 
-def _check_gradcam_layer(model: nn.Module, example_input: torch.Tensor, name: str) -> None:
-    """The layer exists and, on the example input, outputs 4-D activations (`gradcam_layer`)."""
+def _check_gradcam_layer(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    name: str,
+    reshape: dict[str, Any] | None = None,
+) -> None:
+    """The layer exists and, on the example input, outputs 4-D activations, or tokens that the
+    declared `reshape` fits (`gradcam_layer`)."""
     import torch
 
     try:
@@ -118,7 +130,7 @@ def _check_gradcam_layer(model: nn.Module, example_input: torch.Tensor, name: st
         hook.remove()
     if not shapes:
         raise ValueError(f"gradcam_target_layer: {name!r} is not called by the model's forward")
-    problem = activation_shape_problem(name, shapes[0])
+    problem = activation_shape_problem(name, shapes[0], reshape)
     if problem is not None:
         raise ValueError(f"gradcam_target_layer: {problem}")
 

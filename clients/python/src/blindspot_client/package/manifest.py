@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from blindspot_client.package.echo import bounded
+from blindspot_client.package.gradcam_layer import MAX_GRID_SIDE, MAX_SKIP_TOKENS, RESHAPE_LAYOUTS
 from blindspot_client.package.limits import PACKAGE_NAME_MAX_LENGTH, PACKAGE_VERSION_MAX_LENGTH
 
 MANIFEST_NAME = "manifest.json"
@@ -113,6 +114,23 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 {"type": "null"},
             ]
         },
+        # A token layer's (N, T, D) output as a map for Grad-CAM (`runner.gradcam_layer`): drop
+        # the first skip_tokens, lay the rest out as grid [h, w] row by row; T - skip = h * w.
+        "gradcam_reshape": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["layout", "grid"],
+            "properties": {
+                "layout": {"enum": list(RESHAPE_LAYOUTS)},
+                "grid": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1, "maximum": MAX_GRID_SIDE},
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
+                "skip_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_SKIP_TOKENS},
+            },
+        },
         "training_data": {
             "type": "object",
             "additionalProperties": False,
@@ -207,6 +225,8 @@ def manifest_errors(manifest: Any, *, model_format: str = "pt2") -> list[str]:
         errors.append("output/positive_index: a binary softmax output has two columns")
     if model_format == "pt2" and manifest.get("gradcam_target_layer") is None:
         errors.append("gradcam_target_layer: a model.pt2 package must name its Grad-CAM layer")
+    if "gradcam_reshape" in manifest and manifest.get("gradcam_target_layer") is None:
+        errors.append("gradcam_reshape: declared without a gradcam_target_layer to reshape")
     date_range = manifest.get("training_data", {}).get("date_range")
     if date_range and date_range[0] > date_range[1]:
         errors.append("training_data/date_range: start is after end")
