@@ -43,7 +43,8 @@ def bounded_json(value: Any, *, chars: int = PROBLEM_CHARS, items: int = PROBLEM
 
 class ApplicationError(Exception):
     """A refusal whose message is safe to show the person who asked (becomes a 4xx). Its
-    message and problems are bounded here, once, whatever input they quote. `audited`: the
+    message and problems are bounded here, once, whatever input they quote; a problem is a
+    string (about the request as a whole) or `{"path": "a.b", "detail": ...}`. `audited`: the
     service already wrote the refusal's own audit event (the API records the others)."""
 
     status_code = 400
@@ -52,7 +53,7 @@ class ApplicationError(Exception):
         self,
         message: str,
         *,
-        errors: list[str] | None = None,
+        errors: list[str] | list[dict[str, str]] | None = None,
         status_code: int | None = None,
         audited: bool = False,
     ):

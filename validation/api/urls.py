@@ -1,4 +1,5 @@
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from reports.api import ReportViewSet, signing_key
@@ -24,4 +25,13 @@ urlpatterns = [
     path("signing-key/", signing_key, name="signing-key"),
     path("schemas/package-manifest/<str:version>/", manifest_schema, name="manifest-schema"),
     path("schemas/protocol/", protocol_schema, name="protocol-schema"),
+    # --- part "api" (issue 17): the public OpenAPI document and its Swagger UI ---
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api-schema", template_name="api/docs.html", title="Blindspot API"
+        ),
+        name="api-docs",
+    ),
 ]
