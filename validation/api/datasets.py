@@ -173,7 +173,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return selectors.dataset_get_visible(user=self.request.user, pk=self.kwargs["pk"])
 
     @extend_schema(request=DatasetCreateSerializer, responses={201: DatasetSerializer})
-    @problems(409)
+    @problems(404, 409)
     def create(self, request):
         """Create a dataset for your partner organisation (partner stewards); versions are
         imported into it."""
@@ -277,6 +277,7 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return selectors.grant_get_visible(user=self.request.user, pk=self.kwargs["pk"])
 
     @extend_schema(request=GrantCreateSerializer, responses={201: GrantSerializer})
+    @problems(404)
     def create(self, request):
         """Grant the use of a sealed dataset version you steward: to one vendor or any, under
         one protocol or any, with an optional run cap (partner stewards)."""

@@ -18,6 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.signals import got_request_exception
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
@@ -87,6 +88,7 @@ def exception_handler(exc, context) -> ProblemResponse:
     return response
 
 
+@csrf_exempt  # a POST to a path no route serves is a 404, not a CSRF refusal
 def api_not_found(request: HttpRequest, exception: Exception | None = None) -> ProblemResponse:
     """An /api/v1/ path no route serves (Django's own 404, outside DRF)."""
     detail = "No API endpoint at this path."

@@ -114,7 +114,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return selectors.run_get_visible(user=self.request.user, pk=self.kwargs["pk"])
 
     @extend_schema(request=RunStartSerializer, responses={201: RunTeamSerializer})
-    @problems(409)
+    @problems(404, 409)
     def create(self, request):
         """Start a blind validation of an approved package on a granted, sealed dataset version
         under a protocol (validation team). Locks the protocol on first use; answers 201 with
