@@ -42,8 +42,7 @@ EXAMPLES = 12
 @pytest.fixture
 def tokens(world) -> dict[str, str]:
     return {
-        role: api_token_create(actor=getattr(world, role), name="schemathesis")[1]
-        for role in ROLES
+        role: api_token_create(actor=getattr(world, role), name="schemathesis")[1] for role in ROLES
     }
 
 
@@ -160,6 +159,8 @@ def test_pdf_card_usage_and_details_match_their_schema(api_schema, tokens, objec
 def test_a_draft_report_pdf_is_a_documented_problem(api_schema, tokens, objects):
     run = RunFactory.create(package=objects["package"], dataset_version=objects["version"])
     draft = Report.objects.create(run=run, document={}, content_sha256="0" * 64)
-    response = _call(api_schema, "/api/v1/reports/{id}/pdf/", "GET", tokens["reviewer"], id=draft.pk)
+    response = _call(
+        api_schema, "/api/v1/reports/{id}/pdf/", "GET", tokens["reviewer"], id=draft.pk
+    )
     assert response.status_code == 409
     assert _content_type(response) == "application/problem+json"

@@ -209,7 +209,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         dataset = self.get_object()
         runs = self.filter_queryset(selectors.dataset_usage(dataset=dataset))
         page = self.paginate_queryset(runs)
-        return self.get_paginated_response([usage_row(run) for run in page])
+        return self.get_paginated_response([usage_row(run) for run in page or []])
 
 
 @extend_schema_view(
@@ -247,7 +247,7 @@ class DatasetCardViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         """The cards of the dataset versions you may use or own, newest first: size, modality,
         sites and demographic distributions, small cells suppressed. Never case level."""
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response([selectors.dataset_card(v) for v in page])
+        return self.get_paginated_response([selectors.dataset_card(v) for v in page or []])
 
     def retrieve(self, request, pk=None):
         """One dataset version's card (the id is the dataset version's)."""

@@ -33,10 +33,17 @@ class ProblemSerializer(serializers.Serializer):
     title = serializers.CharField(help_text="The HTTP status phrase.")
     status = serializers.IntegerField(min_value=400, max_value=599)
     detail = serializers.CharField(help_text="What went wrong, for a person to read.")
-    errors = FieldProblemSerializer(many=True, help_text="Field problems, possibly none.")
 
     class Meta:
         ref_name = "Problem"
+
+    def get_fields(self):
+        # `errors` would shadow Serializer.errors as a class attribute.
+        fields = super().get_fields()
+        fields["errors"] = FieldProblemSerializer(
+            many=True, help_text="Field problems, possibly none."
+        )
+        return fields
 
 
 def problems(*statuses: int) -> Callable[[F], F]:
@@ -67,7 +74,7 @@ class ProblemAutoSchema(AutoSchema):
             first = first[:SUMMARY_CHARS].rsplit(" ", 1)[0] + "…"
         return first or None
 
-    def get_description(self) -> str:
+    def get_description(self) -> str:  # type: ignore[override]  # as drf-spectacular's own
         """A viewset action's own docstring (not the class's, which every action would share);
         a plain view's or a function view's docstring."""
         if hasattr(self.view, "action"):
@@ -120,15 +127,21 @@ def exclude_schema_views(endpoints: list, **kwargs) -> list:
 
 # --- dict-built answers ------------------------------------------------------------------------
 
-_number = {"required": False, "allow_null": True}
+
+def _float(**kwargs) -> serializers.FloatField:
+    return serializers.FloatField(required=False, allow_null=True, **kwargs)
+
+
+def _int(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(required=False, allow_null=True, **kwargs)
 
 
 class IntervalSerializer(serializers.Serializer):
-    estimate = serializers.FloatField(**_number)
-    lower = serializers.FloatField(**_number)
-    upper = serializers.FloatField(**_number)
+    estimate = _float()
+    lower = _float()
+    upper = _float()
     method = serializers.CharField(required=False, allow_null=True)
-    level = serializers.FloatField(**_number)
+    level = _float()
 
 
 def _interval(**kwargs) -> IntervalSerializer:
@@ -140,13 +153,13 @@ def _notes() -> serializers.ListField:
 
 
 class CountsSerializer(serializers.Serializer):
-    tp = serializers.IntegerField(**_number)
-    fp = serializers.IntegerField(**_number)
-    tn = serializers.IntegerField(**_number)
-    fn = serializers.IntegerField(**_number)
-    n = serializers.IntegerField(**_number)
-    n_pos = serializers.IntegerField(**_number)
-    n_neg = serializers.IntegerField(**_number)
+    tp = _int()
+    fp = _int()
+    tn = _int()
+    fn = _int()
+    n = _int()
+    n_pos = _int()
+    n_neg = _int()
 
 
 class RocSerializer(serializers.Serializer):
@@ -158,7 +171,7 @@ class PrimaryResultsSerializer(serializers.Serializer):
     """The operating point's 2x2 table, metrics with intervals, and the ROC curve."""
 
     counts = CountsSerializer(required=False)
-    threshold = serializers.FloatField(**_number)
+    threshold = _float()
     auc = _interval()
     sensitivity = _interval()
     specificity = _interval()
@@ -178,11 +191,11 @@ class SubgroupRowSerializer(serializers.Serializer):
     attribute = serializers.CharField()
     group = serializers.CharField()
     suppressed = serializers.BooleanField()
-    n = serializers.IntegerField(**_number)
-    n_pos = serializers.IntegerField(**_number)
-    n_neg = serializers.IntegerField(**_number)
-    prevalence = serializers.FloatField(**_number)
-    selection_rate = serializers.FloatField(**_number)
+    n = _int()
+    n_pos = _int()
+    n_neg = _int()
+    prevalence = _float()
+    selection_rate = _float()
     sensitivity = _interval()
     specificity = _interval()
     ppv = _interval()
@@ -193,8 +206,8 @@ class SubgroupRowSerializer(serializers.Serializer):
 
 
 class BootstrapSerializer(serializers.Serializer):
-    replicates = serializers.IntegerField(**_number)
-    seed = serializers.IntegerField(**_number)
+    replicates = _int()
+    seed = _int()
     method = serializers.CharField(required=False)
     stratified_by = serializers.CharField(required=False)
     overall = serializers.DictField(child=IntervalSerializer(), required=False)
@@ -206,19 +219,19 @@ class CalibrationBinSerializer(serializers.Serializer):
     lower = serializers.FloatField()
     upper = serializers.FloatField()
     suppressed = serializers.BooleanField(required=False)
-    n = serializers.IntegerField(**_number)
-    n_pos = serializers.IntegerField(**_number)
-    mean_predicted = serializers.FloatField(**_number)
-    observed_fraction = serializers.FloatField(**_number)
+    n = _int()
+    n_pos = _int()
+    mean_predicted = _float()
+    observed_fraction = _float()
     observed_interval = _interval()
 
 
 class CalibrationSerializer(serializers.Serializer):
-    n = serializers.IntegerField(**_number)
-    n_pos = serializers.IntegerField(**_number)
-    brier = serializers.FloatField(**_number)
-    ece = serializers.FloatField(**_number)
-    n_bins = serializers.IntegerField(**_number)
+    n = _int()
+    n_pos = _int()
+    brier = _float()
+    ece = _float()
+    n_bins = _int()
     intercept = _interval()
     slope = _interval()
     bins = CalibrationBinSerializer(many=True, required=False)
@@ -234,16 +247,16 @@ class FairnessRowSerializer(serializers.Serializer):
     groups_excluded = serializers.ListField(child=serializers.JSONField(), required=False)
     exploratory = serializers.BooleanField(required=False)
     multiplicity = serializers.CharField(required=False, allow_null=True)
-    equalized_odds_difference = serializers.FloatField(**_number)
+    equalized_odds_difference = _float()
     equalized_odds_difference_interval = _interval()
-    demographic_parity_difference = serializers.FloatField(**_number)
+    demographic_parity_difference = _float()
     demographic_parity_difference_interval = _interval()
     tpr_difference = _interval()
-    tpr_p_value = serializers.FloatField(**_number)
+    tpr_p_value = _float()
     tpr_max_group = serializers.CharField(required=False, allow_null=True)
     tpr_min_group = serializers.CharField(required=False, allow_null=True)
     fpr_difference = _interval()
-    fpr_p_value = serializers.FloatField(**_number)
+    fpr_p_value = _float()
     fpr_max_group = serializers.CharField(required=False, allow_null=True)
     fpr_min_group = serializers.CharField(required=False, allow_null=True)
     notes = _notes()
@@ -252,9 +265,9 @@ class FairnessRowSerializer(serializers.Serializer):
 class FailuresSerializer(serializers.Serializer):
     """Cases the model failed on or could not read: counted, never dropped."""
 
-    n_failed = serializers.IntegerField(**_number)
-    n_failed_positive = serializers.IntegerField(**_number)
-    n_failed_negative = serializers.IntegerField(**_number)
+    n_failed = _int()
+    n_failed_positive = _int()
+    n_failed_negative = _int()
     label_split_suppressed = serializers.BooleanField(required=False)
 
 
@@ -263,8 +276,8 @@ class CriterionSerializer(serializers.Serializer):
     name = serializers.CharField(required=False)
     bound = serializers.CharField(required=False)
     comparator = serializers.CharField(required=False)
-    value = serializers.FloatField(**_number)
-    observed = serializers.FloatField(**_number)
+    value = _float()
+    observed = _float()
     passed = serializers.BooleanField(required=False, allow_null=True)
     method = serializers.CharField(required=False, allow_null=True)
     note = serializers.CharField(required=False, allow_null=True)
