@@ -199,3 +199,14 @@ def test_a_token_reads_the_api_and_a_revoked_one_gets_a_problem(world):
     assert client.get("/api/v1/packages/").status_code == 200
     api_token_revoke(actor=world.vendor_user, token=token)
     assert _problem(client.get("/api/v1/packages/"), 401)["detail"] == "This API token was revoked."
+
+
+def test_throttled_and_oversized_requests_are_problems_with_their_headers():
+    from django.core.exceptions import RequestDataTooBig
+    from rest_framework.exceptions import Throttled
+
+    throttled = exception_handler(Throttled(wait=3), {})
+    assert throttled.status_code == 429 and throttled["Retry-After"] == "3"
+    assert throttled["Content-Type"] == PROBLEM
+    too_big = exception_handler(RequestDataTooBig("big"), {})
+    assert too_big.status_code == 413 and too_big.problem["title"] == "Request Entity Too Large"
