@@ -106,9 +106,9 @@ def test_a_manifest_string_longer_than_its_column_is_refused_at_intake(
     assert response.status_code == 400, response.content
     body = response.json()
     assert body["detail"].startswith("Package rejected: the manifest is invalid")
+    # Each problem at its dotted path in the request: the uploaded package's manifest.
     assert any(
-        e["detail"].startswith(f"{field}: ") and "more than the" in e["detail"]
-        for e in body["errors"]
+        e["path"] == f"manifest.{field}" and "more than the" in e["detail"] for e in body["errors"]
     ), body
     assert not ModelPackage.objects.exists()
     assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).count() == 1

@@ -210,3 +210,26 @@ def test_throttled_and_oversized_requests_are_problems_with_their_headers():
     assert throttled["Content-Type"] == PROBLEM
     too_big = exception_handler(RequestDataTooBig("big"), {})
     assert too_big.status_code == 413 and too_big.problem["title"] == "Request Entity Too Large"
+
+
+def test_problem_lines_that_name_a_field_answer_at_its_dotted_path():
+    from validation.errors import ApplicationError
+
+    exc = ApplicationError(
+        "The manifest is invalid.",
+        errors=[
+            "input/height: 4096 is greater than the maximum of 2048",
+            "(root): 'name' is a required property",
+            "Something about the whole upload.",
+        ],
+        errors_at="manifest",
+    )
+    assert exception_handler(exc, {}).problem["errors"] == [
+        {"path": "manifest.input.height", "detail": "4096 is greater than the maximum of 2048"},
+        {"path": "manifest", "detail": "'name' is a required property"},
+        {"path": "manifest", "detail": "Something about the whole upload."},
+    ]
+    plain = ApplicationError("No.", errors=["subgroups/0/bins: must be strictly increasing"])
+    assert exception_handler(plain, {}).problem["errors"] == [
+        {"path": "subgroups.0.bins", "detail": "must be strictly increasing"}
+    ]

@@ -30,6 +30,7 @@ from validation.errors import (
     PROBLEMS_LISTED,
     ApplicationError,
     bounded,
+    problem_location,
 )
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -67,7 +68,8 @@ def exception_handler(exc, context) -> ProblemResponse:
     request = context.get("request")
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
-        status, detail, errors = exc.status_code, exc.message, _listed(exc.errors)
+        status, detail = exc.status_code, exc.message
+        errors = _listed(exc.errors, root=exc.errors_at)
     elif isinstance(exc, Http404 | DjangoPermissionDenied | exceptions.APIException):
         exc = _as_api_exception(exc)
         status, detail, errors = _drf_problem(exc)
@@ -171,14 +173,16 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path and name else path or name
 
 
-def _listed(errors: list) -> list[dict[str, str]]:
-    """ApplicationError's problems: a plain string is a problem of the request as a whole."""
-    return [
-        {"path": str(e.get("path", "")), "detail": str(e.get("detail", ""))}
-        if isinstance(e, dict)
-        else {"path": "", "detail": str(e)}
-        for e in errors
-    ]
+def _listed(errors: list, *, root: str) -> list[dict[str, str]]:
+    """ApplicationError's problems at their paths (`validation.errors.problem_location`)."""
+    listed = []
+    for e in errors:
+        if isinstance(e, dict):
+            listed.append({"path": str(e.get("path", "")), "detail": str(e.get("detail", ""))})
+        else:
+            path, detail = problem_location(str(e), root)
+            listed.append({"path": path, "detail": detail})
+    return listed
 
 
 def _bounded_problems(errors: list[dict[str, str]]) -> list[dict[str, str]]:
