@@ -88,7 +88,7 @@ class QueryFilter:
         return raw
 
     def schema(self) -> dict:
-        item: dict[str, Any] = {"type": "integer", "minimum": 1} if self.integer else {}
+        item: dict[str, Any] = {"type": "integer", "minimum": 1}
         if not self.integer:
             item = {"type": "string", **({"enum": list(self.choices)} if self.choices else {})}
         return {
