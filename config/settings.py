@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "axes",
@@ -271,16 +272,27 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # --- part "api" (issue 17): problem details, cursor pages, strict filters, the schema ---
+    "DEFAULT_SCHEMA_CLASS": "validation.api.schema.ProblemAutoSchema",
     "EXCEPTION_HANDLER": "validation.api.errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 100,
+    "DEFAULT_PAGINATION_CLASS": "validation.api.listing.ApiCursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["validation.api.listing.StrictQueryFilterBackend"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Blindspot API",
-    "DESCRIPTION": "Independent blind validation of medical-imaging AI.",
+    "DESCRIPTION": "Independent blind validation of medical-imaging AI. Errors are RFC 9457 "
+    "problem details (`application/problem+json`); lists are cursor-paginated (follow `next`).",
     "VERSION": "1.0.0",
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema and its documentation pages are public: a new user reads them before any token.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # Request and response components apart: uploads are binary in requests, not URIs.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["validation.api.schema.exclude_schema_views"],
+    # Swagger UI from drf-spectacular-sidecar's static files (ReDoc injects inline styles, which
+    # the CSP refuses); templates/api/docs.html keeps everything in files of this host.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "PackageStatusEnum": "validation.models.PackageStatus",
         "RunStatusEnum": "validation.models.RunStatus",

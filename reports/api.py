@@ -1,7 +1,8 @@
 """Report downloads, the public key, and report status."""
 
 from django.http import FileResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.parsers import MultiPartParser
@@ -18,6 +19,8 @@ from reports.services import (
     signatures_missing,
 )
 from reports.signing import public_key_fingerprint, public_key_pem
+from validation.api.listing import QueryFilter
+from validation.api.schema import problems
 from validation.errors import ApplicationError
 
 
@@ -77,8 +80,38 @@ class VerifySerializer(serializers.Serializer):
 MAX_VERIFY_BYTES = 50 * 2**20
 
 
+class ReportReferenceSerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    version = serializers.IntegerField()
+    issued_at = serializers.DateTimeField(allow_null=True)
+    document_sha256 = serializers.CharField()
+    pdf_sha256 = serializers.CharField()
+
+
+class VerifyResultSerializer(serializers.Serializer):
+    """What a PDF is: `issued-current`, `superseded`, `altered` or `unknown`. The reports it
+    names are shown only to those who may see them (null otherwise)."""
+
+    status = serializers.ChoiceField(choices=["issued-current", "superseded", "altered", "unknown"])
+    pdf_sha256 = serializers.CharField()
+    report = ReportReferenceSerializer(allow_null=True)
+    superseded_by = ReportReferenceSerializer(allow_null=True)
+    current = ReportReferenceSerializer(allow_null=True)
+    detail = serializers.CharField(allow_blank=True)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="The reports you may see, newest first: vendors and partners see issued "
+        "reports of their runs; the validation team and auditors see all."
+    ),
+    retrieve=extend_schema(
+        description="One report: its version, status, hashes, signatures given and missing."
+    ),
+)
 class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ReportSerializer
+    query_filters = (QueryFilter("run", "run_id", "Only reports of this run (id).", integer=True),)
 
     def get_queryset(self):
         return reports_visible_to(self.request.user)
@@ -86,8 +119,18 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def get_object(self):
         return report_get_visible(user=self.request.user, pk=self.kwargs["pk"])
 
+    @extend_schema(
+        responses={
+            (200, "application/pdf"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The signed report's PDF."
+            )
+        }
+    )
+    @problems(409)
     @action(detail=True, methods=["get"])
     def pdf(self, request, pk=None):
+        """Download an issued report's PDF (audited). Check it with /reports/verify/ or
+        `blindspot report verify`."""
         report = self.get_object()
         path = report_download(actor=request.user, report=report)
         return FileResponse(
@@ -97,8 +140,16 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             content_type="application/pdf",
         )
 
+    @extend_schema(
+        request=SignSerializer,
+        responses={200: ReportSerializer, 202: ReportSerializer},
+    )
+    @problems(409)
     @action(detail=True, methods=["post"], serializer_class=SignSerializer)
     def sign(self, request, pk=None):
+        """Sign a report with your password (21 CFR Part 11): `reviewed` by a reviewer,
+        `approved` by a distinct QA approver. The last required signature answers 202: the
+        report is `issuing` until it is rendered and frozen (poll it)."""
         body = SignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         report = self.get_object()
@@ -112,6 +163,8 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             status=status.HTTP_202_ACCEPTED if issuing else status.HTTP_200_OK,
         )
 
+    @extend_schema(request=CorrectSerializer, responses={201: ReportSerializer})
+    @problems(409)
     @action(detail=True, methods=["post"], serializer_class=CorrectSerializer)
     def correct(self, request, pk=None):
         """Draft a new version that supersedes this issued one (validation team)."""
@@ -122,7 +175,10 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         )
         return Response(ReportSerializer(correction).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request={"multipart/form-data": VerifySerializer}, responses=None)
+    @extend_schema(
+        request={"multipart/form-data": VerifySerializer}, responses=VerifyResultSerializer
+    )
+    @problems(413)
     @action(
         detail=False,
         methods=["post"],

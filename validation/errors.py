@@ -1,5 +1,6 @@
 """Refusals safe to show the person who asked, and the bound on what they may echo back."""
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,12 +35,28 @@ def bounded_json(value: Any, *, chars: int = PROBLEM_CHARS, items: int = PROBLEM
     return value
 
 
+# A problem line that names its field: "input/scaling: low must be below high"; "(root)" and
+# "(document)" name the whole document (the manifest's and the protocol's checks write these).
+_LOCATED = re.compile(r"(?P<path>\([a-z]+\)|[\w-]+(?:/[\w-]+)*): (?P<detail>.+)", re.DOTALL)
+
+
+def problem_location(problem: str, root: str = "") -> tuple[str, str]:
+    """A problem line as (dotted path, detail): "input/height: too big" under root "manifest"
+    is ("manifest.input.height", "too big"). A line that names no field is about `root`."""
+    match = _LOCATED.fullmatch(problem)
+    if match is None:
+        return root, problem
+    path = match["path"]
+    parts = [] if path.startswith("(") else path.split("/")
+    return ".".join([root, *parts] if root else parts), match["detail"]
+
+
 class ApplicationError(Exception):
     """A refusal whose message is safe to show the person who asked (becomes a 4xx). Its
-    message and problems are bounded here, once, whatever input they quote. A problem is a
-    sentence or, where it has a place in the input, `{"path": "document.subgroups[1].bins",
-    "detail": "..."}`. `audited`: the service already wrote the refusal's own audit event (the
-    API records the others)."""
+    message and problems are bounded here, once, whatever input they quote; a problem is a
+    string (a line "a/b: message" names field a.b under `errors_at`, the part of the request the
+    problems are about) or `{"path": "a.b", "detail": ...}`. `audited`: the
+    service already wrote the refusal's own audit event (the API records the others)."""
 
     status_code = 400
 
@@ -50,12 +67,14 @@ class ApplicationError(Exception):
         errors: Sequence[str | dict[str, str]] | None = None,
         status_code: int | None = None,
         audited: bool = False,
+        errors_at: str = "",
     ):
         message = bounded(message, MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
         self.errors = bounded_json(list(errors or []))
         self.audited = audited
+        self.errors_at = errors_at
         if status_code is not None:
             self.status_code = status_code
 

@@ -6,11 +6,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from audit.models import AuditAction
+from validation.api.errors import ProblemResponse, problem_body
 from validation.services.accounts import account_event, second_factor_required
 
 LAST_ACTIVITY = "blindspot_last_activity"
@@ -23,6 +24,8 @@ OPEN_PREFIXES = (
     "/accounts/logout/",
     "/accounts/second-factor/",
     "/api/v1/signing-key/",
+    "/api/v1/schema/",
+    "/api/v1/docs/",
 )
 
 
@@ -66,7 +69,7 @@ class IdleSessionMiddleware:
             f"You were signed out after {minutes} minutes without activity. Sign in to go on.",
         )
         if request.path.startswith("/api/"):
-            return JsonResponse({"detail": "Your session expired; sign in again."}, status=401)
+            return ProblemResponse(problem_body(401, "Your session expired; sign in again."))
         return _to_login(request, next_url)
 
 
@@ -86,7 +89,7 @@ class SecondFactorMiddleware:
             and second_factor_required(user)
         ):
             if request.path.startswith("/api/"):
-                return JsonResponse({"detail": "Confirm your second factor first."}, status=403)
+                return ProblemResponse(problem_body(403, "Confirm your second factor first."))
             target = reverse("web:second-factor")
             if request.headers.get("HX-Request"):
                 response = HttpResponse(status=204)

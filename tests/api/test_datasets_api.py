@@ -159,7 +159,7 @@ def test_grants_scope_protocol_and_cap_runs_and_revocation_stops_queued_runs(
         start(protocol)
     assert caught.value.status_code == 409
 
-    usage = _client(world.steward).get(f"/api/v1/datasets/{dataset.pk}/usage/").json()
+    usage = _client(world.steward).get(f"/api/v1/datasets/{dataset.pk}/usage/").json()["results"]
     assert [(u["run"], u["vendor"], u["protocol"], u["requested_by"]) for u in usage] == [
         (run.pk, "Vendor A", "P v1", "reviewer")
     ]
@@ -185,9 +185,13 @@ def test_grants_scope_protocol_and_cap_runs_and_revocation_stops_queued_runs(
 def test_vendors_read_only_the_cards_of_versions_granted_to_them(world, granted):
     _dataset, version, _protocol, _other, _package = granted
     vendor = _client(world.vendor_user)
-    assert vendor.get("/api/v1/dataset-cards/").json() == []
+    assert vendor.get("/api/v1/dataset-cards/").json() == {
+        "next": None,
+        "previous": None,
+        "results": [],
+    }
     grant = dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
-    cards = vendor.get("/api/v1/dataset-cards/").json()
+    cards = vendor.get("/api/v1/dataset-cards/").json()["results"]
     assert len(cards) == 1
     card = cards[0]
     assert card["cases"] == 16 and card["readable_cases"] == 16 and card["sites"] == 3

@@ -56,7 +56,9 @@ def test_vendor_uploads_and_reviewer_approves(
 def test_bad_uploads_get_clear_4xx(world):
     client = _client(world.vendor_user)
     missing = client.post("/api/v1/packages/", {}, format="multipart")
-    assert missing.status_code == 400 and "file" in missing.json()
+    assert missing.status_code == 400
+    assert missing["Content-Type"] == "application/problem+json"
+    assert missing.json()["errors"] == [{"path": "file", "detail": "No file was submitted."}]
     junk = client.post(
         "/api/v1/packages/", {"file": io.BytesIO(b"MZ\x90\x00 not a tar")}, format="multipart"
     )
@@ -104,6 +106,9 @@ def test_a_manifest_string_longer_than_its_column_is_refused_at_intake(
     assert response.status_code == 400, response.content
     body = response.json()
     assert body["detail"].startswith("Package rejected: the manifest is invalid")
-    assert any(e.startswith(f"{field}: ") and "more than the" in e for e in body["errors"]), body
+    # Each problem at its dotted path in the request: the uploaded package's manifest.
+    assert any(
+        e["path"] == f"manifest.{field}" and "more than the" in e["detail"] for e in body["errors"]
+    ), body
     assert not ModelPackage.objects.exists()
     assert AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).count() == 1

@@ -45,8 +45,11 @@ def _repacked(package_file, tmp_path, manifest_changes: dict):
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [
-        ({"name": "n" * HUGE}, f"name: {HUGE} characters, more than the 200 allowed"),
-        ({"k" * HUGE: 1}, f"(root): Additional properties are not allowed ('{'k' * 100}"),
+        ({"name": "n" * HUGE}, ("manifest.name", f"{HUGE} characters, more than the 200 allowed")),
+        (
+            {"k" * HUGE: 1},
+            ("manifest", f"Additional properties are not allowed ('{'k' * 100}"),
+        ),
     ],
     ids=["1 MB name", "1 MB unexpected key"],
 )
@@ -62,7 +65,10 @@ def test_huge_manifest_value_gets_a_small_answer_and_a_small_audit_row(
     assert len(response.content) < 8 * 1024, len(response.content)
     body = response.json()
     assert body["detail"].startswith("Package rejected: the manifest is invalid")
-    assert len(body["errors"]) == 1 and body["errors"][0].startswith(problem), body["errors"]
+    assert len(body["errors"]) == 1, body["errors"]
+    path, detail = problem
+    assert body["errors"][0]["path"] == path, body["errors"]
+    assert body["errors"][0]["detail"].startswith(detail), body["errors"]
 
     rejected = AuditEvent.objects.filter(action=AuditAction.PACKAGE_REJECTED_AT_INTAKE).get()
     assert len(canonical_payload(rejected.payload)) < 8 * 1024

@@ -1,13 +1,15 @@
 """Partner and vendor API for datasets: partners create datasets, import versions from archives,
 grant and revoke their use and read the usage log; vendors read dataset cards only."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from validation import selectors
+from validation.api.listing import QueryFilter
+from validation.api.schema import DatasetCardSerializer, problems
 from validation.models import Dataset, DatasetGrant, DatasetImport
 from validation.services.dataset_imports import dataset_import_request
 from validation.services.datasets import (
@@ -119,6 +121,21 @@ class GrantRevokeSerializer(serializers.Serializer):
     )
 
 
+class UsageRowSerializer(serializers.Serializer):
+    """One use of a dataset: a run on one of its versions."""
+
+    run = serializers.IntegerField()
+    dataset_version = serializers.IntegerField()
+    requested_by = serializers.CharField()
+    vendor = serializers.CharField()
+    package = serializers.CharField()
+    package_sha256 = serializers.CharField()
+    protocol = serializers.CharField()
+    queued_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    status = serializers.CharField()
+
+
 def usage_row(run) -> dict:
     return {
         "run": run.pk,
@@ -137,6 +154,13 @@ def usage_row(run) -> dict:
 # --- views --------------------------------------------------------------------------------------
 
 
+@extend_schema_view(
+    list=extend_schema(
+        description="A partner's datasets with their versions, newest first (the validation "
+        "team sees all). Vendors read /dataset-cards/ instead."
+    ),
+    retrieve=extend_schema(description="One dataset with its versions and their case counts."),
+)
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """A partner's datasets (the validation team sees all). Vendors: see /dataset-cards/."""
 
@@ -148,8 +172,11 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_object(self):
         return selectors.dataset_get_visible(user=self.request.user, pk=self.kwargs["pk"])
 
-    @extend_schema(request=DatasetCreateSerializer, responses=DatasetSerializer)
+    @extend_schema(request=DatasetCreateSerializer, responses={201: DatasetSerializer})
+    @problems(404, 409)
     def create(self, request):
+        """Create a dataset for your partner organisation (partner stewards); versions are
+        imported into it."""
         body = DatasetCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
@@ -158,11 +185,15 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request={"multipart/form-data": ImportUploadSerializer}, responses=DatasetImportSerializer
+        request={"multipart/form-data": ImportUploadSerializer},
+        responses={202: DatasetImportSerializer},
     )
+    @problems(409, 413)
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser])
     def imports(self, request, pk=None):
-        """Upload an archive; the import runs as a task (202). Poll /dataset-imports/<id>/."""
+        """Import a new dataset version from an archive (zip, tar or tar.gz holding manifest.csv
+        and the DICOM files; partner stewards). The import runs as a task: 202, then poll
+        /dataset-imports/{id}/."""
         upload = ImportUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         job = dataset_import_request(
@@ -171,44 +202,73 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         job.refresh_from_db()
         return Response(DatasetImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=UsageRowSerializer(many=True))
     @action(detail=True, methods=["get"])
     def usage(self, request, pk=None):
         """The usage log: every run on this dataset, who asked, package, protocol, when."""
         dataset = self.get_object()
-        return Response([usage_row(run) for run in selectors.dataset_usage(dataset=dataset)])
+        runs = self.filter_queryset(selectors.dataset_usage(dataset=dataset))
+        page = self.paginate_queryset(runs)
+        return self.get_paginated_response([usage_row(run) for run in page or []])
 
 
+@extend_schema_view(
+    list=extend_schema(
+        description="Your dataset imports, newest first: status, files done of total, and the "
+        "problems found."
+    ),
+    retrieve=extend_schema(
+        description="One import: poll it after uploading until it is `done` (with the new "
+        "`version`) or `failed` (with its `errors`)."
+    ),
+)
 class DatasetImportViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = DatasetImportSerializer
+    query_filters = (
+        QueryFilter("dataset", "dataset_id", "Only imports into this dataset (id).", integer=True),
+    )
 
     def get_queryset(self):
         return selectors.dataset_imports_visible_to(self.request.user)
 
 
-class DatasetCardViewSet(viewsets.ViewSet):
+class DatasetCardViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """What a vendor may know of a granted dataset version; partners and the team see the same
     card for their versions."""
 
-    @extend_schema(operation_id="dataset_cards_list", responses={200: dict})
-    def list(self, request):
-        versions = selectors.dataset_cards_visible_to(request.user).order_by("pk")
-        return Response([selectors.dataset_card(v) for v in versions])
+    serializer_class = DatasetCardSerializer
 
-    @extend_schema(
-        operation_id="dataset_cards_retrieve",
-        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
-        responses={200: dict},
-    )
+    def get_queryset(self):
+        return selectors.dataset_cards_visible_to(self.request.user)
+
+    def list(self, request):
+        """The cards of the dataset versions you may use or own, newest first: size, modality,
+        sites and demographic distributions, small cells suppressed. Never case level."""
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response([selectors.dataset_card(v) for v in page or []])
+
     def retrieve(self, request, pk=None):
+        """One dataset version's card (the id is the dataset version's)."""
         version = selectors.dataset_card_get_visible(user=request.user, pk=pk)
         return Response(selectors.dataset_card(version))
 
 
+@extend_schema_view(
+    list=extend_schema(
+        description="Grants of dataset use you may see, newest first: a partner's own, those "
+        "naming your vendor organisation, or all for the validation team."
+    ),
+    retrieve=extend_schema(description="One grant: whom, which protocol, run cap and use."),
+)
 class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = GrantSerializer
+    query_filters = (
+        QueryFilter(
+            "dataset_version", "dataset_version_id", "Only grants on this version.", integer=True
+        ),
+    )
 
     def get_queryset(self):
         return selectors.grants_visible_to(self.request.user)
@@ -216,8 +276,11 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_object(self):
         return selectors.grant_get_visible(user=self.request.user, pk=self.kwargs["pk"])
 
-    @extend_schema(request=GrantCreateSerializer, responses=GrantSerializer)
+    @extend_schema(request=GrantCreateSerializer, responses={201: GrantSerializer})
+    @problems(404)
     def create(self, request):
+        """Grant the use of a sealed dataset version you steward: to one vendor or any, under
+        one protocol or any, with an optional run cap (partner stewards)."""
         body = GrantCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -240,8 +303,11 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=GrantRevokeSerializer, responses=GrantSerializer)
+    @problems(409)
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
+        """Revoke a grant (partner stewards): no new run may start under it, and queued runs
+        that no other grant covers stop before inference."""
         body = GrantRevokeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         grant = dataset_grant_revoke(

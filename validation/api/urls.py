@@ -1,4 +1,5 @@
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from reports.api import ReportViewSet, signing_key
@@ -33,4 +34,13 @@ urlpatterns = [
     # Named tokens for scripts and the blindspot command (username and password).
     path("auth/token/", TokenObtainView.as_view(), name="auth-token"),
     path("me/", MeView.as_view(), name="me"),
+    # The public OpenAPI document and its Swagger UI (no token needed).
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api-schema", template_name="api/docs.html", title="Blindspot API"
+        ),
+        name="api-docs",
+    ),
 ]

@@ -124,7 +124,9 @@ def _reject(actor, vendor, message: str, errors=None):
             target=vendor,
             payload={"reason": message[:500], "errors": (errors or [])[:50]},
         )
-    raise ApplicationError(f"Package rejected: {message}", errors=errors, audited=True)
+    raise ApplicationError(
+        f"Package rejected: {message}", errors=errors, audited=True, errors_at="manifest"
+    )
 
 
 def _refuse_duplicates(*, vendor, sha256: str, manifest: dict) -> None:
