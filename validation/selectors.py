@@ -336,13 +336,8 @@ def protocol_get_visible(*, user, pk) -> Protocol:
     return get_or_404(protocols_visible_to(user), pk)
 
 
-def protocols_listed(user) -> QuerySet[Protocol]:
-    """`protocols_visible_to` in the order the API lists them (oldest first, so a cursor holds)."""
-    return protocols_visible_to(user).order_by("pk")
-
-
 def organisations_visible_to(user) -> QuerySet[Organisation]:
-    """The organisations a user may name by id, oldest first: their own; the validation team
+    """The organisations a user may name by id: their own; the validation team
     and auditors every one; a partner steward every vendor (to grant datasets to); a vendor
     member the partners whose datasets are granted to it (or to any vendor) or its runs used."""
     qs = Organisation.objects.order_by("pk")

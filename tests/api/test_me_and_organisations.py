@@ -168,7 +168,9 @@ def test_each_role_lists_and_reads_the_organisations_it_may_name(world, granted,
     assert listed.status_code == 200
     rows = listed.json()["results"]
     assert {row["name"] for row in rows} == expected
-    assert [row["id"] for row in rows] == sorted(row["id"] for row in rows)  # oldest first
+    assert [row["id"] for row in rows] == sorted(
+        (row["id"] for row in rows), reverse=True
+    )  # newest first, as every list
     assert set(rows[0]) == {"id", "name", "kind"}
     missing = client.get(f"/api/v1/organisations/{MISSING}/")
     assert missing.status_code == 404

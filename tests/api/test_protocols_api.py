@@ -96,7 +96,9 @@ def test_each_role_lists_and_reads_the_protocols_it_may_name(world, protocols, r
     rows = listed.json()["results"]
     by_pk = {p.pk: key for key, p in protocols.items()}
     assert {by_pk[row["id"]] for row in rows} == SEES[role]
-    assert [row["id"] for row in rows] == sorted(row["id"] for row in rows)  # oldest first
+    assert [row["id"] for row in rows] == sorted(
+        (row["id"] for row in rows), reverse=True
+    )  # newest first, as every list
     missing = client.get(f"/api/v1/protocols/{MISSING}/")
     assert missing.status_code == 404
     for key, protocol in protocols.items():

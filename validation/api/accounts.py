@@ -105,7 +105,7 @@ class MeView(APIView):
 @extend_schema_view(
     list=extend_schema(
         summary="Organisations you may name",
-        description="The organisations you may name by id, oldest first: your own; for a "
+        description="The organisations you may name by id, newest first: your own; for a "
         "partner steward every vendor (the `vendor` of a grant); for a vendor member the "
         "partners whose datasets are granted to it or that its runs used; for the validation "
         "team and auditors every organisation.",

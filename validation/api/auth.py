@@ -3,7 +3,7 @@ factor's code where the account needs one). No authentication; throttled per cli
 (scope `auth_token`, `API_TOKEN_RATE`)."""
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -55,11 +55,7 @@ class TokenObtainView(APIView):
             "account and too many requests answer 429."
         ),
         request=ApiTokenRequestSerializer,
-        responses={
-            201: ApiTokenIssuedSerializer,
-            400: OpenApiResponse(description="Wrong credentials, or a second factor missing"),
-            429: OpenApiResponse(description="A locked account, or too many requests"),
-        },
+        responses={201: ApiTokenIssuedSerializer},
         auth=[],
         tags=["auth"],
     )

@@ -117,7 +117,7 @@ class ProtocolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     parser_classes = [JSONParser]  # a document is a JSON object; a form cannot carry one
 
     def get_queryset(self):
-        return selectors.protocols_listed(self.request.user)
+        return selectors.protocols_visible_to(self.request.user)
 
     def get_object(self):
         return selectors.protocol_get_visible(user=self.request.user, pk=self.kwargs["pk"])
