@@ -2,10 +2,7 @@
 a bad package's problems, and a run followed live to issued, with its results and figures.
 Smoke tests and runs execute on a real Celery worker thread, never in the web request."""
 
-import io
-import json
 import re
-import tarfile
 import time
 
 import pytest
@@ -16,25 +13,9 @@ from reports.services import report_sign
 from tests.factories import PASSWORD
 from tests.run_helpers import run_setup
 from tests.support.browser import look, sign_in
+from tests.support.packages import repacked
 from validation.models import ModelPackage, ValidationRun
 from validation.services.runs import run_start
-
-
-def _broken(package_file, tmp_path):
-    """The real package with a manifest that breaks three of the schema's rules."""
-    with tarfile.open(package_file) as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
-    manifest = json.loads(members["manifest.json"])
-    manifest.update(threshold=7, task="segmentation")
-    del manifest["input"]
-    members["manifest.json"] = json.dumps(manifest).encode()
-    out = tmp_path / "broken.tar"
-    with tarfile.open(out, "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out
 
 
 @pytest.mark.sandbox
@@ -74,7 +55,11 @@ def test_a_bad_package_shows_its_problems_one_per_line_and_nothing_is_stored(
 ):
     sign_in(web, live_server.url, "vendor_a_user", PASSWORD)
     web.goto(live_server.url + "/packages/upload/")
-    web.get_by_label("Package archive").set_input_files(str(_broken(package_file, tmp_path)))
+    # The real package with a manifest that breaks three of the schema's rules.
+    broken = repacked(
+        package_file, tmp_path / "broken.tar", drop=("input",), threshold=7, task="segmentation"
+    )
+    web.get_by_label("Package archive").set_input_files(str(broken))
     web.get_by_role("button", name="Upload and test").click()
     alert = web.get_by_role("alert").filter(has_text="Package rejected")
     expect(alert).to_contain_text("the manifest is invalid")

@@ -2,16 +2,15 @@
 account), submit to submitted and to refused, review and start as the team, watch, results,
 report sign, download and verify (issued and altered)."""
 
-import io
 import json
 import stat
-import tarfile
 
 import pytest
 
 from reports.models import Report
 from tests.factories import PASSWORD, protocol_document
 from tests.run_helpers import run_setup
+from tests.support.packages import repacked
 from validation.models import ApiToken, ModelPackage, ValidationRun
 from validation.services.tokens import api_token_create
 
@@ -53,28 +52,6 @@ def test_commands_without_a_token_say_how_to_get_one(cli, world):
     assert bad.returncode == 1 and "Unknown API token" in bad.stderr
 
 
-def _with_manifest(package_file, tmp_path, **changes):
-    """The real package with manifest fields changed (positive_index beyond the output: the
-    builder would refuse it; the server's smoke test must)."""
-    with tarfile.open(package_file) as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
-    manifest = json.loads(members["manifest.json"])
-    for key, value in changes.items():
-        section, _, field = key.partition("__")
-        if field:
-            manifest[section][field] = value
-        else:
-            manifest[section] = value
-    members["manifest.json"] = json.dumps(manifest).encode()
-    out = tmp_path / "changed.tar"
-    with tarfile.open(out, "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out
-
-
 @pytest.mark.sandbox
 def test_submit_follows_the_smoke_test_to_submitted_then_the_team_approves(
     cli, world, package_file, celery_worker_thread
@@ -96,7 +73,9 @@ def test_submit_follows_the_smoke_test_to_submitted_then_the_team_approves(
 def test_submit_prints_the_refusal_category_and_reasons(
     cli, world, package_file, tmp_path, celery_worker_thread
 ):
-    broken = _with_manifest(package_file, tmp_path, name="Broken", output__positive_index=1)
+    broken = repacked(
+        package_file, tmp_path / "changed.tar", name="Broken", output__positive_index=1
+    )
     done = cli("submit", str(broken), token=token_of(world.vendor_user))
     assert done.returncode == 1
     assert "refused (bad-output)" in done.stderr
@@ -104,7 +83,7 @@ def test_submit_prints_the_refusal_category_and_reasons(
 
 
 def test_an_upload_intake_refuses_lists_its_problems(cli, world, package_file, tmp_path):
-    broken = _with_manifest(package_file, tmp_path, threshold=7, task="segmentation")
+    broken = repacked(package_file, tmp_path / "changed.tar", threshold=7, task="segmentation")
     done = cli("submit", str(broken), token=token_of(world.vendor_user))
     assert done.returncode == 2, done.stderr
     assert "threshold" in done.stderr and "task" in done.stderr

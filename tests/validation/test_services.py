@@ -16,6 +16,7 @@ from tests.factories import (
     approved_package,
     protocol_document,
 )
+from tests.support.packages import repacked
 from validation import tasks
 from validation.dicom.merkle import merkle_root
 from validation.errors import ApplicationError, PermissionDenied
@@ -395,33 +396,6 @@ def test_package_intake_never_imports_torch():
 # --- smoke test at intake (real sandboxed runner) ------------------------------------------------
 
 
-def _repack(package_file: Path, out: Path, **manifest_changes) -> Path:
-    """The same model with an edited manifest: what a careless vendor might upload."""
-    import gzip
-    import json
-
-    members: dict[str, bytes] = {}
-    with tarfile.open(package_file) as tar:
-        for m in tar.getmembers():
-            fh = tar.extractfile(m)
-            assert fh is not None, f"{m.name} is not a regular file"
-            members[m.name] = fh.read()
-    manifest = json.loads(members["manifest.json"])
-    for key, value in manifest_changes.items():
-        section, _, field = key.partition("__")
-        if field:
-            manifest[section][field] = value
-        else:
-            manifest[key] = value
-    members["manifest.json"] = json.dumps(manifest).encode()
-    with gzip.open(out, "wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out
-
-
 @pytest.mark.sandbox
 def test_accepted_package_records_smoke_timings_and_is_cached_warm(
     world, package_file, settings, django_capture_on_commit_callbacks
@@ -449,7 +423,7 @@ def test_accepted_package_records_smoke_timings_and_is_cached_warm(
 def test_smoke_test_failures_reject_and_leave_nothing(
     world, package_file, settings, tmp_path, changes, reason, django_capture_on_commit_callbacks
 ):
-    bad = _repack(package_file, tmp_path / "bad.tar.gz", **changes)
+    bad = repacked(package_file, tmp_path / "bad.tar.gz", **changes)
     with django_capture_on_commit_callbacks(execute=True), open(bad, "rb") as fh:
         package = package_submit(actor=world.vendor_user, upload=fh)
     package.refresh_from_db()
