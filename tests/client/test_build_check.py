@@ -15,6 +15,7 @@ import pytest
 import torch
 from blindspot_client.package.manifest import default_manifest
 
+from tests.support.packages import repacked
 from validation.packaging import read_package_contents
 
 BLINDSPOT = str(Path(sys.executable).with_name("blindspot"))
@@ -197,9 +198,7 @@ def test_check_lists_intake_and_smoke_test_problems(vendor, package_file, tmp_pa
     assert refused.returncode == 2 and "package:" in refused.stderr
     # A manifest whose positive column the model does not have: intake's reader accepts it,
     # the smoke test does not.
-    from tests.client.test_cli import _with_manifest
-
-    wrong_column = _with_manifest(package_file, tmp_path, output__positive_index=1)
+    wrong_column = repacked(package_file, tmp_path / "changed.tar", output__positive_index=1)
     smoke = blindspot("check", str(wrong_column), cwd=vendor)
     assert smoke.returncode == 2
     assert "output/positive_index: the model has 1 output column(s)" in smoke.stderr
