@@ -32,7 +32,15 @@ from validation.stats.metrics import (
     roc_points,
     subgroup_table,
     to_jsonable,
+    wilson_cc_interval,
     wilson_interval,
+)
+from validation.stats.metrics.roc import (
+    DELONG,
+    DELONG_LOGIT,
+    HANLEY_MCNEIL_SCORE,
+    auc_delong_many,
+    hanley_mcneil_score_interval,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "aSAH.csv"
@@ -91,7 +99,7 @@ def test_auc_and_delong_variance_match_proc(asah, marker, auc, variance):
     ],
 )
 def test_delong_ci_matches_proc(asah, marker, lower, upper):
-    ci = auc_delong(asah["y"], asah[marker]).ci
+    ci = auc_delong(asah["y"], asah[marker], method="delong").ci
     assert (ci.lower, ci.upper) == pytest.approx((lower, upper), abs=TOL)
     assert ci.method == "DeLong (Sun & Xu 2014)"
     assert ci.level == 0.95
@@ -99,7 +107,7 @@ def test_delong_ci_matches_proc(asah, marker, lower, upper):
 
 def test_delong_ci_ndka_females_matches_proc(asah):
     female = np.array(asah["gender"]) == "Female"
-    ci = auc_delong(asah["y"][female], asah["ndka"][female]).ci
+    ci = auc_delong(asah["y"][female], asah["ndka"][female], method="delong").ci
     assert (ci.lower, ci.upper) == pytest.approx((0.5261398281, 0.8081458862), abs=TOL)
 
 
@@ -172,7 +180,9 @@ def test_all_equal_scores_give_auc_one_half_with_zero_variance():
     result = auc_delong([0, 1, 0, 1, 1], [0.3] * 5)
     assert result.auc == 0.5
     assert result.variance == 0.0
-    assert (result.ci.lower, result.ci.upper) == (0.5, 0.5)
+    # No zero-width [0.5, 0.5]: the score interval reflects how few cases there are.
+    assert result.ci.lower < 0.3 and result.ci.upper > 0.7
+    assert result.ci.method == HANLEY_MCNEIL_SCORE
     fpr, tpr, thresholds = roc_points([0, 1, 0, 1, 1], [0.3] * 5)
     assert fpr.tolist() == [0.0, 1.0] and tpr.tolist() == [0.0, 1.0]
 
@@ -182,17 +192,19 @@ def test_ties_between_classes_count_one_half():
     assert auc_delong([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9]).auc == pytest.approx(0.875)
 
 
-def test_perfect_separation_ci_is_clipped_to_one():
-    result = auc_delong([0, 0, 0, 1, 1, 1], [1, 2, 3, 4, 5, 6])
-    assert result.auc == 1.0
-    assert result.ci.upper == 1.0
+def test_perfect_separation_ci_ends_at_one_with_width():
+    for method in ("delong", "delong-logit"):
+        result = auc_delong([0, 0, 0, 1, 1, 1], [1, 2, 3, 4, 5, 6], method=method)
+        assert result.auc == 1.0
+        assert result.ci.upper == 1.0 and result.ci.lower < 0.8
 
 
-def test_single_case_of_a_class_gives_auc_without_variance():
+def test_single_case_of_a_class_gives_auc_without_variance_but_an_interval():
     result = auc_delong([0, 0, 0, 1], [0.1, 0.2, 0.3, 0.9])
     assert result.auc == 1.0
     assert math.isnan(result.variance)
-    assert math.isnan(result.ci.lower) and math.isnan(result.ci.upper)
+    assert result.ci.upper == 1.0 and 0.0 < result.ci.lower < 0.5
+    assert result.ci.method == HANLEY_MCNEIL_SCORE
 
 
 def test_auc_is_antisymmetric_in_score_direction(asah):
