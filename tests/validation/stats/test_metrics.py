@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+from scipy import stats
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
@@ -29,6 +30,7 @@ from validation.stats.metrics import (
     fairness_summary,
     likelihood_ratios,
     newcombe_difference_interval,
+    proportion_interval,
     roc_points,
     subgroup_table,
     to_jsonable,
@@ -36,11 +38,7 @@ from validation.stats.metrics import (
     wilson_interval,
 )
 from validation.stats.metrics.roc import (
-    DELONG,
-    DELONG_LOGIT,
     HANLEY_MCNEIL_SCORE,
-    auc_delong_many,
-    hanley_mcneil_score_interval,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "aSAH.csv"
@@ -312,6 +310,50 @@ def test_invalid_level_raises():
         wilson_interval(1, 2, level=95)
 
 
+# Newcombe RG. Two-sided confidence intervals for the single proportion: comparison of seven
+# methods. Stat Med 1998;17:857-872, the worked examples' table: method 3 (score) and method 4
+# (score with continuity correction), 95%, to the published four decimals.
+NEWCOMBE_1998_SINGLE = [
+    # k, n, (method 3 lower, upper), (method 4 lower, upper)
+    (81, 263, (0.2553, 0.3662), (0.2535, 0.3682)),
+    (15, 148, (0.0624, 0.1605), (0.0598, 0.1644)),
+    (0, 20, (0.0000, 0.1611), (0.0000, 0.2005)),
+    (1, 29, (0.0061, 0.1718), (0.0018, 0.1963)),
+]
+
+
+@pytest.mark.parametrize(("k", "n", "score", "corrected"), NEWCOMBE_1998_SINGLE)
+def test_wilson_with_and_without_correction_match_newcombe_1998(k, n, score, corrected):
+    plain, cc = wilson_interval(k, n), wilson_cc_interval(k, n)
+    assert (round(plain.lower, 4), round(plain.upper, 4)) == score
+    assert (round(cc.lower, 4), round(cc.upper, 4)) == corrected
+    assert cc.method == "Wilson score with continuity correction (Newcombe 1998)"
+    assert cc.estimate == k / n
+
+
+@pytest.mark.parametrize(("k", "n"), GRID)
+@pytest.mark.parametrize("level", [0.90, 0.95, 0.99])
+def test_wilson_cc_is_wider_than_wilson_and_inverts_the_corrected_score_test(k, n, level):
+    # The corrected interval holds the p with |k/n - p| - 1/(2n) <= z sqrt(p(1-p)/n), which is
+    # what R's prop.test(correct = TRUE) inverts; checked here on a fine grid of p.
+    z = stats.norm.ppf(0.5 + level / 2)
+    plain, cc = wilson_interval(k, n, level=level), wilson_cc_interval(k, n, level=level)
+    assert cc.lower <= plain.lower and cc.upper >= plain.upper
+    assert cc.upper - cc.lower > 0
+    p = np.linspace(0, 1, 400_001)
+    accepted = p[np.abs(k / n - p) - 1 / (2 * n) <= z * np.sqrt(p * (1 - p) / n)]
+    assert (cc.lower, cc.upper) == pytest.approx((accepted.min(), accepted.max()), abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["wilson", "wilson-cc", "clopper-pearson"])
+def test_no_proportion_interval_has_zero_width(method):
+    # Sensitivity and specificity on a handful of cases: 0/n and n/n keep a width.
+    for n in (1, 2, 5):
+        for k in range(n + 1):
+            ci = proportion_interval(k, n, method=method)
+            assert ci.upper - ci.lower > 0.2, (k, n)
+
+
 # Newcombe (1998) Table II, method 10, to the published four decimals.
 @pytest.mark.parametrize(
     ("counts", "lower", "upper"),
@@ -531,5 +573,5 @@ def test_to_jsonable_results_are_strict_json(asah):
     }
     document = to_jsonable(payload)
     json.dumps(document, allow_nan=False)
-    assert document["auc"]["ci"]["method"] == "DeLong (Sun & Xu 2014)"
+    assert document["auc"]["ci"]["method"] == "DeLong, logit scale (Sun & Xu 2014 variance)"
     assert document["roc"][2][0] is None  # the +inf first threshold
