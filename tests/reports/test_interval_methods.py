@@ -23,7 +23,7 @@ def _document(protocol_document: dict, y, scores) -> dict:
     run = RunFactory.create(
         status=ValidationRun.Status.REPORTING, protocol__document=protocol_document
     )
-    groups = {spec["attribute"]: np.array(["a"] * len(y)) for spec in PROTOCOL["subgroups"]}
+    groups = {s["attribute"]: np.array(["a"] * len(y)) for s in protocol_document["subgroups"]}
     plan = Plan.from_protocol(protocol_document, threshold=float(run.package.manifest["threshold"]))
     sections = evaluate(y, scores, groups, plan)
     sections.pop("scoring")

@@ -16,7 +16,7 @@ References
   and compare ROC curves. BMC Bioinformatics 2011;12:77 (the reference implementation whose
   published values the tests reproduce).
 - Pohar Perme M, Manevski D. Confidence intervals for the Mann-Whitney test. Stat Methods Med
-  Res 2019;28:3755-3768 (DeLong variance, interval on the logit scale).
+  Res, published online 2018 (DeLong variance, interval on the logit scale).
 - Hanley JA, McNeil BJ. The meaning and use of the area under a receiver operating
   characteristic (ROC) curve. Radiology 1982;143:29-36.
 - Newcombe RG. Confidence intervals for an effect size measure based on the Mann-Whitney
