@@ -186,12 +186,12 @@ def hanley_mcneil_score_interval(
 ) -> Interval:
     """Score-type AUC interval: the ``theta`` with ``(auc - theta)^2 <= z^2 V(theta)``, where
     ``V`` is the Hanley-McNeil (1982) variance evaluated at ``theta`` (not at the estimate)
-    with both sample sizes replaced by ``N* = (m + n) / 2`` (Newcombe 2006):
+    with both sample sizes replaced by ``N* = (m + n) / 2`` (after Newcombe 2006):
     ``V(theta) = theta (1 - theta) / (m n) * (1 + (N* - 1) ((1 - theta) / (2 - theta) +
     theta / (1 + theta)))``.
 
     Like Wilson's interval for a proportion it keeps a width at an AUC of 0 or 1 (an AUC of 1
-    on 5 + 5 cases gives a lower bound near 0.7, not 1) and needs no second case of a class.
+    on 5 + 5 cases gives a lower bound of 0.643, not 1) and needs no second case of a class.
     """
     z = z_critical(level)
     if n_pos < 1 or n_neg < 1 or not 0.0 <= auc <= 1.0:
