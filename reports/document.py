@@ -23,6 +23,9 @@ from validation.stats.disclosure import (
     rounded,
     subgroups_disclosed,
 )
+from validation.stats.evaluation import LEGACY_AUC_INTERVAL
+from validation.stats.metrics.proportions import CLOPPER_PEARSON, WILSON, WILSON_CC
+from validation.stats.metrics.roc import DELONG, DELONG_LOGIT, HANLEY_MCNEIL_SCORE
 from validation.storage import case_dicom_bytes
 
 SCHEMA_VERSION = "1.0"
@@ -40,8 +43,6 @@ SOFTWARE = [
     "celery",
 ]
 METHOD_NAMES = {
-    "auc": "DeLong (Sun & Xu 2014)",
-    "proportions": "Wilson score",
     "likelihood_ratios": "log method (Simel et al. 1991)",
     "disparities": "Newcombe hybrid score (method 10)",
     "subgroups": "fairlearn MetricFrame",
@@ -50,6 +51,18 @@ METHOD_NAMES = {
     "recalibration on logit(p), Wald intervals",
     "p_values": "pooled two-proportion z-test",
 }
+
+
+def _auc_method(plan: dict) -> str:
+    """The AUC interval the locked plan names, and its fallback for a degenerate variance."""
+    name = plan.get("auc_interval_method", LEGACY_AUC_INTERVAL)
+    chosen = {"delong-logit": DELONG_LOGIT, "delong": DELONG}[name]
+    return f"{chosen}; {HANLEY_MCNEIL_SCORE}"
+
+
+def _proportion_method(plan: dict) -> str:
+    name = plan.get("interval_method", "wilson")
+    return {"wilson": WILSON, "wilson-cc": WILSON_CC, "clopper-pearson": CLOPPER_PEARSON}[name]
 
 
 def _bootstrap_method(plan: dict) -> str:
@@ -284,6 +297,7 @@ def report_document_build(
             "confidence_level": plan.get("confidence_level", 0.95),
             "failure_policy": plan.get("failure_policy"),
             "interval_method": plan.get("interval_method", "wilson"),
+            "auc_interval_method": plan.get("auc_interval_method", LEGACY_AUC_INTERVAL),
             "multiplicity": plan.get("multiplicity", "holm"),
             "fairness_criteria": plan.get("fairness_criteria", []),
         },
@@ -294,11 +308,11 @@ def report_document_build(
             "Merkle root before the run."
         },
         "methods": [
-            {"quantity": "AUC", "method": METHOD_NAMES["auc"]},
+            {"quantity": "AUC", "method": _auc_method(plan)},
             *[
                 {
                     "quantity": m.upper() if len(m) == 3 else m.capitalize(),
-                    "method": METHOD_NAMES["proportions"],
+                    "method": _proportion_method(plan),
                 }
                 for m in METRICS
                 if m != "auc"

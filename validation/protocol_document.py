@@ -82,7 +82,13 @@ PROTOCOL_SCHEMA = {
         # score-as-error: a failed case counts as a wrong decision (a positive as a false
         # negative, a negative as a false positive) and as the worst score for the AUC.
         "failure_policy": {"enum": ["exclude-and-report", "score-as-error"]},
-        "interval_method": {"enum": ["wilson", "clopper-pearson"]},
+        # Single proportions: Wilson score, Wilson with continuity correction (Newcombe 1998,
+        # method 4) or Clopper-Pearson.
+        "interval_method": {"enum": ["wilson", "wilson-cc", "clopper-pearson"]},
+        # AUC: DeLong on the logit scale (holds 95% coverage at high AUC and small samples)
+        # or plain DeLong (pROC's). Either falls back to a score interval where the DeLong
+        # variance is 0 or undefined.
+        "auc_interval_method": {"enum": ["delong-logit", "delong"]},
         "bootstrap": {
             "type": "object",
             "additionalProperties": False,
@@ -136,6 +142,7 @@ DEFAULTS = {
     "confidence_level": 0.95,
     "failure_policy": "exclude-and-report",
     "interval_method": "wilson",
+    "auc_interval_method": "delong-logit",
     "bootstrap": {"replicates": 2000, "seed": 20261123, "method": "bca"},
     "multiplicity": "holm",
     "calibration": {"bins": 10},

@@ -178,6 +178,7 @@ def test_validate_of_a_valid_document_summarises_it_and_names_the_version_it_sav
     assert response.context["problems"] == []
     assert "Saves as <strong>Chest screening v2</strong>" in page
     assert "sensitivity" in page
+    assert "proportions: wilson, AUC: delong-logit" in page  # the defaults it will record
     # The diff against v1: the primary endpoint line changed, defaults compare equal.
     assert response.context["added"] == 1 and response.context["removed"] == 1
     changed = [

@@ -37,9 +37,12 @@ from validation.stats.metrics.bootstrap import (
 )
 from validation.stats.metrics.calibration import calibration_summary
 from validation.stats.metrics.multiplicity import adjust
+from validation.stats.metrics.roc import DEFAULT_AUC_INTERVAL
 from validation.stats.metrics.subgroups import subgroup_results
 
 ROC_POINTS_STORED = 200
+#: What a protocol document without ``auc_interval_method`` was locked under.
+LEGACY_AUC_INTERVAL = "delong"
 FAIRLEARN_POINT = "fairlearn between-groups difference (point estimate)"
 
 
@@ -51,6 +54,7 @@ class Plan:
     min_cell: int
     level: float = 0.95
     interval_method: str = "wilson"
+    auc_interval_method: str = DEFAULT_AUC_INTERVAL
     failure_policy: str = "exclude-and-report"
     bootstrap_replicates: int = 2000
     bootstrap_seed: int = 0
@@ -69,6 +73,10 @@ class Plan:
             min_cell=int(document["min_cell_size"]),
             level=float(document.get("confidence_level", 0.95)),
             interval_method=document.get("interval_method", "wilson"),
+            # A stored (so locked) document without the key predates the option: it was
+            # registered, and must be analysed, with plain DeLong. New documents get the
+            # default written in by protocol_document.with_defaults.
+            auc_interval_method=document.get("auc_interval_method", LEGACY_AUC_INTERVAL),
             failure_policy=document.get("failure_policy", "exclude-and-report"),
             bootstrap_replicates=int(bootstrap.get("replicates", 0)),
             bootstrap_seed=int(bootstrap.get("seed", 0)),
@@ -94,10 +102,11 @@ def evaluate(y_true: Any, scores: Any, groups: Mapping[str, Any], plan: Plan) ->
     groups = {name: np.asarray(values, dtype=object) for name, values in groups.items()}
     y, s, groups, substituted, scoring = _apply_failure_policy(y, s, failed, groups, plan)
 
-    primary = binary_metrics(y, s, plan.threshold, level=plan.level, interval=plan.interval_method)
+    methods = {"interval": plan.interval_method, "auc_method": plan.auc_interval_method}
+    primary = binary_metrics(y, s, plan.threshold, level=plan.level, **methods)
     primary["roc"] = _roc(y, s)
     subgroups, fairness = subgroup_results(
-        y, s, plan.threshold, groups, min_cell=plan.min_cell, level=plan.level
+        y, s, plan.threshold, groups, min_cell=plan.min_cell, level=plan.level, **methods
     )
     _adjust_p_values(fairness, plan)
     scoring["degenerate"] = degenerate_outcome(y[~substituted], s[~substituted])

@@ -204,6 +204,64 @@ def test_clopper_pearson_on_request():
 
 
 @pytest.mark.parametrize(
+    ("interval_method", "name"),
+    [
+        ("wilson", "Wilson score"),
+        ("wilson-cc", "Wilson score with continuity correction (Newcombe 1998)"),
+        ("clopper-pearson", "Clopper-Pearson"),
+    ],
+)
+def test_the_proportion_method_reaches_the_primary_metrics_and_the_subgroup_table(
+    interval_method, name
+):
+    y, s, groups = _study()
+    result = evaluate(y, s, groups, _plan(interval_method=interval_method))
+    assert result["primary"]["sensitivity"]["method"] == name
+    assert result["primary"]["ppv"]["method"] == name
+    assert {row["sensitivity"]["method"] for row in result["subgroups"]} == {name}
+
+
+def test_new_protocols_default_to_the_logit_delong_interval_and_may_name_plain_delong():
+    y, s, groups = _study()
+    assert with_defaults(PROTOCOL)["auc_interval_method"] == "delong-logit"
+    default = evaluate(y, s, groups, _plan())
+    plain = evaluate(y, s, groups, _plan(auc_interval_method="delong"))
+    assert default["primary"]["auc"]["method"] == "DeLong, logit scale (Sun & Xu 2014 variance)"
+    assert plain["primary"]["auc"]["method"] == "DeLong (Sun & Xu 2014)"
+    assert {row["auc"]["method"] for row in plain["subgroups"]} == {"DeLong (Sun & Xu 2014)"}
+    assert default["primary"]["auc"]["estimate"] == plain["primary"]["auc"]["estimate"]
+    assert default["primary"]["auc"]["lower"] != plain["primary"]["auc"]["lower"]
+    assert protocol_errors(with_defaults({**PROTOCOL, "auc_interval_method": "wald"}))
+
+
+def test_a_document_locked_before_the_option_keeps_plain_delong():
+    # Stored documents are complete (defaults written in at creation), so one without the key
+    # was registered when plain DeLong was the method: its analysis does not change.
+    legacy = {k: v for k, v in with_defaults(PROTOCOL).items() if k != "auc_interval_method"}
+    assert protocol_errors(legacy) == []
+    assert Plan.from_protocol(legacy, threshold=0.5).auc_interval_method == "delong"
+    y, s, groups = _study()
+    result = evaluate(y, s, groups, Plan.from_protocol(legacy, threshold=0.5))
+    assert result["primary"]["auc"]["method"] == "DeLong (Sun & Xu 2014)"
+
+
+def test_a_perfect_auc_on_ten_cases_fails_a_lower_bound_criterion():
+    y = np.r_[np.zeros(5, dtype=int), np.ones(5, dtype=int)]
+    s = np.linspace(0.05, 0.95, 10)
+    plan = _plan(
+        acceptance_criteria=[{"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.8}],
+        subgroups=[],
+        min_cell_size=1,
+        bootstrap={"replicates": 0, "seed": 1},
+    )
+    result = evaluate(y, s, {}, plan)
+    criterion = result["acceptance"]["criteria"][0]
+    assert result["primary"]["auc"]["estimate"] == 1.0
+    assert criterion["observed"] < 0.7 and not criterion["passed"]
+    assert criterion["method"].startswith("Hanley-McNeil score interval")
+
+
+@pytest.mark.parametrize(
     ("change", "message"),
     [
         ({"subgroups": [{"attribute": "age", "bins": [0, 40, 40]}]}, "strictly increasing"),

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+from scipy import stats
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
@@ -29,10 +30,15 @@ from validation.stats.metrics import (
     fairness_summary,
     likelihood_ratios,
     newcombe_difference_interval,
+    proportion_interval,
     roc_points,
     subgroup_table,
     to_jsonable,
+    wilson_cc_interval,
     wilson_interval,
+)
+from validation.stats.metrics.roc import (
+    HANLEY_MCNEIL_SCORE,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "aSAH.csv"
@@ -91,7 +97,7 @@ def test_auc_and_delong_variance_match_proc(asah, marker, auc, variance):
     ],
 )
 def test_delong_ci_matches_proc(asah, marker, lower, upper):
-    ci = auc_delong(asah["y"], asah[marker]).ci
+    ci = auc_delong(asah["y"], asah[marker], method="delong").ci
     assert (ci.lower, ci.upper) == pytest.approx((lower, upper), abs=TOL)
     assert ci.method == "DeLong (Sun & Xu 2014)"
     assert ci.level == 0.95
@@ -99,7 +105,7 @@ def test_delong_ci_matches_proc(asah, marker, lower, upper):
 
 def test_delong_ci_ndka_females_matches_proc(asah):
     female = np.array(asah["gender"]) == "Female"
-    ci = auc_delong(asah["y"][female], asah["ndka"][female]).ci
+    ci = auc_delong(asah["y"][female], asah["ndka"][female], method="delong").ci
     assert (ci.lower, ci.upper) == pytest.approx((0.5261398281, 0.8081458862), abs=TOL)
 
 
@@ -172,7 +178,9 @@ def test_all_equal_scores_give_auc_one_half_with_zero_variance():
     result = auc_delong([0, 1, 0, 1, 1], [0.3] * 5)
     assert result.auc == 0.5
     assert result.variance == 0.0
-    assert (result.ci.lower, result.ci.upper) == (0.5, 0.5)
+    # No zero-width [0.5, 0.5]: the score interval reflects how few cases there are.
+    assert result.ci.lower < 0.3 and result.ci.upper > 0.7
+    assert result.ci.method == HANLEY_MCNEIL_SCORE
     fpr, tpr, thresholds = roc_points([0, 1, 0, 1, 1], [0.3] * 5)
     assert fpr.tolist() == [0.0, 1.0] and tpr.tolist() == [0.0, 1.0]
 
@@ -182,17 +190,19 @@ def test_ties_between_classes_count_one_half():
     assert auc_delong([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9]).auc == pytest.approx(0.875)
 
 
-def test_perfect_separation_ci_is_clipped_to_one():
-    result = auc_delong([0, 0, 0, 1, 1, 1], [1, 2, 3, 4, 5, 6])
-    assert result.auc == 1.0
-    assert result.ci.upper == 1.0
+def test_perfect_separation_ci_ends_at_one_with_width():
+    for method in ("delong", "delong-logit"):
+        result = auc_delong([0, 0, 0, 1, 1, 1], [1, 2, 3, 4, 5, 6], method=method)
+        assert result.auc == 1.0
+        assert result.ci.upper == 1.0 and result.ci.lower < 0.8
 
 
-def test_single_case_of_a_class_gives_auc_without_variance():
+def test_single_case_of_a_class_gives_auc_without_variance_but_an_interval():
     result = auc_delong([0, 0, 0, 1], [0.1, 0.2, 0.3, 0.9])
     assert result.auc == 1.0
     assert math.isnan(result.variance)
-    assert math.isnan(result.ci.lower) and math.isnan(result.ci.upper)
+    assert result.ci.upper == 1.0 and 0.0 < result.ci.lower < 0.5
+    assert result.ci.method == HANLEY_MCNEIL_SCORE
 
 
 def test_auc_is_antisymmetric_in_score_direction(asah):
@@ -298,6 +308,50 @@ def test_invalid_counts_raise(k, n):
 def test_invalid_level_raises():
     with pytest.raises(MetricInputError, match="level"):
         wilson_interval(1, 2, level=95)
+
+
+# Newcombe RG. Two-sided confidence intervals for the single proportion: comparison of seven
+# methods. Stat Med 1998;17:857-872, the worked examples' table: method 3 (score) and method 4
+# (score with continuity correction), 95%, to the published four decimals.
+NEWCOMBE_1998_SINGLE = [
+    # k, n, (method 3 lower, upper), (method 4 lower, upper)
+    (81, 263, (0.2553, 0.3662), (0.2535, 0.3682)),
+    (15, 148, (0.0624, 0.1605), (0.0598, 0.1644)),
+    (0, 20, (0.0000, 0.1611), (0.0000, 0.2005)),
+    (1, 29, (0.0061, 0.1718), (0.0018, 0.1963)),
+]
+
+
+@pytest.mark.parametrize(("k", "n", "score", "corrected"), NEWCOMBE_1998_SINGLE)
+def test_wilson_with_and_without_correction_match_newcombe_1998(k, n, score, corrected):
+    plain, cc = wilson_interval(k, n), wilson_cc_interval(k, n)
+    assert (round(plain.lower, 4), round(plain.upper, 4)) == score
+    assert (round(cc.lower, 4), round(cc.upper, 4)) == corrected
+    assert cc.method == "Wilson score with continuity correction (Newcombe 1998)"
+    assert cc.estimate == k / n
+
+
+@pytest.mark.parametrize(("k", "n"), GRID)
+@pytest.mark.parametrize("level", [0.90, 0.95, 0.99])
+def test_wilson_cc_is_wider_than_wilson_and_inverts_the_corrected_score_test(k, n, level):
+    # The corrected interval holds the p with |k/n - p| - 1/(2n) <= z sqrt(p(1-p)/n), which is
+    # what R's prop.test(correct = TRUE) inverts; checked here on a fine grid of p.
+    z = stats.norm.ppf(0.5 + level / 2)
+    plain, cc = wilson_interval(k, n, level=level), wilson_cc_interval(k, n, level=level)
+    assert cc.lower <= plain.lower and cc.upper >= plain.upper
+    assert cc.upper - cc.lower > 0
+    p = np.linspace(0, 1, 400_001)
+    accepted = p[np.abs(k / n - p) - 1 / (2 * n) <= z * np.sqrt(p * (1 - p) / n)]
+    assert (cc.lower, cc.upper) == pytest.approx((accepted.min(), accepted.max()), abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["wilson", "wilson-cc", "clopper-pearson"])
+def test_no_proportion_interval_has_zero_width(method):
+    # Sensitivity and specificity on a handful of cases: 0/n and n/n keep a width.
+    for n in (1, 2, 5):
+        for k in range(n + 1):
+            ci = proportion_interval(k, n, method=method)
+            assert ci.upper - ci.lower > 0.2, (k, n)
 
 
 # Newcombe (1998) Table II, method 10, to the published four decimals.
@@ -519,5 +573,5 @@ def test_to_jsonable_results_are_strict_json(asah):
     }
     document = to_jsonable(payload)
     json.dumps(document, allow_nan=False)
-    assert document["auc"]["ci"]["method"] == "DeLong (Sun & Xu 2014)"
+    assert document["auc"]["ci"]["method"] == "DeLong, logit scale (Sun & Xu 2014 variance)"
     assert document["roc"][2][0] is None  # the +inf first threshold

@@ -25,9 +25,18 @@ from .proportions import (
     likelihood_ratios,
     newcombe_difference_interval,
     proportion_interval,
+    wilson_cc_interval,
     wilson_interval,
 )
-from .roc import AucResult, PairedAucResult, auc_delong, delong_paired, roc_points
+from .roc import (
+    AucResult,
+    PairedAucResult,
+    auc_delong,
+    auc_delong_many,
+    delong_paired,
+    hanley_mcneil_score_interval,
+    roc_points,
+)
 from .subgroups import fairness_summary, group_labels, subgroup_table
 
 __all__ = [
@@ -38,6 +47,7 @@ __all__ = [
     "PairedAucResult",
     "adjust",
     "auc_delong",
+    "auc_delong_many",
     "bca_bounds",
     "benjamini_hochberg",
     "binary_metrics",
@@ -51,6 +61,7 @@ __all__ = [
     "delong_paired",
     "fairness_summary",
     "group_labels",
+    "hanley_mcneil_score_interval",
     "holm",
     "jackknife_acceleration",
     "likelihood_ratios",
@@ -62,5 +73,6 @@ __all__ = [
     "subgroup_table",
     "to_jsonable",
     "two_proportion_p_value",
+    "wilson_cc_interval",
     "wilson_interval",
 ]

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._base import Interval, MetricInputError, as_labels, as_scores, check_same_length
 from .proportions import likelihood_ratios, proportion_interval
-from .roc import auc_or_note
+from .roc import DEFAULT_AUC_INTERVAL, auc_or_note
 
 
 def confusion_counts(y_true: Any, y_pred: Any) -> dict[str, int]:
@@ -40,10 +40,12 @@ def binary_metrics(
     *,
     level: float = 0.95,
     interval: str = "wilson",
+    auc_method: str = DEFAULT_AUC_INTERVAL,
 ) -> dict[str, Any]:
     """Sensitivity, specificity, PPV, NPV, accuracy and prevalence with binomial intervals
-    (Wilson score by default, ``interval="clopper-pearson"`` on request), likelihood ratios
-    with log-method intervals (Simel et al. 1991), and the DeLong AUC.
+    (Wilson score by default, ``interval="wilson-cc"`` or ``"clopper-pearson"`` on request),
+    likelihood ratios with log-method intervals (Simel et al. 1991), and the AUC with its
+    DeLong-based interval (``auc_method`` as in :func:`auc_delong`).
 
     Returns a dict with these keys: ``sensitivity``, ``specificity``, ``ppv``, ``npv``,
     ``accuracy``, ``prevalence``, ``positive_likelihood_ratio``,
@@ -66,7 +68,11 @@ def binary_metrics(
         return proportion_interval(k, total, level=level, method=interval)
 
     lr_positive, lr_negative = likelihood_ratios(tp, fp, tn, fn, level=level)
-    auc, auc_note = auc_or_note(y, s, level=level) if n else (None, "AUC undefined: no cases")
+    auc, auc_note = (
+        auc_or_note(y, s, level=level, method=auc_method)
+        if n
+        else (None, "AUC undefined: no cases")
+    )
     notes = [auc_note] if auc_note else []
     for name, denominator in (
         ("sensitivity", n_pos),

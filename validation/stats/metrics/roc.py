@@ -15,6 +15,13 @@ References
 - Robin X, Turck N, Hainard A, et al. pROC: an open-source package for R and S+ to analyze
   and compare ROC curves. BMC Bioinformatics 2011;12:77 (the reference implementation whose
   published values the tests reproduce).
+- Pohar Perme M, Manevski D. Confidence intervals for the Mann-Whitney test. Stat Methods Med
+  Res, published online 2018 (DeLong variance, interval on the logit scale).
+- Hanley JA, McNeil BJ. The meaning and use of the area under a receiver operating
+  characteristic (ROC) curve. Radiology 1982;143:29-36.
+- Newcombe RG. Confidence intervals for an effect size measure based on the Mann-Whitney
+  statistic. Part 2: asymptotic methods and evaluation. Stat Med 2006;25:559-573 (score-type
+  intervals from the Hanley-McNeil variance with N* = (m + n) / 2).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from ._base import (
     Interval,
@@ -36,6 +43,14 @@ from ._base import (
 )
 
 DELONG = "DeLong (Sun & Xu 2014)"
+DELONG_LOGIT = "DeLong, logit scale (Sun & Xu 2014 variance)"
+HANLEY_MCNEIL_SCORE = (
+    "Hanley-McNeil score interval, N* = (m + n) / 2 (Newcombe 2006), as the DeLong variance "
+    "is 0 or undefined"
+)
+#: Protocol values of ``auc_interval_method``; the first is the default.
+AUC_INTERVAL_METHODS = ("delong-logit", "delong")
+DEFAULT_AUC_INTERVAL = "delong-logit"
 DELONG_PAIRED = "paired DeLong (Sun & Xu 2014)"
 ONE_CLASS_NOTE = "undefined: one class only"
 
@@ -90,22 +105,112 @@ def roc_points(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.nda
     return fpr, tpr, thresholds
 
 
-def auc_delong(y_true: Any, scores: Any, *, level: float = 0.95) -> AucResult:
+def auc_delong(
+    y_true: Any, scores: Any, *, level: float = 0.95, method: str = DEFAULT_AUC_INTERVAL
+) -> AucResult:
     """AUC with DeLong et al. (1988) variance computed by the fast midrank algorithm of
-    Sun and Xu (2014), and a Wald interval ``auc +/- z * sqrt(variance)``.
+    Sun and Xu (2014), and its interval (see :func:`auc_intervals`).
 
-    As in pROC, interval bounds outside [0, 1] are clipped to it. Raises
-    :class:`MetricInputError` when either class is absent: the AUC is then undefined, and
-    callers that tabulate subgroups check the class counts first.
+    ``method="delong-logit"`` (the default) bounds ``logit(auc) +/- z * se / (auc (1 - auc))``
+    back-transformed; ``method="delong"`` is pROC's Wald interval ``auc +/- z * se`` clipped
+    to [0, 1]. Raises :class:`MetricInputError` when either class is absent: the AUC is then
+    undefined, and callers that tabulate subgroups check the class counts first.
     """
     y, s = _checked(y_true, scores)
-    z = z_critical(level)
     aucs, covariance, n_pos, n_neg = _delong(y, s[np.newaxis, :])
     auc, variance = float(aucs[0]), float(covariance[0, 0])
-    half_width = z * math.sqrt(variance)  # NaN when a class has a single case
-    lower, upper = np.clip([auc - half_width, auc + half_width], 0.0, 1.0)  # keeps NaN
-    ci = Interval(auc, float(lower), float(upper), DELONG, level)
+    lower, upper, names = auc_intervals(
+        aucs, np.diag(covariance), n_pos, n_neg, level=level, method=method
+    )
+    ci = Interval(auc, float(lower[0]), float(upper[0]), str(names[0]), level)
     return AucResult(auc=auc, variance=variance, ci=ci, n_pos=n_pos, n_neg=n_neg)
+
+
+def auc_delong_many(
+    y_true: Any, scores: Any, *, level: float = 0.95, method: str = DEFAULT_AUC_INTERVAL
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(auc, variance, lower, upper)`` for each row of ``scores`` (shape ``(k, N)``, all
+    rows on the same labels), vectorised: what :func:`auc_delong` gives one row at a time."""
+    y = as_labels(y_true)
+    s = np.atleast_2d(np.asarray(scores, dtype=float))
+    if s.ndim != 2 or s.shape[1] != y.size or not np.isfinite(s).all():
+        raise MetricInputError("scores must be a finite (k, N) array on N labels.")
+    _require_both_classes(y)
+    aucs, variances, n_pos, n_neg = _delong_variances(y, s)
+    lower, upper, _ = auc_intervals(aucs, variances, n_pos, n_neg, level=level, method=method)
+    return aucs, variances, lower, upper
+
+
+def auc_intervals(
+    aucs: np.ndarray,
+    variances: np.ndarray,
+    n_pos: int,
+    n_neg: int,
+    *,
+    level: float = 0.95,
+    method: str = DEFAULT_AUC_INTERVAL,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lower, upper, method_names)`` of AUC intervals from DeLong variances.
+
+    Where the DeLong variance is 0 (an AUC of 0 or 1, or every case on one score) or
+    undefined (a class with a single case), a DeLong interval would have zero width or none:
+    those get :func:`hanley_mcneil_score_interval` instead, and its name says so.
+    """
+    if method not in AUC_INTERVAL_METHODS:
+        raise ValueError(
+            f"Unknown AUC interval method {method!r}; use one of {', '.join(AUC_INTERVAL_METHODS)}."
+        )
+    z = z_critical(level)
+    aucs = np.asarray(aucs, dtype=float)
+    se = np.sqrt(np.asarray(variances, dtype=float))
+    degenerate = ~(se > 0)  # zero or NaN
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "delong":
+            lower = np.clip(aucs - z * se, 0.0, 1.0)
+            upper = np.clip(aucs + z * se, 0.0, 1.0)
+        else:
+            # 0 < auc < 1 wherever se > 0: a non-zero variance needs components on both sides.
+            centre = np.log(aucs / (1.0 - aucs))
+            half = z * se / (aucs * (1.0 - aucs))
+            lower = 1.0 / (1.0 + np.exp(-(centre - half)))
+            upper = 1.0 / (1.0 + np.exp(-(centre + half)))
+    names = np.full(aucs.shape, DELONG_LOGIT if method == "delong-logit" else DELONG, dtype=object)
+    for i in np.flatnonzero(degenerate):
+        fallback = hanley_mcneil_score_interval(float(aucs[i]), n_pos, n_neg, level=level)
+        lower[i], upper[i], names[i] = fallback.lower, fallback.upper, fallback.method
+    return lower, upper, names
+
+
+def hanley_mcneil_score_interval(
+    auc: float, n_pos: int, n_neg: int, *, level: float = 0.95
+) -> Interval:
+    """Score-type AUC interval: the ``theta`` with ``(auc - theta)^2 <= z^2 V(theta)``, where
+    ``V`` is the Hanley-McNeil (1982) variance evaluated at ``theta`` (not at the estimate)
+    with both sample sizes replaced by ``N* = (m + n) / 2`` (after Newcombe 2006):
+    ``V(theta) = theta (1 - theta) / (m n) * (1 + (N* - 1) ((1 - theta) / (2 - theta) +
+    theta / (1 + theta)))``.
+
+    Like Wilson's interval for a proportion it keeps a width at an AUC of 0 or 1 (an AUC of 1
+    on 5 + 5 cases gives a lower bound of 0.643, not 1) and needs no second case of a class.
+    """
+    z = z_critical(level)
+    if n_pos < 1 or n_neg < 1 or not 0.0 <= auc <= 1.0:
+        return Interval.undefined(HANLEY_MCNEIL_SCORE, level)
+    m, n = float(n_pos), float(n_neg)
+    n_star = (m + n) / 2.0
+
+    def excess(theta: float) -> float:
+        variance = theta * (1 - theta) / (m * n)
+        variance *= 1 + (n_star - 1) * ((1 - theta) / (2 - theta) + theta / (1 + theta))
+        return (auc - theta) ** 2 - z * z * variance
+
+    # excess(auc) <= 0 and excess(0) = auc^2, excess(1) = (1 - auc)^2: one root on each side,
+    # found from a grid point inside the interval (at an estimate of 0 or 1 the estimate
+    # itself is a root, so start just inside).
+    inside = min(max(auc, 1e-9), 1 - 1e-9)
+    lower = 0.0 if auc == 0 else optimize.brentq(excess, 0.0, inside, xtol=1e-14)
+    upper = 1.0 if auc == 1 else optimize.brentq(excess, inside, 1.0, xtol=1e-14)
+    return Interval(auc, float(lower), float(upper), HANLEY_MCNEIL_SCORE, level)
 
 
 def delong_paired(
@@ -152,12 +257,14 @@ def delong_paired(
     )
 
 
-def auc_or_note(y_true: Any, scores: Any, *, level: float = 0.95) -> tuple[Interval | None, str]:
+def auc_or_note(
+    y_true: Any, scores: Any, *, level: float = 0.95, method: str = DEFAULT_AUC_INTERVAL
+) -> tuple[Interval | None, str]:
     """AUC interval for tables: ``(None, note)`` instead of an error when one class is absent."""
     y = as_labels(y_true)
     if y.size == 0 or y.min() == y.max():
         return None, f"AUC {ONE_CLASS_NOTE}"
-    return auc_delong(y, scores, level=level).ci, ""
+    return auc_delong(y, scores, level=level, method=method).ci, ""
 
 
 def _checked(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -202,3 +309,16 @@ def _delong(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     s10 = np.atleast_2d(np.cov(v10, ddof=1))
     s01 = np.atleast_2d(np.cov(v01, ddof=1))
     return aucs, s10 / m + s01 / n, m, n
+
+
+def _delong_variances(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """AUC and DeLong variance of each score row: :func:`_delong`'s diagonal without the
+    ``k x k`` covariance."""
+    positives, negatives = scores[:, y == 1], scores[:, y == 0]
+    m, n = positives.shape[1], negatives.shape[1]
+    ranks_all = stats.rankdata(np.hstack([positives, negatives]), axis=1)
+    v10 = (ranks_all[:, :m] - stats.rankdata(positives, axis=1)) / n
+    v01 = 1.0 - (ranks_all[:, m:] - stats.rankdata(negatives, axis=1)) / m
+    if m < 2 or n < 2:
+        return v10.mean(axis=1), np.full(scores.shape[0], math.nan), m, n
+    return v10.mean(axis=1), v10.var(axis=1, ddof=1) / m + v01.var(axis=1, ddof=1) / n, m, n

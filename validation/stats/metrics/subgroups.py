@@ -26,8 +26,8 @@ from fairlearn.metrics import MetricFrame
 from ._base import MetricInputError, as_labels, as_scores, check_same_length
 from .binary import predict
 from .multiplicity import two_proportion_p_value
-from .proportions import newcombe_difference_interval, wilson_interval
-from .roc import auc_or_note
+from .proportions import newcombe_difference_interval, proportion_interval
+from .roc import DEFAULT_AUC_INTERVAL, auc_or_note
 
 UNKNOWN = "unknown"
 
@@ -95,19 +95,37 @@ def subgroup_results(
     *,
     min_cell: int = 10,
     level: float = 0.95,
+    interval: str = "wilson",
+    auc_method: str = DEFAULT_AUC_INTERVAL,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(subgroup_table rows, fairness_summary rows)`` from one grouping pass per attribute."""
+    """``(subgroup_table rows, fairness_summary rows)`` from one grouping pass per attribute;
+    the table's rates and AUCs with the protocol's interval methods (``interval`` as in
+    :func:`proportion_interval`, ``auc_method`` as in :func:`auc_delong`)."""
+    methods = {"interval": interval, "auc_method": auc_method}
     y, s, predicted = _prepared(y_true, scores, threshold)
     rows, summaries = [], []
     for attribute, values in groups.items():
         labels = group_labels(values, len(y), attribute=attribute)
         by_group = _by_group(y, predicted, labels)
-        rows += _table_rows(attribute, by_group, y, s, labels, min_cell=min_cell, level=level)
+        rows += _table_rows(
+            attribute, by_group, y, s, labels, min_cell=min_cell, level=level, **methods
+        )
         summaries.append(_fairness_row(attribute, by_group, min_cell=min_cell, level=level))
     return rows, summaries
 
 
-def _table_rows(attribute, by_group, y, s, labels, *, min_cell: int, level: float) -> list[dict]:
+def _table_rows(
+    attribute,
+    by_group,
+    y,
+    s,
+    labels,
+    *,
+    min_cell: int,
+    level: float,
+    interval: str = "wilson",
+    auc_method: str = DEFAULT_AUC_INTERVAL,
+) -> list[dict]:
     rows = []
     for group in by_group.index:
         cell = by_group.loc[group]
@@ -115,15 +133,15 @@ def _table_rows(attribute, by_group, y, s, labels, *, min_cell: int, level: floa
         notes = []
         sensitivity = specificity = None
         if n_pos:
-            sensitivity = wilson_interval(int(cell["tp"]), n_pos, level=level)
+            sensitivity = proportion_interval(int(cell["tp"]), n_pos, level=level, method=interval)
         else:
             notes.append("sensitivity undefined: no positives")
         if n_neg:
-            specificity = wilson_interval(int(cell["tn"]), n_neg, level=level)
+            specificity = proportion_interval(int(cell["tn"]), n_neg, level=level, method=interval)
         else:
             notes.append("specificity undefined: no negatives")
         mask = labels == group
-        auc, auc_note = auc_or_note(y[mask], s[mask], level=level)
+        auc, auc_note = auc_or_note(y[mask], s[mask], level=level, method=auc_method)
         if auc_note:
             notes.append(auc_note)
         rows.append(
