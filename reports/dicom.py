@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 PDF_MIME_TYPE = "application/pdf"
@@ -37,9 +37,9 @@ PRIVATE_ELEMENTS = {  # element offset -> (keyword, VR)
 }
 
 
-def uid(*parts: str) -> str:
+def uid(*parts: str) -> UID:
     """A deterministic UID: `2.25.` and the integer of a name-based UUID of `parts`."""
-    return f"2.25.{uuid.uuid5(UID_NAMESPACE, '|'.join(parts)).int}"
+    return UID(f"2.25.{uuid.uuid5(UID_NAMESPACE, '|'.join(parts)).int}")
 
 
 IMPLEMENTATION_CLASS_UID = uid("implementation", IMPLEMENTATION_VERSION_NAME)
@@ -119,7 +119,7 @@ def dicom_make(*, pdf: bytes, identity: ReportIdentity) -> bytes:
         block.add_new(offset, vr, values[keyword])
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ENCAPSULATED_PDF_STORAGE
+    meta.MediaStorageSOPClassUID = UID(ENCAPSULATED_PDF_STORAGE)
     meta.MediaStorageSOPInstanceUID = sop_instance
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID

@@ -6,6 +6,7 @@ import io
 import shutil
 import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -38,6 +39,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 @pytest.fixture
 def issued(world):
     return _issue(world, report_draft(run=_run_with_results()))
+
+
+def _ct_image() -> bytes:
+    """A real CT image object from pydicom's test files: DICOM, but not a report."""
+    return Path(str(get_testdata_file("CT_small.dcm", read=False))).read_bytes()
 
 
 def _rewritten(data: bytes, **changes) -> bytes:
@@ -159,9 +165,8 @@ def test_changed_metadata_around_the_issued_pdf_is_altered(world, issued):
 
 
 def test_a_dicom_object_that_is_not_an_encapsulated_pdf_is_refused(world, issued):
-    image = get_testdata_file("CT_small.dcm", read=False)
     with pytest.raises(ApplicationError, match="not Encapsulated PDF Storage"):
-        report_verify(actor=world.auditor, data=open(image, "rb").read())
+        report_verify(actor=world.auditor, data=_ct_image())
     not_pdf = _rewritten(report_dicom(issued), MIMETypeOfEncapsulatedDocument="text/xml")
     with pytest.raises(NotAReportObject, match="not a PDF"):
         dicom_read(not_pdf)
@@ -211,7 +216,7 @@ def test_the_command_api_and_page_verify_the_object(world, issued, tmp_path, cap
     body = api.post("/api/v1/reports/verify/", {"file": upload}, format="multipart").json()
     assert body["status"] == "issued-current" and body["format"] == "dicom"
     assert body["pdf_sha256"] == issued.pdf_sha256 != body["file_sha256"]
-    image = io.BytesIO(open(get_testdata_file("CT_small.dcm", read=False), "rb").read())
+    image = io.BytesIO(_ct_image())
     image.name = "image.dcm"
     refused = api.post("/api/v1/reports/verify/", {"file": image}, format="multipart")
     assert refused.status_code == 400 and "Encapsulated PDF" in refused.json()["detail"]

@@ -13,8 +13,9 @@ EXIT_CODES = {"issued-current": 0, "superseded": 1, "altered": 2, "unknown": 3}
 
 class Command(BaseCommand):
     help = (
-        "Check a report PDF, or its DICOM Encapsulated PDF object, against the issued record: issued and current, superseded (by "
-        "which version), altered, or unknown. Exit status 0, 1, 2, 3 respectively."
+        "Check a report PDF, or its DICOM Encapsulated PDF object, against the issued record: "
+        "issued and current, superseded (by which version), altered, or unknown. Exit status "
+        "0, 1, 2, 3 respectively."
     )
 
     def add_arguments(self, parser):
