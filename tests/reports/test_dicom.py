@@ -230,3 +230,10 @@ def test_the_command_api_and_page_verify_the_object(world, issued, tmp_path, cap
     with bad.open("rb") as handle:
         verdict = page.post(reverse("web:verify"), {"file": handle}).content.decode()
     assert "Not genuine: altered" in verdict and "PatientName" in verdict
+    assert "This DICOM object is not one Blindspot issued" in verdict
+    ct = tmp_path / "image.dcm"
+    ct.write_bytes(_ct_image())
+    with ct.open("rb") as handle:
+        refused_page = page.post(reverse("web:verify"), {"file": handle})
+    assert refused_page.status_code == 400
+    assert "not Encapsulated PDF Storage" in refused_page.content.decode()
