@@ -191,6 +191,12 @@ def test_the_download_service_audits_like_the_pdf_and_refuses_drafts(world, issu
     draft = report_correct(actor=world.reviewer, report=issued, reason="Typo.")
     with pytest.raises(ApplicationError, match="not been issued"):
         report_dicom_download(actor=world.reviewer, report=draft)
+    api = APIClient()
+    api.force_authenticate(world.reviewer)
+    problem = api.get(f"/api/v1/reports/{draft.pk}/dicom/")
+    assert problem.status_code == 409
+    assert problem["Content-Type"] == "application/problem+json"
+    assert AuditEvent.objects.filter(action=AuditAction.REPORT_DOWNLOADED).count() == 1
 
 
 def test_the_command_api_and_page_verify_the_object(world, issued, tmp_path, capsys):
