@@ -1,6 +1,6 @@
 """Report downloads, the public key, and report status."""
 
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -12,7 +12,9 @@ from rest_framework.response import Response
 from reports.models import Report
 from reports.selectors import report_get_visible, report_is_current, reports_visible_to
 from reports.services import (
+    MAX_VERIFY_BYTES,
     report_correct,
+    report_dicom_download,
     report_download,
     report_sign,
     report_verify,
@@ -74,10 +76,9 @@ class CorrectSerializer(serializers.Serializer):
 
 
 class VerifySerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="The PDF to check.")
-
-
-MAX_VERIFY_BYTES = 50 * 2**20
+    file = serializers.FileField(
+        help_text="The report's PDF, or its DICOM Encapsulated PDF object (.dcm), to check."
+    )
 
 
 class ReportReferenceSerializer(serializers.Serializer):
@@ -89,11 +90,17 @@ class ReportReferenceSerializer(serializers.Serializer):
 
 
 class VerifyResultSerializer(serializers.Serializer):
-    """What a PDF is: `issued-current`, `superseded`, `altered` or `unknown`. The reports it
-    names are shown only to those who may see them (null otherwise)."""
+    """What a PDF or DICOM object is: `issued-current`, `superseded`, `altered` or `unknown`.
+    The reports it names are shown only to those who may see them (null otherwise)."""
 
     status = serializers.ChoiceField(choices=["issued-current", "superseded", "altered", "unknown"])
-    pdf_sha256 = serializers.CharField()
+    format = serializers.ChoiceField(
+        choices=["pdf", "dicom"], help_text="What the file was: a PDF or a DICOM object."
+    )
+    file_sha256 = serializers.CharField(help_text="The SHA-256 of the file as uploaded.")
+    pdf_sha256 = serializers.CharField(
+        help_text="The SHA-256 of the PDF (for a DICOM object, of the PDF it encapsulates)."
+    )
     report = ReportReferenceSerializer(allow_null=True)
     superseded_by = ReportReferenceSerializer(allow_null=True)
     current = ReportReferenceSerializer(allow_null=True)
@@ -141,6 +148,28 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         )
 
     @extend_schema(
+        responses={
+            (200, "application/dicom"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="The signed report as a DICOM Encapsulated PDF object "
+                "(SOP class 1.2.840.10008.5.1.4.1.1.104.1).",
+            )
+        }
+    )
+    @problems(409)
+    @action(detail=True, methods=["get"])
+    def dicom(self, request, pk=None):
+        """Download an issued report as a DICOM Encapsulated PDF object, PACS-ready (audited
+        like the PDF): the PDF's exact bytes, the report's identifiers and no patient. The same
+        report always gives the same bytes; /reports/verify/ checks it."""
+        report = self.get_object()
+        data = report_dicom_download(actor=request.user, report=report)
+        response = HttpResponse(data, content_type="application/dicom")
+        filename = f"{report.reference}-v{report.version}.dcm"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    @extend_schema(
         request=SignSerializer,
         responses={200: ReportSerializer, 202: ReportSerializer},
     )
@@ -186,9 +215,10 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         parser_classes=[MultiPartParser],
     )
     def verify(self, request):
-        """Is this PDF an issued report, the current version, superseded, altered or unknown?
-        Any signed-in user may ask. The report's identity, versions and hashes are named only
-        to those who may see that report; anyone else gets the answer alone."""
+        """Is this PDF (or the report's DICOM object) an issued report, the current version,
+        superseded, altered or unknown? Any signed-in user may ask. The report's identity,
+        versions and hashes are named only to those who may see that report; anyone else gets
+        the answer alone. A DICOM object other than an Encapsulated PDF is refused (400)."""
         body = VerifySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         upload = body.validated_data["file"]

@@ -4,15 +4,23 @@ data, the validation team and auditors all."""
 import hashlib
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from pypdf import PdfReader
 
+from reports.dicom import (
+    ReportIdentity,
+    dicom_differences,
+    dicom_make,
+    dicom_read,
+    looks_like_dicom,
+)
 from reports.models import Report
 from reports.signing import verify_digest
 from validation.models import Role
 from validation.selectors import get_or_404, is_auditor, is_validation_team, org_ids_of
+from validation.storage import media_path
 
 
 def reports_visible_to(user) -> QuerySet[Report]:
@@ -45,9 +53,11 @@ _HEX64 = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 
 @dataclass(frozen=True)
 class PdfVerification:
-    """What the service knows about a PDF: ``issued-current``, ``superseded`` (with the
-    version that replaced it and the current one), ``altered`` (it names an issued report,
-    but its bytes are not that report's PDF) or ``unknown``."""
+    """What the service knows about a PDF or the report's DICOM object: ``issued-current``,
+    ``superseded`` (with the version that replaced it and the current one), ``altered`` (it
+    names an issued report, but its bytes are not that report's PDF or DICOM object) or
+    ``unknown``. `pdf_sha256` is the PDF's (the encapsulated one for DICOM); `file_sha256` the
+    file's as given."""
 
     status: str
     pdf_sha256: str
@@ -55,6 +65,8 @@ class PdfVerification:
     superseded_by: Report | None = None
     current: Report | None = None
     detail: str = ""
+    format: str = "pdf"  # or "dicom"
+    file_sha256: str = ""
 
     def as_dict(self) -> dict:
         def ref(report: Report | None) -> dict | None:
@@ -70,6 +82,8 @@ class PdfVerification:
 
         return {
             "status": self.status,
+            "format": self.format,
+            "file_sha256": self.file_sha256 or self.pdf_sha256,
             "pdf_sha256": self.pdf_sha256,
             "report": ref(self.report),
             "superseded_by": ref(self.superseded_by),
@@ -79,6 +93,15 @@ class PdfVerification:
 
 
 def report_verification(data: bytes) -> PdfVerification:
+    """What a file is: a DICOM Part 10 object goes to `_dicom_verification` (raises
+    NotAReportObject for any DICOM object but an Encapsulated PDF), anything else is read as
+    a PDF."""
+    if looks_like_dicom(data):
+        return _dicom_verification(data)
+    return _pdf_verification(data)
+
+
+def _pdf_verification(data: bytes) -> PdfVerification:
     """Compare a PDF's bytes with the issued record. An exact SHA-256 match is one of ours
     (its service signature is checked too); otherwise, a PDF that names an issued report's
     document hash (in its metadata or text) has been altered; anything else is unknown."""
@@ -111,6 +134,74 @@ def report_verification(data: bytes) -> PdfVerification:
             f"not that report's PDF (SHA-256 {claimed.pdf_sha256})",
         )
     return PdfVerification("unknown", digest, detail="no issued report matches this file")
+
+
+def _dicom_verification(data: bytes) -> PdfVerification:
+    """The encapsulated PDF is verified as a PDF; when it is an issued report's, the object
+    must also be byte for byte the one `report_dicom` makes for that report (changed metadata
+    is `altered`, naming the attributes). An unknown PDF in an object whose private block
+    names an issued report's document hash is `altered` too."""
+    read = dicom_read(data)
+    file_sha = hashlib.sha256(data).hexdigest()
+    inner = replace(_pdf_verification(read.pdf), format="dicom", file_sha256=file_sha)
+    if inner.report is not None and inner.status in ("issued-current", "superseded"):
+        expected = dicom_make(pdf=read.pdf, identity=report_dicom_identity(inner.report))
+        if expected == data:
+            return inner
+        try:
+            changed = ", ".join(dicom_differences(expected, data)[:12]) or "its encoding"
+        except Exception:
+            changed = "its encoding"
+        return PdfVerification(
+            "altered",
+            inner.pdf_sha256,
+            inner.report,
+            current=_current(inner.report),
+            detail=f"its PDF is {inner.report.reference} version {inner.report.version}, but "
+            f"the DICOM object is not the one the service made for it (differs in: {changed})",
+            format="dicom",
+            file_sha256=file_sha,
+        )
+    if inner.status == "unknown" and read.claimed.get("document_sha256"):
+        claimed = Report.objects.filter(
+            issued_at__isnull=False, issued_document_sha256=read.claimed["document_sha256"]
+        ).first()
+        if claimed is not None:
+            return PdfVerification(
+                "altered",
+                inner.pdf_sha256,
+                claimed,
+                current=_current(claimed),
+                detail=f"it names {claimed.reference} version {claimed.version}, but its PDF "
+                f"is not that report's (SHA-256 {claimed.pdf_sha256})",
+                format="dicom",
+                file_sha256=file_sha,
+            )
+    return inner
+
+
+def report_dicom_identity(report: Report) -> ReportIdentity:
+    """The frozen identifiers an issued report's DICOM object carries."""
+    software = ((report.document.get("identity") or {}).get("software") or {}).get("blindspot")
+    dataset = report.run.dataset_version
+    return ReportIdentity(
+        reference=report.reference,
+        version=report.version,
+        document_sha256=report.issued_document_sha256,
+        pdf_sha256=report.pdf_sha256,
+        service_signature=report.service_signature,
+        issued_at=report.issued_at,  # type: ignore[arg-type]  # issued reports only
+        dataset_version_id=dataset.pk,
+        merkle_root=dataset.merkle_root,
+        software_version=str(software or ""),
+    )
+
+
+def report_dicom(report: Report) -> bytes:
+    """An issued report as a DICOM Encapsulated PDF object (reports.dicom), made from its
+    stored PDF: the same report always gives the same bytes."""
+    pdf = media_path(report.pdf_path).read_bytes()
+    return dicom_make(pdf=pdf, identity=report_dicom_identity(report))
 
 
 def _current(report: Report) -> Report:

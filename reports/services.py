@@ -17,11 +17,12 @@ from audit.models import AuditAction
 from audit.services import audit_record
 from config.celery import enqueue_on_commit
 from reports.canonical import canonical_json, content_sha256, document_sha256
+from reports.dicom import NotAReportObject
 from reports.document import report_document_build
 from reports.models import Report, Signature
 from reports.page_images import PageImageError, report_page_images, report_page_images_made
 from reports.rendering import render_pdf
-from reports.selectors import PdfVerification, report_verification
+from reports.selectors import PdfVerification, report_dicom, report_verification
 from reports.signing import public_key_fingerprint, sign_digest
 from validation import task_names
 from validation.errors import ApplicationError, PermissionDenied
@@ -248,13 +249,28 @@ def report_download(*, actor, report: Report):
     already scoped `report` to the actor with reports.selectors. A PDF that shows Grad-CAM
     exemplars shows case-level images of partner data: that read is also a CASE_DATA_VIEWED
     event (on the run: who, what, how many cases)."""
+    _download_record(actor, report, "pdf")
+    return media_path(report.pdf_path)
+
+
+@transaction.atomic
+def report_dicom_download(*, actor, report: Report) -> bytes:
+    """Record the download of an issued report as its DICOM Encapsulated PDF object and return
+    the object's bytes (reports.selectors.report_dicom): audited exactly like the PDF, whose
+    exact bytes it carries (REPORT_DOWNLOADED with format "dicom"; CASE_DATA_VIEWED when the
+    PDF shows exemplars). The caller has scoped `report` to the actor."""
+    _download_record(actor, report, "dicom")
+    return report_dicom(report)
+
+
+def _download_record(actor, report: Report, format: str) -> None:
     if report.status != Report.Status.ISSUED:
         raise ApplicationError("The report has not been issued yet.", status_code=409)
     audit_record(
         actor=actor,
         action=AuditAction.REPORT_DOWNLOADED,
         target=report,
-        payload={"pdf_sha256": report.pdf_sha256},
+        payload={"pdf_sha256": report.pdf_sha256, "format": format},
     )
     exemplars = len((report.document.get("explainability") or {}).get("exemplars") or [])
     if exemplars:
@@ -263,12 +279,12 @@ def report_download(*, actor, report: Report):
             action=AuditAction.CASE_DATA_VIEWED,
             target=report.run,
             payload={
-                "what": "Grad-CAM exemplars of partner images, in the issued report's PDF",
+                "what": "Grad-CAM exemplars of partner images, in the issued report's PDF"
+                + (" (as DICOM)" if format == "dicom" else ""),
                 "report": f"{report.reference} v{report.version}",
                 "cases": exemplars,
             },
         )
-    return media_path(report.pdf_path)
 
 
 @transaction.atomic
@@ -305,16 +321,34 @@ def report_correct(*, actor, report: Report, reason: str) -> Report:
     return correction
 
 
+MAX_VERIFY_BYTES = 50 * 2**20
+
+
 @transaction.atomic
 def report_verify(*, actor, data: bytes) -> PdfVerification:
-    """Say what the service knows of a PDF (reports.selectors.report_verification) and record
-    that it was asked (REPORT_VERIFIED, with the file's hash and the answer)."""
-    result = report_verification(data)
+    """Say what the service knows of a PDF or of a report's DICOM object
+    (reports.selectors.report_verification) and record that it was asked (REPORT_VERIFIED,
+    with the file's hashes, its format and the answer). Refuses, with the reason, a file over
+    MAX_VERIFY_BYTES and a DICOM object that is not an Encapsulated PDF (nothing recorded)."""
+    if len(data) > MAX_VERIFY_BYTES:
+        raise ApplicationError("The file is larger than any report the service issues.")
+    try:
+        result = report_verification(data)
+    except NotAReportObject as exc:
+        raise ApplicationError(
+            f"This DICOM object cannot be a Blindspot report: {exc}. Only the report's "
+            "Encapsulated PDF object (or the PDF itself) can be verified."
+        ) from None
     audit_record(
         actor=actor,
         action=AuditAction.REPORT_VERIFIED,
         target=result.report,
-        payload={"pdf_sha256": result.pdf_sha256, "status": result.status},
+        payload={
+            "pdf_sha256": result.pdf_sha256,
+            "status": result.status,
+            "format": result.format,
+            "file_sha256": result.file_sha256 or result.pdf_sha256,
+        },
     )
     return result
 

@@ -99,20 +99,26 @@ def test_list_and_detail_visibility(world, objects, role, kind, allowed):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_report_download_is_scoped_and_audited(world, objects, role):
+@pytest.mark.parametrize("kind", ["pdf", "dicom"])
+def test_report_download_is_scoped_and_audited(world, objects, role, kind):
     from audit.models import AuditAction, AuditEvent
 
     report = objects["reports"]
-    response = client_for(getattr(world, role)).get(f"/api/v1/reports/{report.pk}/pdf/")
+    client = client_for(getattr(world, role))
+    response = client.get(f"/api/v1/reports/{report.pk}/{kind}/")
+    missing = client.get(f"/api/v1/reports/{MISSING_ID}/{kind}/")
     downloads = AuditEvent.objects.filter(
         action=AuditAction.REPORT_DOWNLOADED, target_id=str(report.pk)
     )
     if role in SEES_REPORT:
         assert response.status_code == 200
-        assert b"".join(response.streaming_content).startswith(b"%PDF")
+        body = b"".join(response.streaming_content) if kind == "pdf" else response.content
+        assert body.startswith(b"%PDF") if kind == "pdf" else body[128:132] == b"DICM"
         assert downloads.get().actor == getattr(world, role)
+        assert downloads.get().payload["format"] == kind
     else:
         assert response.status_code == 404
+        assert response.json() == missing.json()  # hidden looks exactly like missing
         assert not downloads.exists()
 
 

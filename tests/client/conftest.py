@@ -13,6 +13,9 @@ from django.core.cache import cache
 from tests.browser.conftest import _record_wiped_after, celery_worker_thread  # noqa: F401
 
 BLINDSPOT = str(Path(sys.executable).with_name("blindspot"))
+# The client in this checkout, ahead of the installed one (a worktree shares a virtualenv whose
+# editable install points at another checkout).
+CLIENT_SOURCE = str(Path(__file__).resolve().parents[2] / "clients" / "python" / "src")
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +37,7 @@ def cli(live_server, tmp_path, _record_wiped_after):  # noqa: F811
             "BLINDSPOT_URL": live_server.url,
             "BLINDSPOT_CONFIG_DIR": str(config),
             "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": CLIENT_SOURCE,
         }
         if token:
             env["BLINDSPOT_TOKEN"] = token

@@ -77,16 +77,17 @@ def _views():
     return AuditEvent.objects.filter(action=AuditAction.CASE_DATA_VIEWED)
 
 
+@pytest.mark.parametrize("kind", ["pdf", "dicom"])
 @pytest.mark.parametrize("who", ["vendor_user", "steward", "reviewer", "auditor"])
 def test_downloading_a_pdf_with_exemplars_records_the_case_level_read(
-    world, run_with_cases, settings, who
+    world, run_with_cases, settings, who, kind
 ):
     report = _with_exemplars(run_with_cases, 2)
     (settings.MEDIA_ROOT / report.pdf_path).write_bytes(b"%PDF-1.7 test")
     user = getattr(world, who)
     client = APIClient()
     client.force_authenticate(user)
-    response = client.get(f"/api/v1/reports/{report.pk}/pdf/")
+    response = client.get(f"/api/v1/reports/{report.pk}/{kind}/")
     assert response.status_code == 200
     viewed = _views().get()
     assert viewed.actor == user

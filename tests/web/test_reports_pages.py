@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditAction, AuditEvent
+from reports.dicom import dicom_read
 from reports.models import Report, Signature
 from reports.services import report_sign
 from reports.signing import public_key_fingerprint, sign_digest
@@ -160,7 +161,14 @@ def test_a_real_issued_report_shows_its_signatures_and_downloads_audited(world):
     assert data == media_path(report.pdf_path).read_bytes()
     event = AuditEvent.objects.get(action=AuditAction.REPORT_DOWNLOADED)
     assert event.actor == world.vendor_user and event.target_id == str(report.pk)
-    assert event.payload == {"pdf_sha256": report.pdf_sha256}
+    assert event.payload == {"pdf_sha256": report.pdf_sha256, "format": "pdf"}
+    # The same PDF as a DICOM object, linked beside it and recorded the same way.
+    assert reverse("web:report-dicom", args=[report.pk]) in detail
+    response = client.get(reverse("web:report-dicom", args=[report.pk]))
+    assert response.status_code == 200 and response["Content-Type"] == "application/dicom"
+    assert dicom_read(response.content).pdf == data
+    events = AuditEvent.objects.filter(action=AuditAction.REPORT_DOWNLOADED).order_by("id")
+    assert events[1].payload == {"pdf_sha256": report.pdf_sha256, "format": "dicom"}
 
 
 def test_downloading_a_report_with_exemplars_records_the_case_data_read(world):

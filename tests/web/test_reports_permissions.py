@@ -91,7 +91,7 @@ def test_the_reports_list_shows_only_visible_reports(world, objects, role):
         assert (f'href="/reports/{report.pk}/"' in body) == (side in SIDE[role]), side
 
 
-@pytest.mark.parametrize("page", ["web:report", "web:report-pdf"])
+@pytest.mark.parametrize("page", ["web:report", "web:report-pdf", "web:report-dicom"])
 @pytest.mark.parametrize("side", ["a", "b"])
 @pytest.mark.parametrize("role", ROLES)
 def test_a_report_and_its_pdf_open_only_for_those_who_may_see_it(world, objects, role, side, page):
@@ -100,7 +100,7 @@ def test_a_report_and_its_pdf_open_only_for_those_who_may_see_it(world, objects,
     assert response.status_code == expected_report(role, side)
 
 
-@pytest.mark.parametrize("page", ["web:report", "web:report-pdf"])
+@pytest.mark.parametrize("page", ["web:report", "web:report-pdf", "web:report-dicom"])
 @pytest.mark.parametrize("role", ROLES[1:])
 def test_a_missing_report_answers_404_like_a_hidden_one(world, objects, role, page):
     assert client_for(world, role).get(reverse(page, args=[999999])).status_code == 404

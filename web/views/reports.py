@@ -6,7 +6,6 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from reports.api import MAX_VERIFY_BYTES
 from reports.models import Report
 from reports.selectors import (
     report_get_visible,
@@ -14,7 +13,12 @@ from reports.selectors import (
     reports_listed,
     reports_visible_to,
 )
-from reports.services import report_download, report_verify
+from reports.services import (
+    MAX_VERIFY_BYTES,
+    report_dicom_download,
+    report_download,
+    report_verify,
+)
 from reports.signing import public_key_fingerprint
 from validation.errors import ApplicationError
 from web.access import TEAM_ROLES, roles
@@ -94,6 +98,24 @@ def report_pdf(request: HttpRequest, pk: int) -> FileResponse:
 
 
 @login_required
+@require_GET
+def report_dicom(request: HttpRequest, pk: int) -> HttpResponse:
+    """The issued report as a DICOM Encapsulated PDF object, recorded like the PDF. A report
+    not yet issued has none: 404."""
+    report = report_get_visible(user=request.user, pk=pk)
+    if report.status != Report.Status.ISSUED:
+        raise Http404("This report has not been issued yet.")
+    try:
+        data = report_dicom_download(actor=request.user, report=report)
+    except FileNotFoundError:
+        raise Http404("The report's PDF is missing from storage.") from None
+    response = HttpResponse(data, content_type="application/dicom")
+    filename = f"{report.reference}-v{report.version}.dcm"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
     """Any signed-in person may ask whether a PDF is one the service issued (REPORT_VERIFIED).
@@ -140,4 +162,6 @@ def _verification(request: HttpRequest) -> dict:
         "superseded_by": result.superseded_by if visible else None,
         "current": result.current if visible else None,
         "detail": result.detail if visible or result.report is None else "",
+        "format": result.format,
+        "file_sha256": result.file_sha256 or result.pdf_sha256,
     }

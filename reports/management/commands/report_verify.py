@@ -1,18 +1,21 @@
-"""manage.py report_verify FILE.pdf: is this PDF an issued report, and the current version?"""
+"""manage.py report_verify FILE: is this PDF (or the report's DICOM object) an issued report,
+and the current version?"""
 
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from reports.services import report_verify
+from validation.errors import ApplicationError
 
 EXIT_CODES = {"issued-current": 0, "superseded": 1, "altered": 2, "unknown": 3}
 
 
 class Command(BaseCommand):
     help = (
-        "Check a report PDF against the issued record: issued and current, superseded (by "
-        "which version), altered, or unknown. Exit status 0, 1, 2, 3 respectively."
+        "Check a report PDF, or its DICOM Encapsulated PDF object, against the issued record: "
+        "issued and current, superseded (by which version), altered, or unknown. Exit status "
+        "0, 1, 2, 3 respectively."
     )
 
     def add_arguments(self, parser):
@@ -23,9 +26,16 @@ class Command(BaseCommand):
             data = pdf.read_bytes()
         except OSError as exc:
             raise CommandError(f"Cannot read {pdf}: {exc.strerror}.") from exc
-        result = report_verify(actor=None, data=data)
+        try:
+            result = report_verify(actor=None, data=data)
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
         self.stdout.write(f"{pdf}: {self._sentence(result)}")
-        self.stdout.write(f"  file SHA-256 {result.pdf_sha256}")
+        self.stdout.write(f"  file SHA-256 {result.file_sha256 or result.pdf_sha256}")
+        if result.format == "dicom":
+            self.stdout.write(
+                f"  a DICOM object; its encapsulated PDF's SHA-256 {result.pdf_sha256}"
+            )
         if result.current is not None and result.current != result.report:
             current = result.current
             self.stdout.write(

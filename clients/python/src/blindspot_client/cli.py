@@ -458,13 +458,15 @@ def cmd_report_sign(args: argparse.Namespace) -> int:
 def cmd_report_download(args: argparse.Namespace) -> int:
     api = api_for(args)
     report = api.get(f"reports/{args.report}/")
-    out: Path = args.output or Path(f"{report['reference']}-v{report['version']}.pdf")
+    kind = "dicom" if args.dicom else "pdf"
+    suffix = "dcm" if args.dicom else "pdf"
+    out: Path = args.output or Path(f"{report['reference']}-v{report['version']}.{suffix}")
     tmp = out.with_name(out.name + ".part")
     bar = Bar()
     try:
         with tmp.open("wb") as handle:
             written = api.download(
-                f"reports/{args.report}/pdf/",
+                f"reports/{args.report}/{kind}/",
                 handle,
                 progress=lambda d, t: bar.update(d, t or d, human_bytes(d)),
             )
@@ -492,7 +494,8 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
     lines = {
         "issued-current": f"{path}: the issued, current version of {name}",
         "superseded": f"{path}: an issued report ({name}), superseded by a newer version",
-        "altered": f"{path}: ALTERED: not the issued PDF of {name}",
+        "altered": f"{path}: ALTERED: not the issued "
+        f"{'DICOM object' if answer.get('format') == 'dicom' else 'PDF'} of {name}",
         "unknown": f"{path}: UNKNOWN: not a report this service issued",
     }
     print(lines.get(status, f"{path}: {status}"))
@@ -751,16 +754,24 @@ def parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     p.add_argument("--timeout", type=float, default=300, help=argparse.SUPPRESS)
-    p = add("download", cmd_report_download, "Download a report's PDF.", under=rp)
+    p = add("download", cmd_report_download, "Download a report's PDF (or DICOM).", under=rp)
     p.add_argument("report", type=_positive_id)
     p.add_argument(
-        "-o", "--output", type=Path, help="the file to write (default: REFERENCE-vN.pdf here)"
+        "-o",
+        "--output",
+        type=Path,
+        help="the file to write (default: REFERENCE-vN.pdf, or .dcm, here)",
+    )
+    p.add_argument(
+        "--dicom",
+        action="store_true",
+        help="the report as a DICOM Encapsulated PDF object, for a PACS (same PDF inside)",
     )
     p = add(
         "verify",
         cmd_report_verify,
-        "Ask the service whether a PDF is an issued, current report, and check its "
-        "Ed25519 signature offline.",
+        "Ask the service whether a PDF (or the report's DICOM object) is an issued, current "
+        "report, and check its Ed25519 signature offline.",
         under=rp,
     )
     p.add_argument("file", type=Path)
