@@ -179,7 +179,7 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
     }
 
 
-def _audit_excerpt(run: ValidationRun) -> list[dict]:
+def audit_excerpt(run: ValidationRun) -> list[dict]:
     """The events about this run's objects: the run, its package, protocol, dataset and
     version, and the grants that let this vendor use the version."""
     dataset_version = run.dataset_version
@@ -203,7 +203,7 @@ def _audit_excerpt(run: ValidationRun) -> list[dict]:
     ]
 
 
-def _audit_gaps(excerpt: list[dict]) -> list[dict]:
+def audit_gaps(excerpt: list[dict]) -> list[dict]:
     """Why the excerpt's numbers skip: each gap's events record other objects (other runs,
     packages, datasets, accounts), and a number with no event was never used (the transaction
     that drew it from the sequence was rolled back)."""
@@ -276,7 +276,7 @@ def report_document_build(
     ]
     if not run.sandboxed:
         limitations.insert(0, "The model was executed WITHOUT sandbox isolation.")
-    excerpt = _audit_excerpt(run)
+    excerpt = audit_excerpt(run)
     return {
         "schema_version": SCHEMA_VERSION,
         "report": {
@@ -401,7 +401,7 @@ def report_document_build(
         "failures": sections["failures"]["by_category"],
         "limitations": limitations,
         "audit_excerpt": excerpt,
-        "audit_gaps": _audit_gaps(excerpt),
+        "audit_gaps": audit_gaps(excerpt),
     }
 
 
