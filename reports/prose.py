@@ -182,7 +182,7 @@ def localisation_meaning(localisation: Mapping[str, Any]) -> str | None:
         if is_number(value):
             ratios.append(f"the {name} {fixed3(value)} is {value / chance:.1f} times chance")
     return (
-        f"Chance baseline {fixed3(chance)}: the regions of interest cover on average "
-        f"{fixed3(chance)} of the image, so a point placed at random hits one at that rate and "
-        f"a map spread evenly puts that share of its energy inside it; " + "; ".join(ratios) + "."
+        f"A point placed at random hits the region of interest at a rate of {fixed3(chance)} "
+        "(the regions' mean share of the image), and a map spread evenly puts that share of "
+        "its energy inside; " + "; ".join(ratios) + "."
     )

@@ -70,6 +70,7 @@ def test_the_localisation_chance_is_the_mean_roi_share_of_the_map(document):
         case: Case = explanation.case
         height, width = 64, 64  # the maps are the model's input size
         rows, cols = case.attributes["rows"], case.attributes["columns"]
+        assert case.roi is not None
         x0, y0, x1, y1 = case.roi
         across = np.ceil(x1 * width / cols) - np.floor(x0 * width / cols)
         down = np.ceil(y1 * height / rows) - np.floor(y0 * height / rows)
