@@ -236,7 +236,9 @@ def _device(package, manifest: dict) -> dict:
         "sha256": package.sha256,
         "vendor": package.vendor.name,
         "task": manifest.get("task"),
-        "format": "ONNX" if manifest.get("gradcam_target_layer") is None else "torch.export",
+        "format": {"pt2": "torch.export", "onnx": "ONNX"}.get(
+            package.model_format, package.model_format
+        ),
         "modalities": list(spec.get("modalities") or []),
         "input_shape": {k: spec.get(k) for k in ("channels", "height", "width")},
         "output_labels": list(output.get("labels") or []),

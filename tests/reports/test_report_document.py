@@ -52,6 +52,7 @@ def test_the_device_is_described_from_the_manifest(document):
     assert device["sha256"] == run.package.sha256
     assert device["indications"] == ["Focal lesion on frontal chest radiograph, adults"]
     assert device["modalities"] == ["DX", "CR"]
+    assert device["format"] == "torch.export"
     assert device["input_shape"] == {"channels": 1, "height": 64, "width": 64}
     assert device["training_data"]["declared"] is False
     words = _words(doc)
