@@ -319,7 +319,7 @@ def report_document_build(
             },
             "software": _software(),
             "sandbox": {
-                "isolation": run.isolation or "none",
+                **_isolation(run.isolation or "none"),
                 "enabled": bool(run.sandboxed),
                 "limits": describe_measured(run.sandbox_limits) if run.sandbox_limits else "",
             },
@@ -405,6 +405,19 @@ def report_document_build(
         "audit_excerpt": excerpt,
         "audit_gaps": audit_gaps(excerpt),
     }
+
+
+SECCOMP_PREFIX, SECCOMP_SUFFIX = "; seccomp denies ", " (EPERM)"
+
+
+def _isolation(text: str) -> dict:
+    """The runner's isolation text, with the system calls its seccomp filter refuses as a list
+    of their own (the runner writes them as one clause at the end, runner.confinement)."""
+    head, found, calls = text.partition(SECCOMP_PREFIX)
+    if not found or not calls.endswith(SECCOMP_SUFFIX):
+        return {"isolation": text}
+    names = calls.removesuffix(SECCOMP_SUFFIX).split(", ")
+    return {"isolation": head, "seccomp_denied": names}
 
 
 def _execution(run) -> dict:

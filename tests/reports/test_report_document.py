@@ -55,6 +55,8 @@ def test_the_device_is_described_from_the_manifest(document):
     assert device["format"] == "torch.export"
     assert device["input_shape"] == {"channels": 1, "height": 64, "width": 64}
     assert device["training_data"]["declared"] is False
+    sandbox = doc["identity"]["sandbox"]
+    assert "execve" in sandbox["seccomp_denied"] and "seccomp denies" not in sandbox["isolation"]
     words = _words(doc)
     assert "Focal lesion on frontal chest radiograph, adults" in words
     assert "['" not in words

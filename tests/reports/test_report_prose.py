@@ -178,6 +178,9 @@ def test_appendices_follow_the_body(failing_pages):
     limitations = text.index("12 Limitations")
     # The sandbox's measured limits and the seccomp list are no longer in the body.
     assert "Limits measured inside at start" not in text[:signatures]
+    assert "execveat" not in text[:signatures]
+    appendix_b = _words([text[appendices[1] : appendices[2]]])
+    assert "System calls refused (seccomp, EPERM)" in appendix_b and "execveat" in appendix_b
     assert limitations < signatures
 
 

@@ -181,7 +181,12 @@ def _sample() -> dict:
                 "weasyprint": "70.0",
                 "os": "Debian GNU/Linux 12 (bookworm)",
             },
-            "sandbox": {"isolation": "bwrap --unshare-all", "enabled": True},
+            "sandbox": {
+                "isolation": "bwrap --unshare-all",
+                "seccomp_denied": ["socket", "socketpair", "execve", "execveat", "ptrace"],
+                "limits": "rlimits NPROC 32, DATA 3 GiB; seccomp filter active, no_new_privs",
+                "enabled": True,
+            },
         },
         "summary": {
             "verdict": "pass",
