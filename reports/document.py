@@ -12,10 +12,10 @@ from django.db.models import Q
 from audit.models import AuditEvent
 from reports.plots import cam_overlay_png
 from validation.dicom.pixels import InputSpec, read_dicom, resize, scale_unit
-from validation.models import Case, MetricResult, ValidationRun
+from validation.models import Case, DatasetGrant, MetricResult, ValidationRun
 from validation.protocol_document import METRICS
 from validation.runner.confinement import describe_measured
-from validation.selectors import active_grant_for
+from validation.selectors import active_grant_for, run_localisation
 from validation.stats.disclosure import (
     calibration_disclosed,
     counts_disclosed,
@@ -164,14 +164,9 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
             "exemplars": [],
         }
     rows = list(run.explanations.select_related("case").order_by("case__case_id"))
-    with_roi = [e for e in rows if e.pointing_hit is not None]
-    localisation = None
-    if with_roi:
-        localisation = {
-            "n_with_roi": len(with_roi),
-            "pointing_game": sum(bool(e.pointing_hit) for e in with_roi) / len(with_roi),
-            "energy_in_roi": float(np.mean([e.energy_in_roi for e in with_roi])),
-        }
+    localisation = run_localisation(run)
+    if localisation is not None:
+        localisation.pop("n_maps")
     exemplars: list[dict] = []
     if exemplars_allowed:
         spec = InputSpec.from_dict(run.package.manifest["input"])
@@ -197,12 +192,20 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
     }
 
 
-def _audit_excerpt(run: ValidationRun) -> list[dict]:
+def audit_excerpt(run: ValidationRun) -> list[dict]:
+    """The events about this run's objects: the run, its package, protocol, dataset and
+    version, and the grants that let this vendor use the version."""
+    dataset_version = run.dataset_version
+    grants = DatasetGrant.objects.filter(dataset_version=dataset_version).filter(
+        Q(vendor_id=run.package.vendor_id) | Q(vendor__isnull=True)
+    )
     targets = [
         ("validation.ValidationRun", run.pk),
         ("validation.ModelPackage", run.package_id),
         ("validation.Protocol", run.protocol_id),
-        ("validation.DatasetVersion", run.dataset_version_id),
+        ("validation.Dataset", dataset_version.dataset_id),
+        ("validation.DatasetVersion", dataset_version.pk),
+        *(("validation.DatasetGrant", pk) for pk in grants.values_list("pk", flat=True)),
     ]
     query = Q()
     for label, pk in targets:
@@ -211,6 +214,59 @@ def _audit_excerpt(run: ValidationRun) -> list[dict]:
         {"seq": e.pk, "at": _iso(e.at), "actor": e.actor_label, "action": e.action, "hash": e.hash}
         for e in AuditEvent.objects.filter(query).order_by("id")
     ]
+
+
+def audit_gaps(excerpt: list[dict]) -> list[dict]:
+    """Why the excerpt's numbers skip: each gap's events record other objects (other runs,
+    packages, datasets, accounts), and a number with no event was never used (the transaction
+    that drew it from the sequence was rolled back)."""
+    gaps = []
+    for before, after in zip(excerpt, excerpt[1:], strict=False):
+        first, last = before["seq"] + 1, after["seq"] - 1
+        if first > last:
+            continue
+        other = AuditEvent.objects.filter(pk__gte=first, pk__lte=last).count()
+        gaps.append(
+            {
+                "first": first,
+                "last": last,
+                "other_objects": other,
+                "unused": last - first + 1 - other,
+            }
+        )
+    return gaps
+
+
+def _device(package, manifest: dict) -> dict:
+    """The device as its manifest declares it (the vendor's words, shown as declared)."""
+    spec, output = manifest.get("input") or {}, manifest.get("output") or {}
+    indications = manifest.get("indications") or []
+    training = manifest.get("training_data") or {}
+    date_range = training.get("date_range") or []
+    return {
+        "name": package.name,
+        "version": package.version,
+        "sha256": package.sha256,
+        "vendor": package.vendor.name,
+        "task": manifest.get("task"),
+        "format": {"pt2": "torch.export", "onnx": "ONNX"}.get(
+            package.model_format, package.model_format
+        ),
+        "modalities": list(spec.get("modalities") or []),
+        "input_shape": {k: spec.get(k) for k in ("channels", "height", "width")},
+        "output_labels": list(output.get("labels") or []),
+        "activation": output.get("activation"),
+        "positive_index": output.get("positive_index"),
+        "threshold": manifest.get("threshold"),
+        "intended_use": manifest.get("intended_use", ""),
+        "indications": [indications] if isinstance(indications, str) else list(indications),
+        "training_data": {
+            "declared": bool(training),
+            "sites": list(training.get("sites") or []),
+            "scanners": list(training.get("scanners") or []),
+            "date_range": list(date_range) if len(date_range) == 2 else [],
+        },
+    }
 
 
 def report_document_build(
@@ -235,6 +291,7 @@ def report_document_build(
     ]
     if not run.sandboxed:
         limitations.insert(0, "The model was executed WITHOUT sandbox isolation.")
+    excerpt = audit_excerpt(run)
     return {
         "schema_version": SCHEMA_VERSION,
         "report": {
@@ -275,7 +332,7 @@ def report_document_build(
             },
             "software": _software(),
             "sandbox": {
-                "isolation": run.isolation or "none",
+                **_isolation(run.isolation or "none"),
                 "enabled": bool(run.sandboxed),
                 "limits": describe_measured(run.sandbox_limits) if run.sandbox_limits else "",
             },
@@ -283,8 +340,9 @@ def report_document_build(
         "summary": rounded(sections["acceptance"]),
         "intended_use": {
             "text": manifest.get("intended_use", ""),
-            "indications": manifest.get("indications", ""),
+            "indications": _device(package, manifest)["indications"],
         },
+        "device": _device(package, manifest),
         "protocol": {
             "primary_endpoint": plan["primary_endpoint"],
             "secondary_endpoints": plan.get("secondary_endpoints", []),
@@ -358,8 +416,22 @@ def report_document_build(
         "explainability": _explainability(run, bool(grant and grant.allow_exemplars)),
         "failures": sections["failures"]["by_category"],
         "limitations": limitations,
-        "audit_excerpt": _audit_excerpt(run),
+        "audit_excerpt": excerpt,
+        "audit_gaps": audit_gaps(excerpt),
     }
+
+
+SECCOMP_PREFIX, SECCOMP_SUFFIX = "; seccomp denies ", " (EPERM)"
+
+
+def _isolation(text: str) -> dict:
+    """The runner's isolation text, with the system calls its seccomp filter refuses as a list
+    of their own (the runner writes them as one clause at the end, runner.confinement)."""
+    head, found, calls = text.partition(SECCOMP_PREFIX)
+    if not found or not calls.endswith(SECCOMP_SUFFIX):
+        return {"isolation": text}
+    names = calls.removesuffix(SECCOMP_SUFFIX).split(", ")
+    return {"isolation": head, "seccomp_denied": names}
 
 
 def _execution(run) -> dict:

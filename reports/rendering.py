@@ -41,7 +41,8 @@ from reports.canonical import (  # noqa: F401 (re-exported: the rendering API)
     content_sha256,
     document_sha256,
 )
-from reports.template_filters import is_number, level_label, register, sanitise, text
+from reports.numbers import is_number, level_label
+from reports.template_filters import register, sanitise, text
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_NAME = "reports/report.html"

@@ -7,21 +7,21 @@ from __future__ import annotations
 import numbers
 import unicodedata
 from collections.abc import Mapping
-from typing import Any, TypeGuard
+from typing import Any
 
 from django.template import Library
+from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
 
-_MISSING = "\N{EM DASH}"
+from reports import prose
+from reports.numbers import MISSING as _MISSING
+from reports.numbers import fixed3, interval_range, is_number, level_label, p_value
 
 register = Library()
 
 
 def _missing(value: Any) -> bool:
     return value is None or value == ""
-
-
-def is_number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @register.filter
@@ -52,9 +52,13 @@ def num3(value: Any) -> str:
     """A number to 3 decimals; an interval record as ``ci`` writes it."""
     if isinstance(value, Mapping):
         return ci(value)
-    if not is_number(value):
-        return _MISSING if _missing(value) else str(value)
-    return f"{float(value):.3f}".replace("-", "\N{MINUS SIGN}")
+    return fixed3(value)
+
+
+@register.filter
+def pvalue(value: Any) -> str:
+    """``p = 0.048`` or ``p < 0.001``: every p-value in the report goes through this."""
+    return p_value(value)
 
 
 @register.filter
@@ -71,11 +75,6 @@ def seconds(value: Any) -> str:
     return f"{float(value):.2f} s"
 
 
-def level_label(level: Any) -> str:
-    level = level if is_number(level) and 0 < level < 1 else 0.95
-    return f"{float(level) * 100:g}% CI"
-
-
 @register.filter
 def ci(interval: Any) -> str:
     """``{estimate, lower, upper[, level]}`` as ``0.842 (95% CI 0.781–0.903)``."""
@@ -90,9 +89,7 @@ def ci(interval: Any) -> str:
 
 
 def _range(lower: float, upper: float) -> str:
-    # An en dash after a negative bound reads as a second minus sign.
-    separator = " to " if lower < 0 else "\N{EN DASH}"
-    return f"{num3(lower)}{separator}{num3(upper)}"
+    return interval_range(lower, upper)
 
 
 @register.filter
@@ -113,24 +110,41 @@ def percent(value: Any) -> str:
     return f"{float(value) * 100:g}%"
 
 
-_COMPARATORS = {">=": "\N{GREATER-THAN OR EQUAL TO}", "<=": "\N{LESS-THAN OR EQUAL TO}"}
+@register.filter
+def requirement(criterion: Any) -> str:
+    """A criterion's requirement without its endpoint: ``lower 95% bound ≥ 0.750``."""
+    return prose.requirement(criterion) if isinstance(criterion, Mapping) else _MISSING
 
 
 @register.filter
-def requirement(criterion: Any) -> str:
-    """A criterion as ``sensitivity (lower 95% CI bound) ≥ 0.800``."""
-    if not isinstance(criterion, Mapping):
-        return _MISSING
-    subject = text(criterion.get("metric")).replace("_", " ")
-    if not _missing(criterion.get("attribute")):  # a fairness criterion names its attribute
-        subject = f"{text(criterion.get('attribute'))}: {subject}"
-    bound = criterion.get("bound")
-    if bound in ("lower", "upper"):
-        subject = f"{subject} ({bound} 95% CI bound)"
-    elif not _missing(bound) and bound not in ("estimate", "point"):
-        subject = f"{subject} ({text(bound)})"
-    comparator = text(criterion.get("comparator"))
-    return f"{subject} {_COMPARATORS.get(comparator, comparator)} {num3(criterion.get('value'))}"
+def endpoint(criterion: Any) -> str:
+    """What a criterion measures: ``AUC``, ``manufacturer: TPR difference``."""
+    return prose.endpoint(criterion) if isinstance(criterion, Mapping) else _MISSING
+
+
+@register.filter
+def finding(criterion: Any) -> str:
+    """The sentence for a failed or borderline criterion; empty for a clear pass."""
+    return (prose.criterion_finding(criterion) or "") if isinstance(criterion, Mapping) else ""
+
+
+@register.filter
+def borderline(criterion: Any) -> bool:
+    return isinstance(criterion, Mapping) and prose.borderline(criterion)
+
+
+@register.filter
+def calibration_meaning(calibration: Any) -> str:
+    return (
+        (prose.calibration_meaning(calibration) or "") if isinstance(calibration, Mapping) else ""
+    )
+
+
+@register.filter
+def localisation_meaning(localisation: Any) -> str:
+    if not isinstance(localisation, Mapping):
+        return ""
+    return prose.localisation_meaning(localisation) or ""
 
 
 @register.filter
@@ -160,6 +174,24 @@ def describe(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(describe(item) for item in value) or "none"
     return text(value)
+
+
+@register.filter
+def is_list(value: Any) -> bool:
+    return isinstance(value, list | tuple)
+
+
+@register.filter
+def break_at_dots(value: Any) -> str:
+    """An identifier (``dataset_version.imported``) that may wrap only after its dots."""
+    escaped = conditional_escape(text(value))
+    return mark_safe(escaped.replace(".", ".<wbr>"))  # noqa: S308 (escaped above)
+
+
+@register.filter
+def timestamp(value: Any) -> str:
+    """An ISO timestamp that may wrap between its date and its time, never inside either."""
+    return text(value).replace("T", " ", 1) if isinstance(value, str) else text(value)
 
 
 @register.filter

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Avg, CharField, Count, F, Q, QuerySet, Value, When
 from django.db.models import Case as CaseWhen
+from django.db.models import CharField, Count, F, Q, QuerySet, Value, When
 from django.http import Http404
 from django.utils import timezone
 
@@ -38,6 +38,7 @@ from validation.models import (
 )
 from validation.stats.acceptance import bin_label
 from validation.stats.disclosure import counts_disclosed
+from validation.stats.localisation import roi_area_fraction
 from validation.stats.metrics.subgroups import UNKNOWN
 
 
@@ -753,20 +754,30 @@ def explanation_cam(explanation: Explanation):
 
 def run_localisation(run: ValidationRun) -> dict[str, Any] | None:
     """Grad-CAM localisation agreement over the run's cases with a reference ROI (pointing
-    game hit rate, mean share of the map's energy inside the ROI), as the report computes it;
-    None when no explanation has a ROI. Aggregate: no case-level data."""
-    stored = Explanation.objects.filter(run=run, pointing_hit__isnull=False).aggregate(
-        n=Count("id"),
-        hits=Count("id", filter=Q(pointing_hit=True)),
-        energy=Avg("energy_in_roi"),
+    game hit rate, mean share of the map's energy inside the ROI) and its chance level (the
+    ROIs' mean share of the map: a random peak's hit rate, a flat map's energy inside), as the
+    report prints it; None when no explanation has a ROI. Aggregate: no case-level data."""
+    with_roi = list(
+        Explanation.objects.filter(run=run, pointing_hit__isnull=False)
+        .select_related("case")
+        .order_by("case__case_id")
     )
-    if not stored["n"]:
+    if not with_roi:
         return None
+    fractions = [
+        roi_area_fraction(
+            e.case.roi,
+            source_shape=(e.case.attributes.get("rows"), e.case.attributes.get("columns")),
+            map_shape=explanation_cam(e).shape,
+        )
+        for e in with_roi
+    ]
     return {
         "n_maps": Explanation.objects.filter(run=run).count(),
-        "n_with_roi": stored["n"],
-        "pointing_game": stored["hits"] / stored["n"],
-        "energy_in_roi": stored["energy"],
+        "n_with_roi": len(with_roi),
+        "pointing_game": sum(bool(e.pointing_hit) for e in with_roi) / len(with_roi),
+        "energy_in_roi": float(np.mean([e.energy_in_roi for e in with_roi])),
+        "chance": float(np.mean(fractions)),
     }
 
 

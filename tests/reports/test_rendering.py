@@ -35,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SECTION_HEADINGS = [
     "Executive summary",
     "Identity and integrity",
-    "1 Intended use",
+    "1 Device description and intended use",
     "2 Protocol",
     "3 Test data",
     "4 Reference standard",
@@ -47,9 +47,10 @@ SECTION_HEADINGS = [
     "10 Explainability",
     "11 Failure analysis",
     "12 Limitations",
-    "13 Environment",
-    "14 Audit trail excerpt",
-    "15 Signatures",
+    "13 Signatures",
+    "Appendix A Environment and execution",
+    "Appendix B Sandbox",
+    "Appendix C Audit trail excerpt",
 ]
 
 
@@ -448,4 +449,4 @@ def test_worst_case_disparity_intervals_and_p_values_are_printed(sample):
     row.update(tpr_p_value=0.0456, tpr_p_adjusted=0.0912, multiplicity="holm", exploratory=True)
     flat = _flat(_text(render_pdf(document)))
     assert "(0.012–0.234)" in flat
-    assert "p=0.046(adjusted,holm:0.091)" in flat
+    assert "p=0.046(holm-adjustedp=0.091)" in flat

@@ -72,6 +72,11 @@ def _difference(estimate: float, lower: float, upper: float) -> dict:
     }
 
 
+def _judged(interval: dict) -> dict:
+    """The interval a criterion was judged on, as the acceptance evaluation records it."""
+    return {key: interval[key] for key in ("estimate", "lower", "upper", "level")}
+
+
 def _binormal_roc(a: float, b: float, points: int = 41) -> dict:
     """Binormal ROC curve, TPR = Phi(a + b * Phi^-1(FPR)); its AUC is Phi(a / sqrt(1 + b^2))."""
     normal = NormalDist()
@@ -176,7 +181,12 @@ def _sample() -> dict:
                 "weasyprint": "70.0",
                 "os": "Debian GNU/Linux 12 (bookworm)",
             },
-            "sandbox": {"isolation": "bwrap --unshare-all", "enabled": True},
+            "sandbox": {
+                "isolation": "bwrap --unshare-all",
+                "seccomp_denied": ["socket", "socketpair", "execve", "execveat", "ptrace"],
+                "limits": "rlimits NPROC 32, DATA 3 GiB; seccomp filter active, no_new_privs",
+                "enabled": True,
+            },
         },
         "summary": {
             "verdict": "pass",
@@ -190,6 +200,7 @@ def _sample() -> dict:
                     "observed": _wilson(tp, tp + fn)["lower"],
                     "passed": True,
                     "method": "Wilson score",
+                    "interval": _judged(_wilson(tp, tp + fn)),
                 },
                 {
                     "name": "Primary: specificity",
@@ -200,6 +211,7 @@ def _sample() -> dict:
                     "observed": _wilson(tn, tn + fp)["lower"],
                     "passed": True,
                     "method": "Wilson score",
+                    "interval": _judged(_wilson(tn, tn + fp)),
                 },
                 {
                     "name": "Secondary: AUC",
@@ -210,6 +222,7 @@ def _sample() -> dict:
                     "observed": 0.912,
                     "passed": True,
                     "method": "DeLong (Sun & Xu 2014)",
+                    "interval": _judged(_auc(0.912, 0.871, 0.953)),
                 },
             ],
         },
@@ -220,10 +233,35 @@ def _sample() -> dict:
                 "review by a radiologist. It does not provide a diagnosis and is not intended "
                 "to replace the radiologist's read."
             ),
-            "indications": (
-                "Adults (18 years and older) undergoing chest radiography in emergency, "
-                "inpatient and outpatient settings."
-            ),
+            "indications": [
+                "Pneumothorax on adult PA or AP chest radiographs",
+                "Adults (18 years and older) in emergency, inpatient and outpatient settings",
+            ],
+        },
+        "device": {
+            "name": "PneumoDetect CXR",
+            "version": "2.3.1",
+            "sha256": _hash("package", "PneumoDetect CXR", "2.3.1"),
+            "vendor": "Northwind Imaging AB",
+            "task": "binary-classification",
+            "format": "torch.export",
+            "modalities": ["DX", "CR"],
+            "input_shape": {"channels": 1, "height": 224, "width": 224},
+            "output_labels": ["no-pneumothorax", "pneumothorax"],
+            "activation": "softmax",
+            "positive_index": 1,
+            "threshold": 0.5,
+            "intended_use": "PneumoDetect CXR is a computer-aided triage device.",
+            "indications": [
+                "Pneumothorax on adult PA or AP chest radiographs",
+                "Adults (18 years and older) in emergency, inpatient and outpatient settings",
+            ],
+            "training_data": {
+                "declared": True,
+                "sites": ["Northwind reference hospital", "Public CXR corpus"],
+                "scanners": ["GE Healthcare Definium 656", "Carestream DRX-1"],
+                "date_range": ["2019-01-01", "2024-06-30"],
+            },
         },
         "protocol": {
             "primary_endpoint": (
@@ -365,7 +403,12 @@ def _sample() -> dict:
             "method": "Grad-CAM",
             "target_layer": "layer4.1",
             "n_maps": tp + fn,
-            "localisation": {"n_with_roi": 46, "pointing_game": 0.783, "energy_in_roi": 0.412},
+            "localisation": {
+                "n_with_roi": 46,
+                "pointing_game": 0.783,
+                "energy_in_roi": 0.412,
+                "chance": 0.094,
+            },
             "exemplars_allowed": True,
             "exemplars": [
                 {
@@ -406,6 +449,12 @@ def _sample() -> dict:
             ]
         ],
     }
+    doc["audit_gaps"] = [
+        {"first": 1042, "last": 1046, "other_objects": 5, "unused": 0},
+        {"first": 1048, "last": 1051, "other_objects": 3, "unused": 1},
+        {"first": 1053, "last": 1059, "other_objects": 7, "unused": 0},
+        {"first": 1063, "last": 1069, "other_objects": 7, "unused": 0},
+    ]
     doc["signatures"] = [
         {
             "name": "Dr. Amara Okafor",

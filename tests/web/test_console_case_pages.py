@@ -58,6 +58,8 @@ def test_results_show_full_precision_subgroups_disparities_and_link_to_cases(wor
     assert "multiplicity" in html
     # Localisation agreement from the stored explanations.
     assert "6 of 6 Grad-CAM maps have a reference ROI" in html
+    chance = response.context["results"]["localisation"]["chance"]
+    assert 0 < chance < 1 and f"Chance level {chance:.4f}" in html
     figure = signed_in(world.reviewer).get(reverse("web:console-run-plot", args=[run.pk, "roc"]))
     assert figure.status_code == 200 and figure["Content-Type"] == "image/svg+xml"
     # Aggregates only: no case-level event.

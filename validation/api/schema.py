@@ -280,6 +280,7 @@ class CriterionSerializer(serializers.Serializer):
     observed = _float()
     passed = serializers.BooleanField(required=False, allow_null=True)
     method = serializers.CharField(required=False, allow_null=True)
+    interval = _interval(help_text="The interval the criterion was judged on.")
     note = serializers.CharField(required=False, allow_null=True)
 
 

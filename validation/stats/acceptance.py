@@ -45,10 +45,18 @@ def evaluate_criteria(
                 "observed": observed,
                 "passed": bool(passed),
                 "method": interval.get("method", ""),
+                "interval": {
+                    key: _finite(interval.get(key)) for key in ("estimate", "lower", "upper")
+                }
+                | {"level": interval.get("level", level)},
                 "note": note,
             }
         )
     return results
+
+
+def _finite(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def bin_label(value, bins: list[float]) -> str | None:

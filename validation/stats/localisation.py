@@ -24,6 +24,16 @@ def localisation_agreement(cam: np.ndarray, roi, *, source_shape) -> tuple[bool,
     return bool(inside[peak]), energy
 
 
+def roi_area_fraction(roi, *, source_shape, map_shape: tuple[int, int]) -> float:
+    """The share of the CAM grid the ROI covers, as `localisation_agreement` draws it: the hit
+    rate of a peak placed at random (the pointing game's chance level) and the share of energy
+    a flat map puts inside the ROI."""
+    rows, cols = roi_to_map(roi, source_shape=source_shape, map_shape=map_shape)
+    inside = np.zeros(map_shape, dtype=bool)
+    inside[rows, cols] = True
+    return float(inside.mean())
+
+
 def cam_to_uint8(cam: np.ndarray) -> np.ndarray:
     """Store maps compactly: [0, 1] floats to uint8 (a 64x64 map is 4 KiB)."""
     return np.clip(np.rint(np.asarray(cam, dtype=np.float32) * 255), 0, 255).astype(np.uint8)
