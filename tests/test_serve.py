@@ -202,8 +202,10 @@ def test_a_dataset_import_runs_on_the_cpu_worker_not_in_the_caller(on_workers, c
     assert job.status == DatasetImport.Status.DONE, (job.message, job.errors)
     assert job.worker == f"cpu@{HOST}"  # the claiming task's hostname; run eagerly: eager@...
     assert job.version is not None and job.version.cases.count() == 16
-    log = (on_workers.var / "log" / "worker-cpu.log").read_text()
-    assert re.search(r"Task validation\.tasks\.dataset_import\[.+\] succeeded", log), log
+    log_file = on_workers.var / "log" / "worker-cpu.log"
+    succeeded = re.compile(r"Task validation\.tasks\.dataset_import\[.+\] succeeded")
+    # The row is committed inside the task; the worker logs "succeeded" just after it returns.
+    on_workers.wait_for(lambda: succeeded.search(log_file.read_text()), 30, "the task's log line")
 
 
 @pytest.mark.sandbox
