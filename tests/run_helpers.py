@@ -18,14 +18,19 @@ def run_setup(world, *, package_path, manifest, protocol: dict):
     """An approved package (from the factory: no intake smoke test), a freshly imported, sealed
     and granted dataset version, and a protocol: (package, version, protocol), ready for the
     reviewer to start runs."""
+    return (approved_package(world, package_path), *granted_version(world, manifest, protocol))
+
+
+def granted_version(world, manifest, protocol: dict):
+    """A freshly imported and sealed dataset version granted to vendor A, and a protocol:
+    (version, protocol), for a package approved by the caller."""
     from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
     from validation.services.protocols import protocol_create
 
-    package = approved_package(world, package_path)
     dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
     version = dataset_version_import(actor=world.steward, dataset=dataset, source=manifest)
     dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
-    return package, version, protocol_create(actor=world.reviewer, name="P", document=protocol)
+    return version, protocol_create(actor=world.reviewer, name="P", document=protocol)
 
 
 def start_run(world, *, package_path, manifest, protocol: dict):

@@ -9,13 +9,12 @@ import torch
 
 from reports.models import Report
 from tests.factories import protocol_document
+from tests.run_helpers import granted_version
 from validation.models import Explanation, Prediction, ValidationRun
 from validation.packaging import build_package, default_manifest, read_package_contents
 from validation.runner.client import ModelRunner, RunnerError
 from validation.services import runs
-from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.packages import package_review, package_submit
-from validation.services.protocols import protocol_create
 from validation.synthetic.reference_model import TinyLesionNet
 
 pytestmark = pytest.mark.sandbox  # every test here starts a sandboxed runner
@@ -77,10 +76,7 @@ def test_onnx_package_runs_end_to_end_without_explanations(
     assert package.smoke_load_seconds is not None  # timed by the smoke test on submission
     assert package.model_format == "onnx" and package.smoke_load_seconds > 0
     package = package_review(actor=world.reviewer, package=package, approve=True)
-    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
-    version = dataset_version_import(actor=world.steward, dataset=dataset, source=cohort)
-    dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
-    protocol = protocol_create(actor=world.reviewer, name="P", document=protocol_document())
+    version, protocol = granted_version(world, cohort, protocol_document())
     with django_capture_on_commit_callbacks(execute=True):
         run = runs.run_start(
             actor=world.reviewer, package=package, dataset_version=version, protocol=protocol

@@ -18,11 +18,10 @@ from blindspot_client.cli import main as blindspot
 
 from reports.models import Report
 from tests.factories import protocol_document
+from tests.run_helpers import granted_version
 from validation.models import Explanation, ModelPackage, Prediction, ValidationRun
 from validation.services import runs
-from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.packages import package_review, package_submit
-from validation.services.protocols import protocol_create
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "clients" / "python" / "examples"
 MODELS = ["densenet121", "resnet50", "efficientnet_b0", "convnext_tiny", "vit_b_16"]
@@ -81,10 +80,7 @@ def test_the_vit_completes_a_run_with_gradcam_maps(
 ):
     package = _submit(world, built("vit_b_16"), django_capture_on_commit_callbacks)
     package = package_review(actor=world.reviewer, package=package, approve=True)
-    dataset = dataset_create(actor=world.steward, partner=world.partner_a, name="Chest")
-    version = dataset_version_import(actor=world.steward, dataset=dataset, source=cohort)
-    dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
-    protocol = protocol_create(actor=world.reviewer, name="P", document=protocol_document())
+    version, protocol = granted_version(world, cohort, protocol_document())
     with django_capture_on_commit_callbacks(execute=True):
         run = runs.run_start(
             actor=world.reviewer, package=package, dataset_version=version, protocol=protocol
