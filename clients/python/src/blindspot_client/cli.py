@@ -557,6 +557,11 @@ def parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    def group(name: str, help_text: str):
+        """A command with subcommands (`blindspot packages list`)."""
+        parser = commands.add_parser(name, help=help_text, description=help_text)
+        return parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+
     p = add(
         "login",
         cmd_login,
@@ -656,12 +661,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the package id on stdout")
 
-    packages = commands.add_parser(
-        "packages",
-        help="List, show and (validation team) review packages.",
-        description="List, show and (validation team) review packages.",
-    )
-    pk = packages.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    pk = group("packages", "List, show and (validation team) review packages.")
     p = add("list", cmd_packages_list, "The packages you may see.", under=pk)
     p.add_argument("-q", "--quiet", action="store_true", help="ids only")
     p = add("show", cmd_packages_show, "One package: status, refusal reasons.", under=pk)
@@ -677,30 +677,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("decision", choices=["approve", "reject"])
     p.add_argument("--note", default="", help="the review note the vendor reads")
 
-    datasets = commands.add_parser(
-        "datasets",
-        help="List the dataset versions you may see (their ids start runs).",
-        description="List the dataset versions you may see (their ids start runs).",
-    )
-    ds = datasets.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    ds = group("datasets", "List the dataset versions you may see (their ids start runs).")
     p = add("list", cmd_datasets_list, "Each dataset version: id, name, state, cases.", under=ds)
     p.add_argument("-q", "--quiet", action="store_true", help="version ids only")
 
-    protocols = commands.add_parser(
-        "protocols",
-        help="List the protocols you may see (their ids start runs).",
-        description="List the protocols you may see (their ids start runs).",
-    )
-    pr = protocols.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    pr = group("protocols", "List the protocols you may see (their ids start runs).")
     p = add("list", cmd_protocols_list, "Each protocol: id, name and version, locked.", under=pr)
     p.add_argument("-q", "--quiet", action="store_true", help="ids only")
 
-    runs = commands.add_parser(
-        "runs",
-        help="List and (validation team) start validation runs.",
-        description="List and (validation team) start validation runs.",
-    )
-    rn = runs.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    rn = group("runs", "List and (validation team) start validation runs.")
     p = add("list", cmd_runs_list, "The runs you may see.", under=rn)
     p.add_argument("--status", help="only runs in this state")
     p.add_argument("-q", "--quiet", action="store_true", help="ids only")
@@ -733,12 +718,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=_positive_id)
     p.add_argument("--json", action="store_true")
 
-    report = commands.add_parser(
-        "report",
-        help="List, sign, download and verify reports.",
-        description="List, sign, download and verify reports.",
-    )
-    rp = report.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    rp = group("report", "List, sign, download and verify reports.")
     p = add("list", cmd_report_list, "The reports you may see.", under=rp)
     p.add_argument("--run", type=_positive_id, help="only this run's reports")
     p.add_argument("-q", "--quiet", action="store_true", help="ids only")
