@@ -165,7 +165,7 @@ def test_localisation_is_set_against_its_chance_baseline(failing_pages):
 
 def test_appendices_follow_the_body(failing_pages):
     text = "\n".join(failing_pages)
-    signatures = text.index("13 Signatures")
+    signatures = text.index("18 Signatures")
     appendices = [
         text.index(heading)
         for heading in (
@@ -175,7 +175,7 @@ def test_appendices_follow_the_body(failing_pages):
         )
     ]
     assert signatures < appendices[0] < appendices[1] < appendices[2]
-    limitations = text.index("12 Limitations")
+    limitations = text.index("17 Limitations")
     # The sandbox's measured limits and the seccomp list are no longer in the body.
     assert "Limits measured inside at start" not in text[:signatures]
     assert "execveat" not in text[:signatures]
