@@ -30,8 +30,12 @@ import numpy as np
 
 from validation.stats.acceptance import subgroup_values
 from validation.stats.evaluation import Plan
-from validation.stats.metrics import MetricInputError, to_jsonable
-from validation.stats.metrics._base import as_labels, check_same_length
+from validation.stats.metrics import (
+    MetricInputError,
+    as_labels,
+    check_same_length,
+    to_jsonable,
+)
 from validation.stats.metrics.binary import predict
 from validation.stats.metrics.paired import mcnemar, paired_proportion_difference
 from validation.stats.metrics.proportions import proportion_interval
