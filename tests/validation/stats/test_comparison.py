@@ -108,6 +108,13 @@ def test_auc_difference_on_asah_matches_proc_roc_test(asah):
     assert auc["candidate"]["estimate"] == pytest.approx(0.8236788618, abs=TOL)
     assert (result["n_cases"], result["n_pos"], result["n_neg"]) == (113, 41, 72)
     assert auc["passed"] is True and auc["threshold"] == -0.05
+    assert auc["name"] == (
+        "Candidate AUC non-inferior to the baseline (margin 0.05): "
+        "lower 95% bound of candidate minus baseline > -0.05"
+    )
+    superiority = endpoint(result, "specificity")["name"]
+    assert superiority.startswith("Candidate specificity superior to the baseline (margin 0)")
+    assert superiority.endswith("> 0")
 
 
 def test_the_plan_names_the_auc_interval_and_the_level(asah):
