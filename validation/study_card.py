@@ -221,3 +221,88 @@ def study_card_rows(card: dict) -> list[dict]:
             }
         )
     return rows
+
+
+NOT_PROVIDED = "Not provided by the data partner"
+_SAMPLED = {
+    "consecutive": "consecutively",
+    "random": "at random",
+    "enriched": "with enrichment",
+    "convenience": "by convenience",
+}
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _collection_sentence(card: dict) -> str:
+    period = card.get("collection_period") or {}
+    start, end = period.get("start"), period.get("end")
+    sites = card.get("sites") or []
+    where = (
+        f" at {len(sites)} site{'s' if len(sites) != 1 else ''} ({_and(sites)})" if sites else ""
+    )
+    if start and end:
+        return f"The cases were collected from {start} to {end}{where}."
+    if start or end:
+        return (
+            f"The cases were collected {'from ' + start if start else 'until ' + end}{where}; "
+            f"the collection {'end' if start else 'start'} was not provided."
+        )
+    return f"The cases were collected{where}." if sites else ""
+
+
+def _missing_sentence(card: dict) -> str:
+    missing = study_card_missing(card)
+    if len(missing) == len(ENTRIES):
+        return "The data partner provided no entry of the study card."
+    if not missing:
+        return ""
+    listed = _and([m.lower() if i else m for i, m in enumerate(missing)])
+    return (
+        f"{len(missing)} of {len(ENTRIES)} entries were not provided by the data partner: {listed}."
+    )
+
+
+def study_design_prose(card: dict) -> list[str]:
+    """The study design in sentences, from the card's entries only (nothing inferred): one
+    sentence per entry the card has, and one naming the entries it lacks."""
+    sentences = [_collection_sentence(card)]
+    for key, noun in (("inclusion_criteria", "inclusion"), ("exclusion_criteria", "exclusion")):
+        n = len(card.get(key) or [])
+        if n:
+            sentences.append(f"{n} {noun} criteri{'a' if n != 1 else 'on'} applied (listed below).")
+    sampling = card.get("sampling") or {}
+    if sampling.get("method"):
+        sentences.append(f"Cases were sampled {_SAMPLED[sampling['method']]}.")
+    if sampling.get("note"):
+        sentences.append(f"Sampling note: {sampling['note'].rstrip('.')}.")
+    if card.get("prevalence"):
+        sentences.append(f"How the prevalence arose: {card['prevalence'].rstrip('.')}.")
+    sentences.append(_missing_sentence(card))
+    return [s for s in sentences if s]
+
+
+def reference_standard_prose(card: dict) -> str:
+    """The reference standard in one or two sentences from the card's entries (empty when the
+    card has none of them)."""
+    rs = card.get("reference_standard") or {}
+    if not rs:
+        return ""
+    method = rs.get("method")
+    readers = rs.get("readers")
+    who = ""
+    if readers is not None:
+        who = f" by {readers} reader{'s' if readers != 1 else ''}"
+        if rs.get("reader_qualification"):
+            who += f" ({rs['reader_qualification'].rstrip('.')})"
+    elif rs.get("reader_qualification"):
+        who = f" by readers qualified as: {rs['reader_qualification'].rstrip('.')}"
+    sentences = [f"Reference standard: {method.rstrip('.')}." if method else ""]
+    if who:
+        sentences.append(f"{'It' if method else 'The reference standard'} was established{who}.")
+    text = " ".join(s for s in sentences if s)
+    if rs.get("adjudication"):
+        text += f" Adjudication: {rs['adjudication'].rstrip('.')}."
+    return text
