@@ -2,6 +2,17 @@
 
 from django.db import migrations, models
 
+from audit.immutability import install_append_only
+
+CASE_FROZEN = (
+    "(SELECT status FROM validation_datasetversion WHERE id = OLD.dataset_version_id) = 'sealed'"
+)
+
+
+def _reversed(operation):
+    """The operation's forwards and backwards swapped (a trigger removed, installed on undo)."""
+    return migrations.RunPython(operation.reverse_code, operation.code)
+
 
 class Migration(migrations.Migration):
 
@@ -10,6 +21,9 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # SQLite rebuilds a table to add columns; the case trigger names the version table and
+        # would block the rebuild's rename: it goes first and both come back after.
+        _reversed(install_append_only("validation_case", frozen_when=CASE_FROZEN)),
         migrations.AddField(
             model_name='dataset',
             name='study_card_draft',
@@ -30,4 +44,6 @@ class Migration(migrations.Migration):
             name='study_card_sha256',
             field=models.CharField(blank=True, max_length=64),
         ),
+        install_append_only("validation_datasetversion", frozen_when="OLD.status = 'sealed'"),
+        install_append_only("validation_case", frozen_when=CASE_FROZEN),
     ]
