@@ -10,6 +10,7 @@ bounds every length and refuses keys it does not know."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def _texts(max_items: int, max_length: int) -> dict:
 
 
 _DATE = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+_DATE_WRITTEN = re.compile(_DATE["pattern"])
 
 STUDY_CARD_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -96,13 +98,13 @@ class StudyCardError(Exception):
 
 
 def study_card_problems(card) -> list[DocumentProblem]:
-    """Every problem of the card, each at its path (an unknown key at the key
-    itself); for a card the schema accepts, the dates must be real and in order."""
+    """Every problem of the card, each at its path (an unknown key at the key itself); then
+    whether the dates it writes correctly are real and in order."""
     validator = jsonschema.Draft202012Validator(STUDY_CARD_SCHEMA)
     problems: list[DocumentProblem] = []
     for error in sorted(validator.iter_errors(card), key=lambda e: list(map(str, e.path))):
         problems.extend(_schema_problems(error))
-    return problems or _date_problems(card)
+    return problems + _date_problems(card)
 
 
 def study_card_errors(card) -> list[str]:
@@ -130,15 +132,23 @@ def _schema_problems(error: jsonschema.ValidationError) -> list[DocumentProblem]
         message = f"{error.instance!r} is not a date written YYYY-MM-DD"
     elif error.validator == "minLength":
         message = "is empty: leave the entry out instead"
+    elif error.validator == "maxLength":
+        message = f"is longer than {error.validator_value} characters"
+    elif error.validator == "maxItems":
+        message = f"has more than {error.validator_value} entries"
+    elif error.validator == "uniqueItems":
+        message = "names the same entry twice"
     return [DocumentProblem(path, message)]
 
 
-def _date_problems(card: dict) -> list[DocumentProblem]:
-    period = card.get("collection_period") or {}
+def _date_problems(card) -> list[DocumentProblem]:
+    period = card.get("collection_period") if isinstance(card, dict) else None
+    if not isinstance(period, dict):
+        return []
     parsed: dict[str, date] = {}
     problems = []
     for key in ("start", "end"):
-        if key in period:
+        if isinstance(period.get(key), str) and _DATE_WRITTEN.fullmatch(period[key]):
             try:
                 parsed[key] = date.fromisoformat(period[key])
             except ValueError:

@@ -71,11 +71,17 @@ def test_unknown_keys_are_refused_each_at_its_own_path():
 
 
 def test_lengths_and_counts_are_bounded():
-    assert study_card_errors({"inclusion_criteria": ["a"] * 51}) != []
-    assert study_card_errors({"prevalence": "p" * 2001}) != []
+    assert study_card_errors({"inclusion_criteria": ["a"] * 51}) == [
+        "study_card/inclusion_criteria: has more than 50 entries"
+    ]
+    assert study_card_errors({"prevalence": "p" * 2001}) == [
+        "study_card/prevalence: is longer than 2000 characters"  # the value is not echoed
+    ]
     assert study_card_errors({"prevalence": "p" * 2000}) == []
     assert study_card_errors({"reference_standard": {"readers": 1001}}) != []
-    assert study_card_errors({"sites": ["A", "A"]}) != []  # a site once
+    assert study_card_errors({"sites": ["A", "A"]}) == [
+        "study_card/sites: names the same entry twice"
+    ]
 
 
 @pytest.mark.parametrize(
