@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
@@ -169,7 +170,7 @@ def study_card_hash(card: dict) -> str:
     return protocol_hash(card)
 
 
-def study_card_value(card: dict, path: tuple[str, ...]):
+def study_card_value(card: Mapping, path: tuple[str, ...]):
     """The entry at `path`, or None when the card lacks it."""
     value = card
     for key in path:
@@ -179,7 +180,7 @@ def study_card_value(card: dict, path: tuple[str, ...]):
     return value
 
 
-def study_card_missing(card: dict) -> list[str]:
+def study_card_missing(card: Mapping) -> list[str]:
     """The labels of the entries the card lacks (an empty list counts as missing), in order."""
     return [label for path, label in ENTRIES if study_card_value(card, path) in (None, "", [])]
 
@@ -214,7 +215,7 @@ def study_card_read(path: Path) -> dict:
     return study_card_parse(path.read_bytes())
 
 
-def study_card_rows(card: dict) -> list[dict]:
+def study_card_rows(card: Mapping) -> list[dict]:
     """The card as rows to display, in the order of ENTRIES: each with its `label`, `key` (the
     dotted path), `missing`, and its value as `text` (one string) or `items` (a list)."""
     rows = []
@@ -246,7 +247,7 @@ def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _collection_sentence(card: dict) -> str:
+def _collection_sentence(card: Mapping) -> str:
     period = card.get("collection_period") or {}
     start, end = period.get("start"), period.get("end")
     sites = card.get("sites") or []
@@ -257,13 +258,13 @@ def _collection_sentence(card: dict) -> str:
         return f"The cases were collected from {start} to {end}{where}."
     if start or end:
         return (
-            f"The cases were collected {'from ' + start if start else 'until ' + end}{where}; "
+            f"The cases were collected {f'from {start}' if start else f'until {end}'}{where}; "
             f"the collection {'end' if start else 'start'} was not provided."
         )
     return f"The cases were collected{where}." if sites else ""
 
 
-def _missing_sentence(card: dict) -> str:
+def _missing_sentence(card: Mapping) -> str:
     missing = study_card_missing(card)
     if len(missing) == len(ENTRIES):
         return "The data partner provided no entry of the study card."
@@ -275,7 +276,7 @@ def _missing_sentence(card: dict) -> str:
     )
 
 
-def study_design_prose(card: dict) -> list[str]:
+def study_design_prose(card: Mapping) -> list[str]:
     """The study design in sentences, from the card's entries only (nothing inferred): one
     sentence per entry the card has, and one naming the entries it lacks."""
     sentences = [_collection_sentence(card)]
@@ -294,7 +295,7 @@ def study_design_prose(card: dict) -> list[str]:
     return [s for s in sentences if s]
 
 
-def reference_standard_prose(card: dict) -> str:
+def reference_standard_prose(card: Mapping) -> str:
     """The reference standard in one or two sentences from the card's entries (empty when the
     card has none of them)."""
     rs = card.get("reference_standard") or {}

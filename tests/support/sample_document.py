@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,7 +29,7 @@ from validation.stats.metrics.calibration import calibration_summary
 _SAMPLE_KEY_SEED = bytes(range(32))
 
 #: A complete study card (validation/study_card.py) as the partner would write it.
-SAMPLE_STUDY_CARD = {
+SAMPLE_STUDY_CARD: dict[str, Any] = {
     "schema_version": "1.0",
     "collection_period": {"start": "2021-03-01", "end": "2023-02-28"},
     "sites": [

@@ -126,4 +126,5 @@ def test_an_archive_upload_takes_a_study_card_file(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, {"file": cohort_zip(cohort.parent), "study_card": good})
     job = DatasetImport.objects.get()
-    assert job.status == "done" and job.version.study_card == SAMPLE_STUDY_CARD
+    assert job.status == "done" and job.version is not None
+    assert job.version.study_card == SAMPLE_STUDY_CARD
