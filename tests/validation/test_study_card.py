@@ -161,7 +161,10 @@ def test_the_prose_says_what_the_card_says_and_names_what_it_lacks():
 
 
 def test_the_synthetic_cohorts_card_is_complete_says_synthetic_and_covers_its_files(tmp_path):
+    shifted = cohort_study_card(seed=4, prevalence=0.25, shift={"site": "HARBOR", "noise_scale": 3})
+    assert "Cobalt Systems scanners carry 3 times their usual noise" in shifted["sampling"]["note"]
     card = cohort_study_card(seed=4, prevalence=0.25)
+    assert "noise" not in card["sampling"]["note"]
     assert study_card_problems(card) == [] and study_card_missing(card) == []
     assert "SYNTHETIC" in card["sampling"]["note"]
     manifest = generate_cohort(tmp_path, cases=12, seed=4, prevalence=0.25)

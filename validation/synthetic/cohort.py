@@ -368,15 +368,16 @@ def _parse_shift(shift: Mapping | None) -> tuple[SiteProfile | None, float]:
     return site_by(key), noise_scale
 
 
-def cohort_study_card(*, seed: int, prevalence: float, shift: dict | None = None) -> dict:
+def cohort_study_card(*, seed: int, prevalence: float, shift: Mapping | None = None) -> dict:
     """The study card (validation/study_card.py) of a cohort `generate_cohort` writes with the
     same arguments: what the generator does, said as a data partner would say it, and that the
     cohort is synthetic."""
     last_day = FIRST_STUDY_DAY + dt.timedelta(days=STUDY_DAYS - 1)
+    shifted_site, noise_scale = _parse_shift(shift)
     shifted = (
-        f" Images from {shift['manufacturer']} scanners carry {shift['noise_scale']:g} times "
-        "their usual noise (a deliberate scanner shift)."
-        if shift
+        f" Images from {shifted_site.manufacturer} scanners carry {noise_scale:g} times their "
+        "usual noise (a deliberate scanner shift)."
+        if shifted_site is not None and noise_scale != 1.0
         else ""
     )
     return {
