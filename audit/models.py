@@ -22,6 +22,7 @@ class AuditAction(models.TextChoices):
     DATASET_GRANTED = "dataset.granted"
     DATASET_GRANT_REVOKED = "dataset.grant_revoked"
     DATASET_USED = "dataset.used"
+    DATASET_STUDY_CARD_DRAFTED = "dataset.study_card_drafted"
     PROTOCOL_CREATED = "protocol.created"
     PROTOCOL_LOCKED = "protocol.locked"
     RUN_QUEUED = "run.queued"

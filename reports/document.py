@@ -15,7 +15,7 @@ from validation.dicom.pixels import InputSpec, read_dicom, resize, scale_unit
 from validation.models import Case, DatasetGrant, MetricResult, ValidationRun
 from validation.protocol_document import METRICS
 from validation.runner.confinement import describe_measured
-from validation.selectors import active_grant_for, run_localisation
+from validation.selectors import active_grant_for, run_localisation, study_card_of
 from validation.stats.disclosure import (
     calibration_disclosed,
     counts_disclosed,
@@ -269,6 +269,28 @@ def _device(package, manifest: dict) -> dict:
     }
 
 
+def _study_design(dataset_version) -> dict:
+    """The dataset version's study card as frozen with its seal (plain JSON), the labels of the
+    entries the partner left out (printed as missing) and the card's SHA-256; `recorded` is
+    false for a version sealed before study cards were recorded."""
+    study = study_card_of(dataset_version)
+    return {
+        "recorded": study["recorded"],
+        "card": study["card"],
+        "missing": study["missing"],
+        "sha256": study["sha256"],
+    }
+
+
+def _reference_standard(dataset_version) -> dict:
+    """The study card's reference-standard entries (None where the partner gave none)."""
+    entries = (dataset_version.study_card or {}).get("reference_standard") or {}
+    return {
+        key: entries.get(key)
+        for key in ("method", "readers", "reader_qualification", "adjudication")
+    }
+
+
 def report_document_build(
     run: ValidationRun, *, report_ref: str, version: int, generated_at
 ) -> dict:
@@ -360,10 +382,12 @@ def report_document_build(
             "fairness_criteria": plan.get("fairness_criteria", []),
         },
         "test_data": _test_data(run, sections, min_cell=int(plan["min_cell_size"])),
+        "study_design": _study_design(dataset_version),
         "reference_standard": {
             "text": "Reference labels and lesion boxes supplied by the data "
             "partner in the dataset manifest; sealed with the dataset version's "
-            "Merkle root before the run."
+            "Merkle root before the run.",
+            **_reference_standard(dataset_version),
         },
         "methods": [
             {"quantity": "AUC", "method": _auc_method(plan)},

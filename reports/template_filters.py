@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 from reports import prose
 from reports.numbers import MISSING as _MISSING
 from reports.numbers import fixed3, interval_range, is_number, level_label, p_value
+from validation import study_card as _study_card
 
 register = Library()
 
@@ -229,3 +230,30 @@ def sanitise(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [sanitise(item) for item in value]
     return value
+
+
+@register.filter
+def study_design_sentences(study_design: Any) -> list[str]:
+    """The study design section's sentences, from the frozen study card's entries only."""
+    card = study_design.get("card") if isinstance(study_design, Mapping) else None
+    return _study_card.study_design_prose(card) if isinstance(card, Mapping) else []
+
+
+@register.filter
+def study_card_rows(study_design: Any) -> list[dict]:
+    """The study card's entries as rows (label, text or items; missing ones flagged)."""
+    card = study_design.get("card") if isinstance(study_design, Mapping) else None
+    return _study_card.study_card_rows(card) if isinstance(card, Mapping) else []
+
+
+@register.filter
+def reference_standard_sentence(reference_standard: Any) -> str:
+    """The reference standard from the study card's entries the document carries."""
+    if not isinstance(reference_standard, Mapping):
+        return ""
+    entries = {
+        key: reference_standard[key]
+        for key in ("method", "readers", "reader_qualification", "adjudication")
+        if reference_standard.get(key) not in (None, "")
+    }
+    return _study_card.reference_standard_prose({"reference_standard": entries})

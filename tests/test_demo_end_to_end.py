@@ -75,6 +75,19 @@ def test_demo_issues_a_pdf_with_hash_auc_and_subgroups(demo):
     assert "Rita Reviewer" in text and "Quinn Approver" in text
 
 
+def test_the_demo_report_has_a_complete_study_design_that_says_it_is_synthetic(demo):
+    _var_dir, out = demo
+    pdf = Path(re.search(r"^PDF: (.+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    words = " ".join(_pdf_text(pdf).split())
+    design = words[words.index("2 Study design") : words.index("3 Protocol")]
+    assert "The cases were collected from 2023-01-02 to 2024-12-31 at 3 sites" in design
+    assert "SYNTHETIC cohort, no real patients" in design
+    assert "Not provided by the data partner" not in design
+    reference = words[words.index("7 Reference standard") : words.index("8 Methods")]
+    assert "Known by construction" in reference
+    assert "Not provided by the data partner" not in reference
+
+
 def test_audit_chain_is_intact_after_the_demo_and_names_a_tampered_event(demo):
     var_dir, _ = demo
     verified = _manage(var_dir, "audit_verify")

@@ -205,6 +205,9 @@ class Dataset(models.Model):
     # Keys the replacement UIDs of de-identification: stable within the dataset, irreversible.
     uid_secret = models.CharField(max_length=64, default=new_uid_secret, editable=False)
     card_min_cell = models.PositiveSmallIntegerField(default=5)  # vendor cards hide smaller cells
+    # The study card the partner is preparing (validation/study_card.py): the next version
+    # sealed from an import that carries no card of its own takes it. None: never written.
+    study_card_draft = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -234,6 +237,10 @@ class DatasetVersion(FreezableModel):
     modality = models.CharField(max_length=16, blank=True)
     identity_policy = models.CharField(max_length=16, blank=True)  # as applied at import
     import_seconds = models.FloatField(null=True, blank=True)
+    # The study card (validation/study_card.py), frozen with the seal, and its SHA-256 (in the
+    # seal's audit event). None: sealed before study cards were recorded; {}: none was given.
+    study_card = models.JSONField(null=True, blank=True)
+    study_card_sha256 = models.CharField(max_length=64, blank=True)
     sealed_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -308,6 +315,8 @@ class DatasetImport(models.Model):
     files_done = models.PositiveIntegerField(default=0)
     message = models.CharField(max_length=500, blank=True)
     errors = models.JSONField(default=list)
+    # The study card uploaded with the archive (checked when it was uploaded), if any.
+    study_card = models.JSONField(null=True, blank=True)
     version = models.ForeignKey(
         DatasetVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -40,6 +40,7 @@ from validation.stats.acceptance import bin_label
 from validation.stats.disclosure import counts_disclosed
 from validation.stats.localisation import roi_area_fraction
 from validation.stats.metrics.subgroups import UNKNOWN
+from validation.study_card import study_card_missing, study_card_rows
 
 
 def roles_of(user) -> set[str]:
@@ -258,7 +259,28 @@ def dataset_card(version: DatasetVersion) -> dict:
             name: counts_disclosed(dict(counts), min_cell=min_cell)
             for name, counts in distributions.items()
         },
+        "study_card": study_card_of(version),
     }
+
+
+def study_card_of(version: DatasetVersion) -> dict[str, Any]:
+    """A version's frozen study card as shown everywhere (partner pages, vendor cards, the API,
+    the report): the card, its SHA-256 and the labels of the entries it lacks. `recorded` is
+    false for a version sealed before study cards were recorded (no card, every entry missing).
+    Partner-authored metadata with no per-case data: fine to show a granted vendor."""
+    card = version.study_card
+    return {
+        "recorded": card is not None,
+        "card": card or {},
+        "sha256": version.study_card_sha256,
+        "missing": study_card_missing(card or {}),
+    }
+
+
+def study_card_display(card: dict | None) -> list[dict]:
+    """A card (frozen, or a dataset's draft) as the pages show it: one row per entry, a missing
+    one with no value (the pages print it as missing)."""
+    return study_card_rows(card or {})
 
 
 def dataset_usage(*, dataset: Dataset) -> QuerySet[ValidationRun]:

@@ -12,8 +12,10 @@ import base64
 import copy
 import functools
 import hashlib
+import json
 import math
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,6 +27,34 @@ from validation.stats.metrics import to_jsonable
 from validation.stats.metrics.calibration import calibration_summary
 
 _SAMPLE_KEY_SEED = bytes(range(32))
+
+#: A complete study card (validation/study_card.py) as the partner would write it.
+SAMPLE_STUDY_CARD: dict[str, Any] = {
+    "schema_version": "1.0",
+    "collection_period": {"start": "2021-03-01", "end": "2023-02-28"},
+    "sites": [
+        "Site A (university hospital)",
+        "Site B (community hospital)",
+        "Site C (outpatient clinic)",
+    ],
+    "inclusion_criteria": [
+        "Adults aged 18 or over",
+        "Frontal (PA or AP) chest radiograph",
+        "Reference standard available within 30 days",
+    ],
+    "exclusion_criteria": ["Lateral projection only", "Image not diagnostic (motion, exposure)"],
+    "sampling": {
+        "method": "consecutive",
+        "note": "All eligible examinations in the collection period, in order of acquisition.",
+    },
+    "prevalence": "Natural: as it occurred in the consecutive series.",
+    "reference_standard": {
+        "method": "consensus of thoracic radiologists, with CT where available",
+        "readers": 2,
+        "reader_qualification": "Board-certified thoracic radiologists, 8 and 15 years",
+        "adjudication": "A third radiologist decided on disagreement",
+    },
+}
 _Z95 = NormalDist().inv_cdf(0.975)
 
 
@@ -310,12 +340,21 @@ def _sample() -> dict:
                 {"reason": "Lateral projection only", "n": 2},
             ],
         },
+        "study_design": {
+            "recorded": True,
+            "card": SAMPLE_STUDY_CARD,
+            "missing": [],
+            "sha256": hashlib.sha256(
+                json.dumps(SAMPLE_STUDY_CARD, sort_keys=True, separators=(",", ":")).encode()
+            ).hexdigest(),
+        },
         "reference_standard": {
             "text": (
                 "Consensus of two board-certified thoracic radiologists blinded to the device "
                 "output and to each other, with adjudication by a third reader on disagreement; "
                 "CT within 24 hours where available (41 cases)."
-            )
+            ),
+            **SAMPLE_STUDY_CARD["reference_standard"],
         },
         "methods": [
             {"quantity": "AUC", "method": "DeLong (Sun & Xu 2014)"},

@@ -2,12 +2,15 @@
 
 import csv
 import hashlib
+import json
 from io import StringIO
 from pathlib import Path
 
 import pydicom
 import pytest
 from django.core.management import CommandError, call_command
+
+from validation.study_card import study_card_problems
 
 
 def _make(out: Path, *extra: str) -> str:
@@ -35,6 +38,8 @@ def test_make_cohort_writes_dicom_and_a_manifest_deterministically(tmp_path):
     assert len(rows) == 10 and sum(r["label"] == "1" for r in rows) == 3
     first = pydicom.dcmread(tmp_path / "a" / rows[0]["file"])
     assert first.Modality in {"DX", "CR"} and first.BitsStored >= 12
+    card = json.loads((tmp_path / "a" / "study_card.json").read_text())
+    assert study_card_problems(card) == [] and "seed 7" in card["sampling"]["note"]
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
     assert _digests(tmp_path / "a") != _digests(tmp_path / "c")
 
@@ -60,8 +65,9 @@ def test_make_cohort_shift_changes_only_the_shifted_scanner(tmp_path):
         if name.endswith(".dcm")
     }
     assert changed  # the seed gives Cobalt cases at 12 cases
-    assert {makers[name] for name in changed} == {"Cobalt Systems"}
+    assert {makers[name] for name in changed - {"study_card.json"}} == {"Cobalt Systems"}
     assert "manifest.csv" not in changed  # same patients, labels and lesions
+    assert "study_card.json" in changed  # its sampling note names the shift
 
 
 @pytest.mark.parametrize(

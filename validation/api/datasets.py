@@ -17,6 +17,7 @@ from validation.services.datasets import (
     dataset_create,
     dataset_grant,
     dataset_grant_revoke,
+    study_card_from_upload,
 )
 
 # --- shapes -------------------------------------------------------------------------------------
@@ -55,6 +56,11 @@ class DatasetCreateSerializer(serializers.Serializer):
 
 class ImportUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="a zip, tar or tar.gz holding manifest.csv and files")
+    study_card = serializers.FileField(
+        required=False,
+        help_text="optional: the version's study card, a JSON file (see docs/API.md); else a "
+        "study_card.json beside the manifest, else the dataset's draft card",
+    )
 
 
 class DatasetImportSerializer(serializers.ModelSerializer):
@@ -192,12 +198,18 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser])
     def imports(self, request, pk=None):
         """Import a new dataset version from an archive (zip, tar or tar.gz holding manifest.csv
-        and the DICOM files; partner stewards). The import runs as a task: 202, then poll
-        /dataset-imports/{id}/."""
+        and the DICOM files; partner stewards), with an optional study card (a JSON file, or
+        study_card.json beside the manifest), frozen with the seal. The import runs as a task:
+        202, then poll /dataset-imports/{id}/."""
         upload = ImportUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
+        dataset = self.get_object()
+        card = upload.validated_data.get("study_card")
         job = dataset_import_request(
-            actor=request.user, dataset=self.get_object(), upload=upload.validated_data["file"]
+            actor=request.user,
+            dataset=dataset,
+            upload=upload.validated_data["file"],
+            study_card=None if card is None else study_card_from_upload(card),
         )
         job.refresh_from_db()
         return Response(DatasetImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)

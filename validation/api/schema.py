@@ -12,6 +12,7 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 from validation.api.errors import PROBLEM_CONTENT_TYPE
+from validation.study_card import SAMPLING_METHODS
 
 F = TypeVar("F", bound=Callable[..., Any])
 SUMMARY_CHARS = 80
@@ -311,6 +312,49 @@ class CountCellSerializer(serializers.Serializer):
     suppressed = serializers.BooleanField(required=False)
 
 
+class StudyCollectionPeriodSerializer(serializers.Serializer):
+    start = serializers.CharField(required=False, help_text="YYYY-MM-DD")
+    end = serializers.CharField(required=False, help_text="YYYY-MM-DD")
+
+
+class StudySamplingSerializer(serializers.Serializer):
+    method = serializers.ChoiceField(choices=SAMPLING_METHODS, required=False)
+    note = serializers.CharField(required=False)
+
+
+class StudyReferenceStandardSerializer(serializers.Serializer):
+    method = serializers.CharField(required=False)
+    readers = serializers.IntegerField(required=False, min_value=1)
+    reader_qualification = serializers.CharField(required=False)
+    adjudication = serializers.CharField(required=False)
+
+
+class StudyCardDocumentSerializer(serializers.Serializer):
+    """The partner's study card (validation/study_card.py): every entry optional."""
+
+    schema_version = serializers.CharField(required=False)
+    collection_period = StudyCollectionPeriodSerializer(required=False)
+    sites = serializers.ListField(child=serializers.CharField(), required=False)
+    inclusion_criteria = serializers.ListField(child=serializers.CharField(), required=False)
+    exclusion_criteria = serializers.ListField(child=serializers.CharField(), required=False)
+    sampling = StudySamplingSerializer(required=False)
+    prevalence = serializers.CharField(required=False, help_text="how the prevalence arose")
+    reference_standard = StudyReferenceStandardSerializer(required=False)
+
+
+class StudyCardSerializer(serializers.Serializer):
+    """A dataset version's study card, frozen with its seal."""
+
+    recorded = serializers.BooleanField(
+        help_text="false for a version sealed before study cards were recorded"
+    )
+    card = StudyCardDocumentSerializer()
+    sha256 = serializers.CharField(help_text="SHA-256 of the card's canonical JSON")
+    missing = serializers.ListField(
+        child=serializers.CharField(), help_text="the labels of the entries the card lacks"
+    )
+
+
 class DatasetCardSerializer(serializers.Serializer):
     """What a vendor may know of a dataset version: sizes and distributions, never cases."""
 
@@ -329,3 +373,4 @@ class DatasetCardSerializer(serializers.Serializer):
     min_cell = serializers.IntegerField()
     labels = CountCellSerializer(many=True)
     demographics = serializers.DictField(child=CountCellSerializer(many=True))
+    study_card = StudyCardSerializer()

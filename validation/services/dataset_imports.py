@@ -29,7 +29,11 @@ from config.celery import enqueue_on_commit
 from validation import task_names
 from validation.errors import ApplicationError
 from validation.models import Case, Dataset, DatasetImport, DatasetVersion
-from validation.services.datasets import dataset_version_import, require_steward
+from validation.services.datasets import (
+    dataset_version_import,
+    require_steward,
+    study_card_check,
+)
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -56,10 +60,15 @@ def _uploads_root() -> Path:
     return root
 
 
-def dataset_import_request(*, actor, dataset: Dataset, upload) -> DatasetImport:
-    """Keep the uploaded archive and queue its import. The archive's checks (format, members,
-    sizes) and the manifest's run in the task; a refusal is recorded on the import."""
+def dataset_import_request(
+    *, actor, dataset: Dataset, upload, study_card: dict | None = None
+) -> DatasetImport:
+    """Keep the uploaded archive and queue its import. A study card given with it is checked
+    here, before anything is kept, and goes with the import; the archive's checks (format,
+    members, sizes) and the manifest's run in the task; a refusal is recorded on the import."""
     require_steward(actor, dataset.partner)
+    if study_card is not None:
+        study_card_check(study_card)
     max_bytes = settings.DATASET_MAX_ARCHIVE_BYTES
     if upload.size > max_bytes:
         raise ApplicationError(f"The archive is larger than the limit of {max_bytes} bytes.")
@@ -74,6 +83,7 @@ def dataset_import_request(*, actor, dataset: Dataset, upload) -> DatasetImport:
                 requested_by=actor,
                 source_name=(upload.name or "upload")[-255:],
                 staged_path=str(Path(staged).relative_to(settings.SEQUESTERED_ROOT)),
+                study_card=study_card,
             )
             enqueue_on_commit(task_names.DATASET_IMPORT, import_id=job.pk)
     except BaseException:
@@ -141,6 +151,7 @@ def _attempt_run(job: DatasetImport, mine, staged: Path | None, work_root: Path)
             progress=progress,
             work_root=work_root,
             on_seal=mark_done,
+            study_card=job.study_card,
         )
     except ApplicationError as exc:
         return {

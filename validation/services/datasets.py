@@ -53,6 +53,19 @@ from validation.models import (
 )
 from validation.selectors import org_ids_of
 from validation.storage import place_file
+from validation.study_card import (
+    FILE_NAME as STUDY_CARD_FILE,
+)
+from validation.study_card import (
+    MAX_BYTES as STUDY_CARD_MAX_BYTES,
+)
+from validation.study_card import (
+    StudyCardError,
+    study_card_errors,
+    study_card_hash,
+    study_card_parse,
+    study_card_read,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +116,64 @@ def dataset_create(
     return dataset
 
 
+@transaction.atomic
+def dataset_study_card_draft_save(*, actor, dataset: Dataset, card: dict) -> Dataset:
+    """Keep `card` as the dataset's draft study card: the next version sealed from an import
+    that carries no card of its own takes it (and freezes it). A sealed version's card never
+    changes: this writes only the dataset's draft. Refuses an invalid card with every problem
+    at its path (`study_card.reference_standard.readers`). Emits DATASET_STUDY_CARD_DRAFTED
+    with the draft's SHA-256."""
+    require_steward(actor, dataset.partner)
+    problems = study_card_errors(card)
+    if problems:
+        raise ApplicationError(
+            f"The study card is invalid ({len(problems)} problem(s)).",
+            errors=[_problem_at(p) for p in problems],
+        )
+    dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    dataset.study_card_draft = card
+    dataset.save(update_fields=["study_card_draft"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.DATASET_STUDY_CARD_DRAFTED,
+        target=dataset,
+        payload={"study_card_sha256": study_card_hash(card)},
+    )
+    return dataset
+
+
+def _problem_at(problem: str) -> dict:
+    path, _, detail = problem.partition(": ")
+    return {"path": path.replace("/", "."), "detail": detail}
+
+
+def study_card_check(card) -> dict:
+    """A study card given with an import (the API's or the web form's upload), checked before
+    anything is stored: the card, or an ApplicationError with every problem at its path."""
+    problems = study_card_errors(card) if isinstance(card, dict) else ["study_card: not an object"]
+    if problems:
+        raise ApplicationError(
+            f"The study card has {len(problems)} problem(s); nothing was imported.",
+            errors=problems,
+        )
+    return card
+
+
+def study_card_from_upload(upload) -> dict:
+    """The study card in an uploaded JSON file (read up to its size limit), checked: the card,
+    or an ApplicationError with every problem at its path."""
+    if upload.size is not None and upload.size > STUDY_CARD_MAX_BYTES:
+        raise ApplicationError(f"The study card is larger than {STUDY_CARD_MAX_BYTES} bytes.")
+    data = b"".join(upload.chunks())
+    try:
+        return study_card_parse(data)
+    except StudyCardError as exc:
+        raise ApplicationError(
+            f"The study card has {len(exc.problems)} problem(s); nothing was imported.",
+            errors=exc.problems,
+        ) from None
+
+
 # --- the import ---------------------------------------------------------------------------------
 
 
@@ -119,10 +190,14 @@ def dataset_version_import(
     progress: Progress | None = None,
     work_root: Path | None = None,
     on_seal: Callable[[DatasetVersion], None] | None = None,
+    study_card: dict | None = None,
 ) -> DatasetVersion:
     """Import and seal a new version of `dataset` from `source`: a directory or a zip/tar
     archive holding a manifest CSV (``manifest.csv``, or a CSV file given directly) and the
     files it lists. Refuses with every problem by line, storing nothing; audits the refusal.
+    The version's study card is `study_card`, else a ``study_card.json`` beside the manifest
+    (both at once are refused), else the dataset's draft, else empty; it is checked before
+    any file is read and frozen with the seal.
     `work_root` (default: the store's `incoming` folder) holds the unpacked archive and the
     staged files while it runs; `on_seal(version)` runs inside the sealing transaction (an
     exception there undoes the version and its files). Emits DATASET_VERSION_IMPORTED and
@@ -143,14 +218,42 @@ def dataset_version_import(
             )
         ) as root:
             manifest = source if given_csv else find_manifest(root)
+            card = _import_study_card(study_card, manifest.parent / STUDY_CARD_FILE)
             version = _import_rows(
-                actor, dataset, manifest, staging_root, workers or _workers(), progress, on_seal
+                actor,
+                dataset,
+                manifest,
+                staging_root,
+                workers or _workers(),
+                progress,
+                on_seal,
+                card,
             )
     except DatasetSourceError as exc:
         _refuse(actor, dataset, ApplicationError(f"The source was refused: {exc.reason}"))
     except ApplicationError as exc:
         _refuse(actor, dataset, exc)
     return version
+
+
+def _import_study_card(given: dict | None, beside: Path) -> dict | None:
+    """The import's own study card, checked: the one given, or the file beside the manifest."""
+    if given is not None:
+        if beside.exists() or beside.is_symlink():
+            raise ApplicationError(
+                f"The import carries two study cards (one given with the upload and "
+                f"{STUDY_CARD_FILE} beside the manifest); keep one."
+            )
+        return study_card_check(given)
+    if not (beside.exists() or beside.is_symlink()):
+        return None
+    try:
+        return study_card_read(beside)
+    except StudyCardError as exc:
+        raise ApplicationError(
+            f"The study card has {len(exc.problems)} problem(s); nothing was imported.",
+            errors=exc.problems,
+        ) from None
 
 
 def _refuse(actor, dataset: Dataset, exc: ApplicationError):
@@ -167,7 +270,14 @@ def _refuse(actor, dataset: Dataset, exc: ApplicationError):
 
 
 def _import_rows(
-    actor, dataset: Dataset, manifest: Path, staging_root: Path, workers: int, progress, on_seal
+    actor,
+    dataset: Dataset,
+    manifest: Path,
+    staging_root: Path,
+    workers: int,
+    progress,
+    on_seal,
+    study_card: dict | None,
 ) -> DatasetVersion:
     started = time.monotonic()
     if workers > 1:
@@ -204,13 +314,21 @@ def _import_rows(
             staged=store / pack_dir,
             seconds=time.monotonic() - started,
             on_seal=on_seal,
+            study_card=study_card,
         )
     finally:
         shutil.rmtree(store, ignore_errors=True)
 
 
 def _seal(
-    *, actor, dataset: Dataset, cases: list[Case], staged: Path, seconds: float, on_seal
+    *,
+    actor,
+    dataset: Dataset,
+    cases: list[Case],
+    staged: Path,
+    seconds: float,
+    on_seal,
+    study_card: dict | None,
 ) -> DatasetVersion:
     """Store the version's rows and seal it, rename the staged folder into the sequestered
     store, then `on_seal`, all in one transaction. If anything fails, the commit included, the
@@ -218,7 +336,9 @@ def _seal(
     target = Path(settings.SEQUESTERED_ROOT) / staged.parent.name / staged.name
     try:
         with transaction.atomic():
-            version = _version_store(actor=actor, dataset=dataset, cases=cases, seconds=seconds)
+            version = _version_store(
+                actor=actor, dataset=dataset, cases=cases, seconds=seconds, study_card=study_card
+            )
             _commit_store(staged, target)
             if on_seal is not None:
                 on_seal(version)
@@ -314,8 +434,18 @@ def _insert_cases(cases: list[Case]) -> None:
 
 
 @transaction.atomic
-def _version_store(*, actor, dataset: Dataset, cases: list[Case], seconds: float) -> DatasetVersion:
+def _version_store(
+    *, actor, dataset: Dataset, cases: list[Case], seconds: float, study_card: dict | None
+) -> DatasetVersion:
     dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    # The import's own card, else the partner's draft (read under the dataset's lock, so an edit
+    # saved meanwhile is either in this seal or after it), else an empty card: every entry
+    # missing, and printed as missing.
+    card_source = "import" if study_card is not None else "draft"
+    if study_card is None:
+        study_card = dataset.study_card_draft
+    if study_card is None:
+        study_card, card_source = {}, "none"
     number = (
         dataset.versions.order_by("-version").values_list("version", flat=True).first() or 0
     ) + 1
@@ -327,6 +457,8 @@ def _version_store(*, actor, dataset: Dataset, cases: list[Case], seconds: float
         modality="/".join(modalities)[:16],
         identity_policy=dataset.identity_policy,
         import_seconds=round(seconds, 3),
+        study_card=study_card,
+        study_card_sha256=study_card_hash(study_card),
     )
     for case in cases:
         case.dataset_version = version
@@ -351,7 +483,12 @@ def _version_store(*, actor, dataset: Dataset, cases: list[Case], seconds: float
         actor=actor,
         action=AuditAction.DATASET_VERSION_SEALED,
         target=version,
-        payload={"merkle_root": root, "cases": len(cases)},
+        payload={
+            "merkle_root": root,
+            "cases": len(cases),
+            "study_card_sha256": version.study_card_sha256,
+            "study_card_source": card_source,
+        },
     )
     return version
 

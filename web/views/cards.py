@@ -5,7 +5,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from validation.selectors import dataset_card, dataset_card_get_visible, dataset_cards_listed
+from validation.selectors import (
+    dataset_card,
+    dataset_card_get_visible,
+    dataset_cards_listed,
+    study_card_display,
+)
 from web.access import vendor_required
 from web.views.flow import page_of
 
@@ -56,5 +61,6 @@ def card_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "total": total,
             "distributions": distributions,
             "labels": card["labels"],
+            "study_card_rows": study_card_display(card["study_card"]["card"]),
         },
     )

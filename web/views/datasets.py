@@ -14,7 +14,7 @@ from validation import selectors
 from validation.errors import ApplicationError
 from validation.models import Dataset, DatasetImport
 from validation.services.dataset_imports import dataset_import_request
-from validation.services.datasets import dataset_create
+from validation.services.datasets import dataset_create, study_card_from_upload
 from web.access import steward_required
 from web.views.flow import PER_PAGE, HtmxRequest, form_failed, live, page_of, succeeded
 
@@ -63,6 +63,12 @@ class ImportForm(forms.Form):
         label="Archive",
         help_text="A zip, tar or tar.gz holding manifest.csv and the DICOM files it lists.",
     )
+    study_card = forms.FileField(
+        required=False,
+        label="Study card (optional)",
+        help_text="A study_card.json for this version. Without one, a study_card.json beside "
+        "the manifest is taken, else the dataset's draft study card.",
+    )
 
 
 @steward_required
@@ -100,6 +106,8 @@ def dataset_detail(request: HtmxRequest, pk: int) -> HttpResponse:
         "versions": selectors.dataset_versions_summary(dataset),
         "page_obj": page_of(request, imports),
         "badges": IMPORT_BADGES,
+        "study_card_rows": selectors.study_card_display(dataset.study_card_draft),
+        "study_card_draft_written": dataset.study_card_draft is not None,
     }
     return render(request, "web/datasets/detail.html", context)
 
@@ -115,6 +123,8 @@ def version_detail(request: HtmxRequest, pk: int) -> HttpResponse:
         "version": version,
         "profile": profile,
         "page_obj": unreadable.get_page(request.GET.get("page")),
+        "study_card": selectors.study_card_of(version),
+        "study_card_rows": selectors.study_card_display(version.study_card),
     }
     return render(request, "web/datasets/version.html", context)
 
@@ -125,9 +135,13 @@ def dataset_import(request: HtmxRequest, pk: int) -> HttpResponse:
     form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
     if request.method == "POST":
         if form.is_valid():
+            card = form.cleaned_data.get("study_card")
             try:
                 job = dataset_import_request(
-                    actor=request.user, dataset=dataset, upload=form.cleaned_data["file"]
+                    actor=request.user,
+                    dataset=dataset,
+                    upload=form.cleaned_data["file"],
+                    study_card=None if card is None else study_card_from_upload(card),
                 )
             except ApplicationError as exc:
                 form_failed(form, exc)

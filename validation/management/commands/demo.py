@@ -25,6 +25,7 @@ from validation.services.packages import package_review, package_submit
 from validation.services.protocols import protocol_create
 from validation.services.runs import run_start
 from validation.storage import media_path, sha256_file
+from validation.study_card import FILE_NAME as STUDY_CARD_FILE
 
 ORGANISATIONS = {
     "vendor": ("Northwind Radiology AI", Organisation.Kind.VENDOR),
@@ -40,6 +41,7 @@ PEOPLE = [
     ("audrey", "Audrey Auditor", "validator", Role.AUDITOR),
 ]
 SHIFT = {"manufacturer": "Cobalt Systems", "noise_scale": 2.5}
+PREVALENCE = 0.3
 # The vendor trained mostly on two of the three scanners: the third is where it will falter.
 TRAINING_SITES = {"Acme Medical": 0.55, "Borealis Imaging": 0.40, "Cobalt Systems": 0.05}
 
@@ -203,12 +205,15 @@ class Command(BaseCommand):
         return users
 
     def _cohort(self, *, cases: int, seed: int) -> Path:
-        from validation.synthetic.cohort import generate_cohort
+        from validation.synthetic.cohort import cohort_study_card, generate_cohort
 
         out = Path(settings.VAR_DIR) / "demo" / f"cohort-{cases}-seed{seed}"
         manifest = out / "manifest.csv"
         if not manifest.exists():
-            generate_cohort(out, cases=cases, seed=seed, prevalence=0.3, shift=SHIFT)
+            generate_cohort(out, cases=cases, seed=seed, prevalence=PREVALENCE, shift=SHIFT)
+        # The partner's study card travels beside the manifest, as in an import's archive.
+        card = cohort_study_card(seed=seed, prevalence=PREVALENCE, shift=SHIFT)
+        (out / STUDY_CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
         return manifest
 
     def _dataset(self, steward, orgs, manifest: Path):

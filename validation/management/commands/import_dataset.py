@@ -1,4 +1,5 @@
-"""`manage.py import_dataset SOURCE --partner P --dataset NAME --steward USER [--create ...]`
+"""`manage.py import_dataset SOURCE --partner P --dataset NAME --steward USER [--create ...]
+[--study-card CARD.json]`
 
 Imports and seals a new version of a partner's dataset from a directory, a manifest CSV, or a
 zip/tar archive (see `dataset_version_import`). Prints progress, then the version's Merkle root
@@ -16,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from validation.errors import ApplicationError
 from validation.models import Dataset, Organisation
 from validation.services.datasets import dataset_create, dataset_version_import
+from validation.study_card import StudyCardError, study_card_missing, study_card_read
 
 
 class Command(BaseCommand):
@@ -36,6 +38,13 @@ class Command(BaseCommand):
             help="for --create: de-identify files (PS3.15 basic profile) or reject them",
         )
         parser.add_argument("--workers", type=int, default=None, help="ingest processes")
+        parser.add_argument(
+            "--study-card",
+            type=Path,
+            default=None,
+            help="the version's study card (JSON); else a study_card.json beside the manifest, "
+            "else the dataset's draft",
+        )
 
     def handle(self, *args, source: Path, partner: str, dataset: str, steward: str, **options):
         if not source.exists():
@@ -46,6 +55,14 @@ class Command(BaseCommand):
         org = Organisation.objects.filter(name=partner, kind=Organisation.Kind.PARTNER).first()
         if org is None:
             raise CommandError(f"No partner organisation {partner!r}.")
+        card = None
+        if options["study_card"] is not None:
+            try:
+                card = study_card_read(options["study_card"])
+            except StudyCardError as exc:
+                for line in exc.problems:
+                    self.stderr.write(f"  {line}")
+                raise CommandError(f"The study card {options['study_card']} is invalid.") from None
         try:
             target = self._dataset(actor, org, dataset, options)
             version = dataset_version_import(
@@ -54,6 +71,7 @@ class Command(BaseCommand):
                 source=source,
                 workers=options["workers"],
                 progress=self._progress,
+                study_card=card,
             )
         except ApplicationError as exc:
             for line in exc.errors:
@@ -87,5 +105,10 @@ class Command(BaseCommand):
             )
         )
         self.stdout.write(f"  Merkle root {version.merkle_root}")
+        missing = study_card_missing(version.study_card or {})
+        self.stdout.write(
+            f"  Study card SHA-256 {version.study_card_sha256}"
+            + (f" ({len(missing)} entries not provided)" if missing else " (complete)")
+        )
         for reason, n in reasons.most_common():
             self.stdout.write(f"  {n:>5} unreadable: {reason}")

@@ -1,20 +1,22 @@
 """`manage.py make_cohort --out DIR --cases N --seed S [--prevalence P] [--shift KEY=VALUE ...]`
 
-Writes a synthetic multi-site DX/CR cohort (real DICOM files and the manifest CSV that
-`dataset_version_import` reads) with `validation.synthetic.cohort.generate_cohort`. Deterministic
-for a seed. ``--shift manufacturer="Cobalt Systems" --shift noise_scale=3``
-makes that scanner's images noisier, so a model trained mostly on the other scanners shows
-a measurable disparity.
+Writes a synthetic multi-site DX/CR cohort (real DICOM files, the manifest CSV that
+`dataset_version_import` reads and the cohort's study card, `study_card.json`, beside it) with
+`validation.synthetic.cohort.generate_cohort`. Deterministic for a seed.
+``--shift manufacturer="Cobalt Systems" --shift noise_scale=3`` makes that scanner's images
+noisier, so a model trained mostly on the other scanners shows a measurable disparity.
 """
 
 import csv
+import json
 import time
 from collections import Counter
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from validation.synthetic.cohort import generate_cohort
+from validation.study_card import FILE_NAME as STUDY_CARD_FILE
+from validation.synthetic.cohort import cohort_study_card, generate_cohort
 
 
 def parse_shift(items: list[str]) -> dict[str, str | float] | None:
@@ -60,12 +62,16 @@ class Command(BaseCommand):
         if out.exists() and any(out.iterdir()):
             raise CommandError(f"{out} exists and is not empty; choose a new folder.")
         started = time.perf_counter()
+        shifted = parse_shift(shift)
         try:
             manifest = generate_cohort(
-                out, cases=cases, seed=seed, prevalence=prevalence, shift=parse_shift(shift)
+                out, cases=cases, seed=seed, prevalence=prevalence, shift=shifted
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        # The cohort's study card, beside the manifest: an import of the folder freezes it.
+        card = cohort_study_card(seed=seed, prevalence=prevalence, shift=shifted)
+        (out / STUDY_CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
         with manifest.open(newline="") as fh:
             rows = list(csv.DictReader(fh))
         positives = sum(row["label"] == "1" for row in rows)
