@@ -20,7 +20,7 @@ pre-specified justification); otherwise at the observed estimate, which is descr
 power keeps the observed ratio of negatives to positives (for the AUC) and, for a proportion,
 converts the positives or negatives needed into a total at the observed prevalence (Buderer
 1996). For a proportion the exact power saw-tooths in n (Chu & Cole 2007): the sample given
-is the smallest that reaches the target.
+is the smallest beyond which it stays at or above the target.
 
 References
 ----------
@@ -36,6 +36,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -181,7 +182,9 @@ def proportion_power(
     k = smallest_passing_count(goal=goal, n=n, level=level, method=method, comparator=comparator)
     if k is None:
         return 0.0
-    return float(stats.binom.sf(k - 1, n, p))
+    # P(X >= k) for X ~ Binomial(n, p): scipy's binomial tail without the frozen-distribution
+    # overhead of stats.binom.sf (the search calls it once per n).
+    return 1.0 if k == 0 else float(special.bdtrc(k - 1, n, p))
 
 
 def smallest_passing_count(
@@ -189,7 +192,7 @@ def smallest_passing_count(
 ) -> int | None:
     """The fewest successes out of ``n`` whose interval's lower bound meets the goal (the
     lower bound grows with the count, so a bisection finds it); None if even ``n`` fails."""
-    z = z_critical(level)
+    z = _z(level)
 
     def passes(k: int) -> bool:
         lower = lower_bound(k, n, z=z, level=level, method=method)
@@ -236,36 +239,61 @@ def proportion_required(
     comparator: str = ">",
     target: float = DEFAULT_TARGET_POWER,
 ) -> int | None:
-    """The smallest denominator whose exact power reaches ``target`` (the power saw-tooths in
-    n, so a slightly larger n can fall short again); None when no n does (``p`` does not
-    exceed the goal, or the goal is 1)."""
+    """The smallest denominator from which on the exact power stays at or above ``target``.
+    The exact power saw-tooths in n (Chu & Cole 2007), so the first n that reaches the target
+    can be followed by larger ones that fall short; like Flahault et al. (2005) in the
+    conservative reading (approach II of Kohl's MKpower), the answer is one past the last n
+    that falls short. None when no n reaches it (``p`` does not exceed the goal, or the goal
+    is 1) or it would take more than ``MAX_SAMPLE``."""
     if p <= goal or goal >= 1.0 or not 0.0 < p <= 1.0:
         return None
     z = z_critical(level)
     z_beta = float(stats.norm.ppf(target))
-    # The normal approximation's n (Wald, lower bound above the goal), a starting point only.
+    # The normal approximation's n (Wald, lower bound above the goal): where to look.
     guess = (z + z_beta) ** 2 * max(p * (1 - p), 1e-4) / (p - goal) ** 2
-    start = max(1, int(guess * 0.5))
+    if guess > MAX_SAMPLE:
+        return None
 
     def power(n: int) -> float:
         return proportion_power(
             goal=goal, p=p, n=n, level=level, method=method, comparator=comparator
         )
 
-    if guess > MAX_SAMPLE:
-        return None
     if guess > EXACT_SCAN_LIMIT:
         # The saw-tooth is negligible at this size: bisect as if the power were monotone.
         return _smallest(lambda n: power(n) >= target, low=int(guess * 0.5))
-    if power(start) >= target:  # the approximation overshot: search from 1
-        start = 1
-    for n in range(start, MAX_SAMPLE + 1):
-        if power(n) >= target:
-            return n
-    return None
+    # Beyond twice the approximation (and 100 more) the power no longer dips below the
+    # target in practice; scan up to there, further while it still falls short.
+    high = int(2 * guess) + 100
+    n = max(1, int(guess * 0.5))
+    if power(n) >= target:  # the approximation overshot: scan from the start
+        n = 1
+    last_short = n - 1  # below the scan the power is short of the target
+    while n <= high or last_short == n - 1:
+        if power(n) < target:
+            last_short = n
+        n += 1
+        if n > MAX_SAMPLE:
+            return None
+    return last_short + 1
 
 
 # --- the report's section -----------------------------------------------------------------------
+
+
+def hypotheses_section(document: Mapping[str, Any], primary: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's section 4 (``doc["hypotheses"]``): whether the goals were derived from the
+    acceptance criteria, the confidence level and the one-sided alpha it implies, one row per
+    goal (``hypotheses``) and the power methods used."""
+    level = float(document.get("confidence_level", 0.95))
+    goals = hypotheses(document, primary)
+    return {
+        "derived": not document.get("performance_goals"),
+        "confidence_level": level,
+        "one_sided_alpha": (1 - level) / 2,
+        "goals": goals,
+        "power_methods": sorted({g["power_method"] for g in goals if g["power_method"]}),
+    }
 
 
 def hypotheses(document: Mapping[str, Any], primary: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -417,6 +445,12 @@ def _smallest(enough, limit: int = MAX_SAMPLE, low: int = 0) -> int | None:
         else:
             low = middle
     return high
+
+
+@functools.lru_cache(maxsize=8)
+def _z(level: float) -> float:
+    """The two-sided quantile, once per level: the power search asks for it per n."""
+    return z_critical(level)
 
 
 def _logit(p: float) -> float:
