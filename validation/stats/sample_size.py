@@ -249,8 +249,10 @@ def proportion_required(
         return None
     z = z_critical(level)
     z_beta = float(stats.norm.ppf(target))
-    # The normal approximation's n (Wald, lower bound above the goal): where to look.
-    guess = (z + z_beta) ** 2 * max(p * (1 - p), 1e-4) / (p - goal) ** 2
+    # The normal approximation's n for the one-sample score test (the Wilson lower bound
+    # clears the goal exactly when it rejects): where to look.
+    spread = z * math.sqrt(goal * (1 - goal)) + z_beta * math.sqrt(max(p * (1 - p), 1e-4))
+    guess = spread**2 / (p - goal) ** 2
     if guess > MAX_SAMPLE:
         return None
 
@@ -363,6 +365,9 @@ def _hypothesis(
     n_total = n_pos + n_neg
     prevalence = n_pos / n_total if n_total else None
     target = goal["target_power"]
+    if metric != "auc" and metric not in DENOMINATOR:
+        row["note"] = f"no power for {metric}: its denominator is not fixed by the design"
+        return row
     if truth is None:
         row["note"] = f"no {basis} value: power not computed"
         return row
@@ -385,7 +390,7 @@ def _hypothesis(
         )
         if needed:
             row["required"] = {"n_pos": needed[0], "n_neg": needed[1], "n_total": sum(needed)}
-    elif metric in DENOMINATOR:
+    else:
         n = {"sensitivity": n_pos, "specificity": n_neg, "accuracy": n_total}[metric]
         row["power_method"] = PROPORTION_POWER_METHOD.format(
             interval=interval.get("method") or interval_method
@@ -406,9 +411,6 @@ def _hypothesis(
         )
         if needed_n is not None:
             row["required"] = _proportion_sample(metric, needed_n, prevalence)
-    else:
-        row["note"] = f"no power for {metric}: its denominator is not fixed by the design"
-        return row
     if row["required"] is None and not row["note"]:
         row["note"] = (
             f"the {basis} value does not exceed the goal: no sample reaches the target power"
