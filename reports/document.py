@@ -20,6 +20,7 @@ from validation.stats import sample_size
 from validation.stats.disclosure import (
     calibration_disclosed,
     counts_disclosed,
+    independence_disclosed,
     roc_disclosed,
     rounded,
     subgroups_disclosed,
@@ -162,21 +163,11 @@ def _independence(run: ValidationRun, sections: dict, *, min_cell: int) -> dict:
         _, stored = training_overlap(
             [c.attributes for c in cases], run.package.manifest.get("training_data")
         )
-        split = None
-    else:
-        split = subgroups_disclosed(stored["split"], audience="vendor")
-    section = {**stored, "computed": split is not None, "split": split}
-    n_overlap, n_cases = section["n_overlap"], section["n_cases"]
-    if any(0 < n < min_cell for n in (n_overlap, n_cases - n_overlap)):
-        section.update(
-            n_overlap=None,
-            n_overlap_site=None,
-            n_overlap_scanner=None,
-            share=None,
-            counts_suppressed=True,
-        )
-    section["min_cell"] = min_cell
-    return rounded(section)
+        stored = {**stored, "split": None}
+    return {
+        **independence_disclosed(stored, min_cell=min_cell),
+        "computed": stored["split"] is not None,
+    }
 
 
 ONNX_NO_EXPLANATIONS = (
