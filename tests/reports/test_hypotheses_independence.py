@@ -123,7 +123,7 @@ def test_the_report_derives_the_goals_from_the_criteria_and_labels_observed_powe
     assert sensitivity["half_width"] == round(half, 3)
     words = _words(doc)
     assert "derived from its acceptance criteria" in words
-    assert "observed (descriptive)" in words
+    assert "observed, descriptive" in words
     assert "H0: AUC < 0.750" in words and "H1: AUC ≥ 0.750" in words
     assert "not a pre-specified sample-size justification" in words
 
