@@ -13,7 +13,7 @@ naming a manufacturer only covers every model of that manufacturer).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,7 +64,7 @@ def site_declared(attributes: Mapping[str, Any], declared: Iterable[str]) -> boo
 
 
 def training_overlap(
-    cases: list[Mapping[str, Any]], training_data: Mapping[str, Any] | None
+    cases: Sequence[Mapping[str, Any]], training_data: Mapping[str, Any] | None
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``(mask, summary)``: for each case (its attributes), whether it comes from a declared
     training site or scanner, and the summary the report states: what was declared, the test

@@ -107,7 +107,9 @@ def test_auc_power_at_the_edges():
 
 
 def test_auc_required_is_the_first_sample_that_reaches_the_target():
-    n_pos, n_neg = auc_required(goal=0.75, auc=0.82, ratio=3.0, target=0.8)
+    needed = auc_required(goal=0.75, auc=0.82, ratio=3.0, target=0.8)
+    assert needed is not None
+    n_pos, n_neg = needed
     assert n_neg == math.ceil(3.0 * n_pos)
     assert auc_power(goal=0.75, auc=0.82, n_pos=n_pos, n_neg=n_neg) >= 0.8
     below = n_pos - 1
@@ -158,6 +160,7 @@ def test_proportion_power_at_the_edges():
 @pytest.mark.parametrize("method", METHODS)
 def test_required_sample_is_where_the_saw_tooth_stays_above_the_target(method):
     required = proportion_required(goal=0.75, p=0.85, method=method, target=0.8)
+    assert required is not None
     powers = [proportion_power(goal=0.75, p=0.85, n=n, method=method) for n in range(1, 600)]
     assert powers[required - 2] < 0.8  # n = required - 1 falls short
     assert min(powers[required - 1 :]) >= 0.8  # and from `required` on, none does
@@ -179,8 +182,8 @@ def test_required_sample_agrees_with_the_normal_approximation_when_large():
 def test_required_sample_is_none_without_a_margin_and_grows_as_it_shrinks():
     assert proportion_required(goal=0.8, p=0.8) is None
     assert proportion_required(goal=1.0, p=1.0) is None
-    sizes = [proportion_required(goal=0.7, p=p) for p in (0.95, 0.9, 0.85, 0.8)]
-    assert sizes == sorted(sizes)
+    sizes = [proportion_required(goal=0.7, p=p) or 0 for p in (0.95, 0.9, 0.85, 0.8)]
+    assert 0 not in sizes and sizes == sorted(sizes)
 
 
 # --- goals --------------------------------------------------------------------------------------
