@@ -16,14 +16,17 @@ from validation.models import Case, DatasetGrant, MetricResult, ValidationRun
 from validation.protocol_document import METRICS
 from validation.runner.confinement import describe_measured
 from validation.selectors import active_grant_for, run_localisation, study_card_of
+from validation.stats import sample_size
 from validation.stats.disclosure import (
     calibration_disclosed,
     counts_disclosed,
+    independence_disclosed,
     roc_disclosed,
     rounded,
     subgroups_disclosed,
 )
 from validation.stats.evaluation import LEGACY_AUC_INTERVAL
+from validation.stats.independence import training_overlap
 from validation.stats.metrics.proportions import CLOPPER_PEARSON, WILSON, WILSON_CC
 from validation.stats.metrics.roc import DELONG, DELONG_LOGIT, HANLEY_MCNEIL_SCORE
 from validation.storage import case_dicom_bytes
@@ -145,6 +148,25 @@ def _test_data(run: ValidationRun, sections: dict, *, min_cell: int) -> dict:
             "overlapping_sites": overlap,
             "independent": not overlap,
         },
+    }
+
+
+def _independence(run: ValidationRun, sections: dict, *, min_cell: int) -> dict:
+    """Section 6: the share of test cases from the sites and scanners the vendor declared it
+    trained on, and the primary metrics split by it (stored at scoring; a run scored before
+    issue 18 has no split, and the share is taken from the case attributes here). The split
+    obeys the disclosure rule; when one of the two groups is a small cell, its count is
+    withheld too."""
+    stored = sections.get("independence")
+    if stored is None:
+        cases = Case.objects.filter(dataset_version=run.dataset_version).order_by("case_id")
+        _, stored = training_overlap(
+            [c.attributes for c in cases], run.package.manifest.get("training_data")
+        )
+        stored = {**stored, "split": None}
+    return {
+        **independence_disclosed(stored, min_cell=min_cell),
+        "computed": stored["split"] is not None,
     }
 
 
@@ -383,6 +405,9 @@ def report_document_build(
         },
         "test_data": _test_data(run, sections, min_cell=int(plan["min_cell_size"])),
         "study_design": _study_design(dataset_version),
+        # Section 4: goals stated or derived from the criteria, precision, power (rounded).
+        "hypotheses": rounded(sample_size.hypotheses_section(plan, primary)),
+        "independence": _independence(run, sections, min_cell=int(plan["min_cell_size"])),
         "reference_standard": {
             "text": "Reference labels and lesion boxes supplied by the data "
             "partner in the dataset manifest; sealed with the dataset version's "

@@ -73,6 +73,16 @@ def test_demo_issues_a_pdf_with_hash_auc_and_subgroups(demo):
     for group in ("Acme Medical", "Borealis Imaging", "Cobalt Systems"):
         assert group in text
     assert "Rita Reviewer" in text and "Quinn Approver" in text
+    # The vendor declared two of the three scanners (by model name): section 6 says how many
+    # test cases came from them, and splits the primary metrics by it.
+    words = " ".join(text.split())
+    overlap = re.search(
+        r"(\d+) of the 80 test cases \(([\d.]+)%\) come from sites or scanners the vendor "
+        r"declared it trained on",
+        words,
+    )
+    assert overlap and 0 < int(overlap.group(1)) < 80, words
+    assert "Acme Medical Acme DR-500" in words and "Primary metrics by training source" in words
 
 
 def test_the_demo_report_has_a_complete_study_design_that_says_it_is_synthetic(demo):

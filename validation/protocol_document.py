@@ -64,6 +64,25 @@ PROTOCOL_SCHEMA = {
                 },
             },
         },
+        # The performance goal of each primary endpoint, stated before the run (issue 18): H0
+        # metric <= goal against H1 metric > goal, judged like an acceptance criterion on the
+        # lower bound of the two-sided interval. `anticipated` is the value the sample size was
+        # planned for, `power` the power aimed at. A protocol without goals has them derived
+        # from its lower-bound acceptance criteria (validation/stats/sample_size.py).
+        "performance_goals": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["metric", "goal"],
+                "properties": {
+                    "metric": {"enum": METRICS},
+                    "goal": {"type": "number", "minimum": 0, "maximum": 1},
+                    "anticipated": {"type": "number", "minimum": 0, "maximum": 1},
+                    "power": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                },
+            },
+        },
         "subgroups": {
             "type": "array",
             "items": {
@@ -240,8 +259,9 @@ def _schema_problems(error: jsonschema.ValidationError) -> list[DocumentProblem]
 
 def _consistency_problems(document: dict) -> list[DocumentProblem]:
     """What the schema cannot say: no text holds a NUL character (PostgreSQL's jsonb cannot
-    store one), bins must increase, an attribute is declared once, and a fairness criterion
-    names a declared subgroup attribute, and a comparison endpoint's metric is declared once."""
+    store one), bins must increase, an attribute is declared once, a metric has one
+    performance goal, a fairness criterion names a declared subgroup attribute, and a
+    comparison endpoint's metric is declared once."""
     problems = list(_nul_problems(document, ()))
     declared = [spec["attribute"] for spec in document.get("subgroups", [])]
     for i, spec in enumerate(document.get("subgroups", [])):
@@ -256,6 +276,14 @@ def _consistency_problems(document: dict) -> list[DocumentProblem]:
             problems.append(
                 DocumentProblem(
                     ("subgroups", i, "attribute"), f"{spec['attribute']!r} is declared twice"
+                )
+            )
+    stated = [goal["metric"] for goal in document.get("performance_goals", [])]
+    for i, metric in enumerate(stated):
+        if metric in stated[:i]:
+            problems.append(
+                DocumentProblem(
+                    ("performance_goals", i, "metric"), f"{metric!r} has a goal already"
                 )
             )
     for i, criterion in enumerate(document.get("fairness_criteria", [])):

@@ -273,6 +273,28 @@ def test_the_consistency_checks_are_reported_at_their_paths_on_a_new_version(wor
     assert Protocol.objects.count() == 1
 
 
+def test_performance_goals_are_checked_by_the_api_at_their_paths(world):
+    document = protocol_document(
+        performance_goals=[{"metric": "auc", "goal": 1.2}, {"metric": "auc", "goal": 0.8}]
+    )
+    response = _client(world.reviewer).post(
+        "/api/v1/protocols/", {"name": "Goals", "document": document}, format="json"
+    )
+    assert response.status_code == 400
+    assert _paths(response.json()) == ["document.performance_goals[0].goal"]
+    document["performance_goals"][0]["goal"] = 0.75  # now only the consistency check
+    response = _client(world.reviewer).post(
+        "/api/v1/protocols/", {"name": "Goals", "document": document}, format="json"
+    )
+    assert _paths(response.json()) == ["document.performance_goals[1].metric"]
+    del document["performance_goals"][1]
+    response = _client(world.reviewer).post(
+        "/api/v1/protocols/", {"name": "Goals", "document": document}, format="json"
+    )
+    assert response.status_code == 201
+    assert Protocol.objects.get().document["performance_goals"] == [{"metric": "auc", "goal": 0.75}]
+
+
 @pytest.mark.parametrize(
     ("body", "path"),
     [

@@ -76,6 +76,7 @@ def scored_sections() -> dict:
     from validation.management.commands.demo import PROTOCOL
     from validation.protocol_document import with_defaults
     from validation.stats.evaluation import Plan, evaluate
+    from validation.stats.independence import training_overlap
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 120)
@@ -88,7 +89,12 @@ def scored_sections() -> dict:
         "race": rng.choice(["a", "b"], 120),
     }
     document = with_defaults({**PROTOCOL, "bootstrap": {"replicates": 20, "seed": 1}})
-    sections = evaluate(y, scores, groups, Plan.from_protocol(document, 0.5))
+    # One case in 30 from a declared training scanner: a small cell for vendors (issue 18).
+    cases = [{"manufacturer": "Acme", "model": "DR-500" if i % 30 else "X1"} for i in range(120)]
+    mask, independence = training_overlap(cases, {"scanners": ["Acme X1"]})
+    plan = Plan.from_protocol(document, 0.5)
+    sections = evaluate(y, scores, groups, plan, training_source=mask)
+    sections["independence"] = {**independence, "split": sections.pop("independence_split")}
     sections["failures"] = {"n_failed": 1, "n_failed_positive": 1, "n_failed_negative": 0}
     return json.loads(json.dumps(sections))
 
@@ -135,6 +141,12 @@ def test_results_match_their_typed_schema_for_every_audience(api_schema, tokens,
         response = _call(api_schema, "/api/v1/runs/{id}/results/", "GET", tokens[role], id=run.pk)
         assert response.status_code == 200, (role, response.text)
         assert {"primary", "subgroups", "calibration", "acceptance"} <= set(response.json())
+        independence = response.json()["independence"]
+        if role == "reviewer":  # the validation team reads every number
+            assert independence["n_overlap"] == 4 and independence["split"][0]["n"] == 4
+        else:  # four cases from the declared scanner are a small cell, and so its complement
+            assert independence["counts_suppressed"] and independence["n_overlap"] is None
+            assert all(row["suppressed"] and "n" not in row for row in independence["split"])
 
 
 def test_pdf_card_usage_and_details_match_their_schema(api_schema, tokens, objects):

@@ -23,8 +23,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reports.plots import cam_overlay_png
 from reports.rendering import UNHASHED_KEYS, document_sha256
+from validation.stats.disclosure import rounded
+from validation.stats.independence import RULE as INDEPENDENCE_RULE
 from validation.stats.metrics import to_jsonable
 from validation.stats.metrics.calibration import calibration_summary
+from validation.stats.sample_size import hypotheses_section
 
 _SAMPLE_KEY_SEED = bytes(range(32))
 
@@ -163,6 +166,74 @@ def _hash(*parts: object) -> str:
 
 
 @functools.cache
+def _hypotheses(tp: int, fn: int, tn: int, fp: int) -> dict:
+    """Section 4 as report_document_build makes it, from stated goals and the primary results
+    above (computed, not typed: the powers are those of validation.stats.sample_size)."""
+    protocol = {
+        "confidence_level": 0.95,
+        "interval_method": "wilson",
+        "auc_interval_method": "delong",
+        "performance_goals": [
+            {"metric": "sensitivity", "goal": 0.70, "anticipated": 0.85, "power": 0.8},
+            {"metric": "specificity", "goal": 0.75, "anticipated": 0.85, "power": 0.8},
+            {"metric": "auc", "goal": 0.85, "anticipated": 0.92, "power": 0.9},
+        ],
+    }
+    primary = {
+        "sensitivity": _wilson(tp, tp + fn),
+        "specificity": _wilson(tn, tn + fp),
+        "auc": _auc(0.912, 0.871, 0.953),
+        "counts": {"n_pos": tp + fn, "n_neg": tn + fp},
+    }
+    return rounded(hypotheses_section(protocol, primary))
+
+
+def _independence() -> dict:
+    """Section 6: the declared GE scanner took 72 of the 200 test cases; the split's counts
+    add up to the 2x2 table above (51/9/119/21)."""
+    return {
+        "declared_sites": ["Northwind reference hospital", "Public CXR corpus"],
+        "declared_scanners": ["GE Healthcare Definium 656", "Carestream DRX-1"],
+        "overlapping_sites": [],
+        "overlapping_scanners": ["GE Healthcare Definium 656"],
+        "n_cases": 200,
+        "n_overlap": 72,
+        "n_overlap_site": 0,
+        "n_overlap_scanner": 72,
+        "share": 0.36,
+        "independent": False,
+        "rule": INDEPENDENCE_RULE,
+        "computed": True,
+        "min_cell": 10,
+        "split": [
+            {
+                "attribute": "training source",
+                "group": "declared training source",
+                "n": 72,
+                "n_pos": 22,
+                "n_neg": 50,
+                "suppressed": False,
+                "auc": _auc(0.934, 0.880, 0.988),
+                "sensitivity": _wilson(20, 22),
+                "specificity": _wilson(42, 50),
+                "notes": [],
+            },
+            {
+                "attribute": "training source",
+                "group": "independent",
+                "n": 128,
+                "n_pos": 38,
+                "n_neg": 90,
+                "suppressed": False,
+                "auc": _auc(0.899, 0.845, 0.953),
+                "sensitivity": _wilson(31, 38),
+                "specificity": _wilson(77, 90),
+                "notes": [],
+            },
+        ],
+    }
+
+
 def _sample() -> dict:
     tp, fn, tn, fp = 51, 9, 119, 21
     doc = {
@@ -488,6 +559,8 @@ def _sample() -> dict:
             ]
         ],
     }
+    doc["hypotheses"] = _hypotheses(tp, fn, tn, fp)
+    doc["independence"] = _independence()
     doc["audit_gaps"] = [
         {"first": 1042, "last": 1046, "other_objects": 5, "unused": 0},
         {"first": 1048, "last": 1051, "other_objects": 3, "unused": 1},

@@ -133,3 +133,35 @@ def test_a_protocol_without_a_comparison_hashes_exactly_as_before_it_existed():
     assert protocol_problems(with_defaults(document)) == []
     with_block = {**document, "comparison": COMPARISON}
     assert protocol_hash(with_block) != protocol_hash(document)
+
+
+GOALS = [
+    {"metric": "auc", "goal": 0.8, "anticipated": 0.88, "power": 0.9},
+    {"metric": "sensitivity", "goal": 0.7},
+]
+
+
+def test_performance_goals_are_optional_and_checked_at_their_paths():
+    assert protocol_problems(protocol_document()) == []  # every stored protocol lacks them
+    assert protocol_problems(protocol_document(performance_goals=GOALS)) == []
+    bad = protocol_document(
+        performance_goals=[
+            {"metric": "f1", "goal": 0.8},
+            {"metric": "auc", "goal": 1.5, "power": 1},
+            {"metric": "auc", "anticipated": 0.9, "margin": 0.1},
+        ]
+    )
+    assert sorted(p.dotted() for p in protocol_problems(bad)) == [
+        "document.performance_goals[0].metric",
+        "document.performance_goals[1].goal",
+        "document.performance_goals[1].power",
+        "document.performance_goals[2].goal",
+        "document.performance_goals[2].margin",
+    ]
+
+
+def test_a_metric_has_one_performance_goal():
+    twice = protocol_document(performance_goals=[*GOALS, {"metric": "auc", "goal": 0.7}])
+    assert protocol_problems(twice) == [
+        DocumentProblem(("performance_goals", 2, "metric"), "'auc' has a goal already")
+    ]

@@ -87,6 +87,7 @@ def test_every_stage_is_idempotent_and_nothing_is_dropped(
         "acceptance",
         "bootstrap",
         "calibration",
+        "independence",
     }
     assert sections["failures"]["by_category"] == [{"category": "unreadable", "n": 1}]
     assert sections["primary"]["counts"]["n"] == 16

@@ -149,6 +149,15 @@ def test_validate_shows_the_consistency_checks_at_their_paths(world):
     assert wheres == ["subgroups/0/bins", "subgroups/1/attribute", "fairness_criteria/0/attribute"]
 
 
+def test_validate_shows_performance_goal_problems_at_their_paths(world):
+    document = protocol_document(
+        performance_goals=[{"metric": "youden", "goal": 0.8}, {"metric": "auc", "goal": -1}]
+    )
+    response = signed_in(world.reviewer).post(reverse(VALIDATE), {"document": text(document)})
+    wheres = sorted(p.where for p in response.context["problems"])
+    assert wheres == ["performance_goals/0/metric", "performance_goals/1/goal"]
+
+
 def test_validate_gives_a_json_syntax_error_its_line_and_column(world, first):
     broken = '{\n  "schema_version": "1.0",\n  "task" "binary-classification"\n}'
     response = signed_in(world.reviewer).post(

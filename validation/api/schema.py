@@ -291,6 +291,42 @@ class AcceptanceSerializer(serializers.Serializer):
     degenerate = _notes()
 
 
+class IndependenceRowSerializer(serializers.Serializer):
+    """The primary metrics on the cases from a declared training source, or on the others; a
+    suppressed group keeps only its label."""
+
+    attribute = serializers.CharField()
+    group = serializers.CharField()
+    suppressed = serializers.BooleanField()
+    n = _int()
+    n_pos = _int()
+    n_neg = _int()
+    auc = _interval()
+    sensitivity = _interval()
+    specificity = _interval()
+    notes = _notes()
+
+
+class IndependenceSerializer(serializers.Serializer):
+    """Test cases from the sites and scanners the vendor declared it trained on (issue 18);
+    counts withheld when either side is a small cell."""
+
+    declared_sites = serializers.ListField(child=serializers.CharField(), required=False)
+    declared_scanners = serializers.ListField(child=serializers.CharField(), required=False)
+    overlapping_sites = serializers.ListField(child=serializers.CharField(), required=False)
+    overlapping_scanners = serializers.ListField(child=serializers.CharField(), required=False)
+    n_cases = _int()
+    n_overlap = _int()
+    n_overlap_site = _int()
+    n_overlap_scanner = _int()
+    share = _float()
+    independent = serializers.BooleanField(required=False, allow_null=True)
+    counts_suppressed = serializers.BooleanField(required=False)
+    min_cell = _int()
+    rule = serializers.CharField(required=False)
+    split = IndependenceRowSerializer(many=True, required=False)
+
+
 class RunResultsSerializer(serializers.Serializer):
     """A run's aggregate results. Vendors and partners read small cells suppressed and numbers
     rounded to the report's precision; nothing here is case level."""
@@ -302,6 +338,9 @@ class RunResultsSerializer(serializers.Serializer):
     fairness = FairnessRowSerializer(many=True)
     failures = FailuresSerializer()
     acceptance = AcceptanceSerializer()
+    independence = IndependenceSerializer(
+        allow_null=True, help_text="Null for a run scored before the section existed."
+    )
 
 
 class CountCellSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ from validation.models import ModelPackage, ValidationRun
 from validation.stats.disclosure import (
     calibration_disclosed,
     failures_disclosed,
+    independence_disclosed,
     roc_disclosed,
     rounded,
     subgroups_disclosed,
@@ -174,9 +175,13 @@ def aggregate_results(sections: dict, *, audience: str, min_cell: int) -> dict:
         "fairness": sections.get("fairness", []),
         "failures": sections.get("failures", {}),
         "acceptance": sections.get("acceptance", {}),
+        # Runs scored before issue 18 have no independence section.
+        "independence": sections.get("independence"),
     }
     if audience == "team":
         return results
+    if results["independence"] is not None:
+        results["independence"] = independence_disclosed(results["independence"], min_cell=min_cell)
     results["calibration"] = calibration_disclosed(results["calibration"], min_cell=min_cell)
     results["failures"] = failures_disclosed(results["failures"], min_cell=min_cell)
     counts = primary.get("counts") or {}

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from validation.models import MetricResult, Prediction, ValidationRun
 from validation.stats.acceptance import subgroup_values
 from validation.stats.evaluation import Plan, evaluate
+from validation.stats.independence import training_overlap
 
 
 def _attribute_values(cases, spec: dict) -> list:
@@ -30,7 +31,11 @@ def run_compute_metrics(run: ValidationRun) -> dict:
     y = np.array([c.label for c in cases], dtype=int)
     s = np.array([np.nan if p.error_category else p.score for p in predictions], dtype=float)
     groups = {spec["attribute"]: _attribute_values(cases, spec) for spec in protocol["subgroups"]}
-    sections = evaluate(y, s, groups, plan)
+    mask, independence = training_overlap(
+        [c.attributes for c in cases], run.package.manifest.get("training_data")
+    )
+    sections = evaluate(y, s, groups, plan, training_source=mask)
+    sections["independence"] = {**independence, "split": sections.pop("independence_split")}
     scoring = sections.pop("scoring")
     sections["failures"] = {
         "policy": scoring.pop("failure_policy"),

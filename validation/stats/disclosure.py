@@ -152,3 +152,26 @@ def counts_disclosed(counts: Mapping[Any, int], *, min_cell: int) -> list[dict]:
         for g, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         if n > 0
     ]
+
+
+def independence_disclosed(section: Mapping[str, Any], *, min_cell: int) -> dict[str, Any]:
+    """The independence section (validation.stats.independence) as a vendor or partner may
+    read it: its split by training source follows the subgroup rule (a small group keeps its
+    label only, and then so does the other: the totals would give it away), and when either
+    group is a small cell the counts and share of cases from declared sources are withheld
+    (``counts_suppressed``). The remaining numbers are rounded."""
+    result = dict(section)
+    if isinstance(result.get("split"), list):
+        result["split"] = subgroups_disclosed(result["split"], audience="vendor")
+    n_overlap, n_cases = result.get("n_overlap"), result.get("n_cases")
+    if isinstance(n_overlap, int) and isinstance(n_cases, int):
+        if any(0 < n < min_cell for n in (n_overlap, n_cases - n_overlap)):
+            result.update(
+                n_overlap=None,
+                n_overlap_site=None,
+                n_overlap_scanner=None,
+                share=None,
+                counts_suppressed=True,
+            )
+    result["min_cell"] = min_cell
+    return rounded(result)

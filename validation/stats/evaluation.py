@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from validation.stats.acceptance import evaluate_criteria
+from validation.stats.independence import independence_split
 from validation.stats.metrics import (
     MetricInputError,
     binary_metrics,
@@ -91,14 +92,26 @@ class Plan:
         )
 
 
-def evaluate(y_true: Any, scores: Any, groups: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
+def evaluate(
+    y_true: Any,
+    scores: Any,
+    groups: Mapping[str, Any],
+    plan: Plan,
+    *,
+    training_source: Any = None,
+) -> dict[str, Any]:
     """Every section of the run's results, JSON-ready: ``primary``, ``bootstrap``,
     ``subgroups``, ``fairness``, ``calibration``, ``acceptance`` and ``scoring`` (how failed
     cases were treated). ``scores`` holds NaN for failed cases; ``groups`` maps each protocol
-    attribute to one value per case."""
+    attribute to one value per case. With ``training_source`` (one boolean per case: from a
+    site or scanner the vendor declared it trained on), also ``independence_split``: the
+    primary metrics on those cases and on the others (validation.stats.independence)."""
     y = np.asarray(y_true, dtype=int)
     s = np.asarray(scores, dtype=float)
     failed = np.isnan(s)
+    source = None if training_source is None else np.asarray(training_source, dtype=bool)
+    if source is not None and plan.failure_policy != "score-as-error":
+        source = source[~failed]  # the cases the metrics see, as _apply_failure_policy keeps
     groups = {name: np.asarray(values, dtype=object) for name, values in groups.items()}
     y, s, groups, substituted, scoring = _apply_failure_policy(y, s, failed, groups, plan)
 
@@ -118,6 +131,10 @@ def evaluate(y_true: Any, scores: Any, groups: Mapping[str, Any], plan: Plan) ->
         "calibration": _calibration(y[~substituted], s[~substituted], plan),
         "scoring": scoring,
     }
+    if source is not None:
+        sections["independence_split"] = independence_split(
+            y, s, source, plan.threshold, min_cell=plan.min_cell, level=plan.level, **methods
+        )
     sections = to_jsonable(sections)
     sections["acceptance"] = _acceptance(sections["primary"], sections["fairness"], plan)
     if scoring["degenerate"]:

@@ -81,6 +81,7 @@ def run_results(request: HttpRequest, pk: int) -> HttpResponse:
             exploratory=[r["attribute"] for r in results["fairness"] if r.get("exploratory")],
             calibration=results["calibration"],
             failures=results["failures"],
+            independence=results.get("independence"),
             plots=figures.drawable(results),
             outcome_urls={
                 o: cases_url + "?" + urlencode({"outcome": o}) for o in ("FN", "FP", "failed")
