@@ -267,11 +267,13 @@ def test_key_order_does_not_change_the_pdf(sample, sample_pdf):
 def test_plots_are_deterministic():
     y, x = np.mgrid[0:32, 0:32]
     image, cam = np.sin(x / 5.0), np.exp(-((x - 10) ** 2 + (y - 20) ** 2) / 40.0)
-    assert plots.cam_overlay_png(image, cam) == plots.cam_overlay_png(image, cam)
+    assert plots.exemplar_png(image, cam, roi_box=[2, 3, 9, 12]) == plots.exemplar_png(
+        image, cam, roi_box=[2, 3, 9, 12]
+    )
     assert plots.roc_plot([0, 0.2, 1], [0, 0.7, 1], 0.8) == plots.roc_plot(
         [0, 0.2, 1], [0, 0.7, 1], 0.8
     )
-    png = base64.b64decode(plots.cam_overlay_png(image, cam).split(",", 1)[1])
+    png = base64.b64decode(plots.exemplar_png(image, cam).split(",", 1)[1])
     assert png.startswith(b"\x89PNG") and b"tIME" not in png and b"tEXt" not in png
     svg = base64.b64decode(plots.roc_plot([0, 0.2, 1], [0, 0.7, 1], 0.8).split(",", 1)[1])
     assert b"<dc:date>" not in svg
