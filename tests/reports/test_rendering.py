@@ -218,6 +218,37 @@ def test_exemplars_withheld_without_grant(sample):
     assert "does not permit images" in html
 
 
+def test_exemplars_show_outcome_score_reference_and_group_under_the_stated_rule(sample):
+    text = " ".join("\n".join(_text(render_pdf(sample))).split())
+    assert " ".join(sample["explainability"]["exemplar_rule"].split()) in text
+    assert "False positive, score 0.957 reference negative sex M" in text
+    assert "False negative, score 0.188 reference positive (no region annotated) sex M" in text
+    assert "True positive, score 0.912 reference positive sex F" in text
+
+
+def test_an_issued_report_with_exemplars_of_the_old_shape_still_renders():
+    """Reports issued before the rule printed a label per exemplar and no rule."""
+    document = sample_document()
+    x = document["explainability"]
+    for key in ("exemplar_rule", "exemplar_attribute", "exemplars_without_map"):
+        x.pop(key)
+    x["exemplars"] = [
+        {"label": "Exemplar 1 (reference: positive)", "image_png": x["exemplars"][0]["image_png"]}
+    ]
+    text = " ".join("\n".join(_text(render_pdf(document))).split())
+    assert "Exemplar 1 (reference: positive)" in text and "fixed rule" not in text
+
+
+def test_exemplars_allowed_but_without_maps_say_so():
+    document = sample_document()
+    document["explainability"].update(exemplars=[], exemplars_without_map=3)
+    html = render_html(document)
+    assert "No exemplar is shown" in html and "does not permit images" not in html
+    document = sample_document()
+    document["explainability"]["exemplars_without_map"] = 2
+    assert "2 chosen case(s) have no Grad-CAM map" in render_html(document)
+
+
 def test_exemplar_with_non_data_uri_is_dropped():
     document = sample_document()
     document["explainability"]["exemplars"] = [
