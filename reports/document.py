@@ -28,7 +28,7 @@ from validation.stats.disclosure import (
     subgroups_disclosed,
 )
 from validation.stats.evaluation import LEGACY_AUC_INTERVAL
-from validation.stats.exemplars import exemplar_rule
+from validation.stats.exemplars import OUTCOMES, exemplar_rule
 from validation.stats.metrics.proportions import CLOPPER_PEARSON, WILSON, WILSON_CC
 from validation.stats.metrics.roc import DELONG, DELONG_LOGIT, HANLEY_MCNEIL_SCORE
 from validation.storage import SequesteredDataError, case_dicom_bytes, case_mask_bytes
@@ -173,6 +173,7 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
         localisation.pop("n_maps")
     exemplars: list[dict] = []
     rule, attribute, without_map = None, None, 0
+    chosen: list = []
     if exemplars_allowed:
         maps = {explanation.case_id: explanation for explanation in rows}
         chosen, attribute = run_exemplar_cases(run)
@@ -206,6 +207,10 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
                 "exemplar_rule": rule,
                 "exemplar_attribute": attribute,
                 "exemplars_without_map": without_map,
+                # Outcomes no scored case had at the operating point (nothing to choose from).
+                "exemplar_outcomes_absent": [
+                    name for name in OUTCOMES if not any(p.outcome == name for p, _c in chosen)
+                ],
             }
             if exemplars_allowed
             else {}

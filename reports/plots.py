@@ -230,10 +230,10 @@ def _interval_end(bin_: Mapping, key: str, default: float) -> float:
 #: The exemplar figure's layout in pixels (at `EXEMPLAR_DPI`): the image at the top left,
 #: `EXEMPLAR_PAD` below the top edge, then a gap, the colour bar and its tick labels.
 EXEMPLAR_DPI = 100
-EXEMPLAR_PAD = 8
+EXEMPLAR_PAD = 10
 EXEMPLAR_GAP = 6
 EXEMPLAR_BAR = 12
-EXEMPLAR_TICKS = 30
+EXEMPLAR_TICKS = 38
 
 
 def exemplar_png(
@@ -298,7 +298,7 @@ def exemplar_png(
         bar.set_xticks([])
         bar.set_yticks([0.0, 0.5, 1.0], labels=["0", "0.5", "1"])
         bar.yaxis.tick_right()
-        bar.tick_params(axis="y", labelsize=8, length=2, pad=1)
+        bar.tick_params(axis="y", labelsize=11, length=2, pad=1)
         for spine in bar.spines.values():
             spine.set_linewidth(0.4)
         buffer = io.BytesIO()

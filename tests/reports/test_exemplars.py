@@ -121,6 +121,7 @@ def test_the_report_shows_each_exemplar_with_outcome_score_reference_and_group(s
         assert exemplar["has_roi"] is bool(case.roi)
         assert exemplar["image_png"].startswith("data:image/png;base64,")
     assert x["exemplar_attribute"] == "sex" and x["exemplars_without_map"] == 0
+    assert x["exemplar_outcomes_absent"] == [o for o in ("TP", "FN", "FP") if not outcomes[o]]
     assert "sex groups" in x["exemplar_rule"]
 
     words = _words(Report.objects.get(run=run).document)

@@ -249,6 +249,14 @@ def test_exemplars_allowed_but_without_maps_say_so():
     assert "2 chosen case(s) have no Grad-CAM map" in render_html(document)
 
 
+def test_outcomes_without_any_case_are_named():
+    document = sample_document()
+    document["explainability"]["exemplar_outcomes_absent"] = ["TP", "FP"]
+    html = render_html(document)
+    assert "No true positive or false positive at the operating point: none to show." in html
+    assert "none to show" not in render_html(sample_document())
+
+
 def test_exemplar_with_non_data_uri_is_dropped():
     document = sample_document()
     document["explainability"]["exemplars"] = [

@@ -440,6 +440,7 @@ def _sample() -> dict:
             "exemplar_rule": exemplar_rule("sex"),
             "exemplar_attribute": "sex",
             "exemplars_without_map": 0,
+            "exemplar_outcomes_absent": [],
             "exemplars": [
                 _exemplar("TP", 0.912, "positive", "F", (0.3, 0.22)),
                 _exemplar("TP", 0.874, "positive", "M", (0.36, 0.7)),
