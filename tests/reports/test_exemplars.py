@@ -55,11 +55,16 @@ def scored_run(world, package_file, cohort, django_capture_on_commit_callbacks):
     return run, grant
 
 
+def _score(prediction: Prediction) -> float:
+    assert prediction.score is not None
+    return prediction.score
+
+
 def _outcomes(run) -> dict[str, list[Prediction]]:
     threshold = float(run.package.manifest["threshold"])
     found: dict[str, list[Prediction]] = {"TP": [], "FN": [], "FP": [], "TN": []}
     for p in Prediction.objects.filter(run=run, error_category="").select_related("case"):
-        found[outcome(p.case.label, p.score, threshold)].append(p)
+        found[outcome(p.case.label, _score(p), threshold)].append(p)
     return found
 
 
@@ -75,7 +80,7 @@ def test_the_explanation_stage_maps_the_chosen_false_positives_once(scored_run):
         by_group.setdefault(p.case.attributes["sex"], []).append(p)
     for group, predictions in by_group.items():
         mine = {c.pk for c in false_positives if c.attributes["sex"] == group}
-        ranked = sorted(predictions, key=lambda p: (-p.score, p.case.case_id))
+        ranked = sorted(predictions, key=lambda p: (-_score(p), p.case.case_id))
         assert mine == {p.case_id for p in ranked[: len(mine)]}
 
     # A map stored by an earlier, interrupted delivery is kept as it is, not computed again.
@@ -109,7 +114,7 @@ def test_the_report_shows_each_exemplar_with_outcome_score_reference_and_group(s
     outcomes = _outcomes(run)
     expected = [name for name in ("TP", "FN", "FP") for _ in range(min(4, len(outcomes[name])))]
     assert [e["outcome"] for e in x["exemplars"]] == expected and "FP" in expected
-    scores = {p.case.case_id: p.score for name in outcomes for p in outcomes[name]}
+    scores = {p.case.case_id: _score(p) for name in outcomes for p in outcomes[name]}
     chosen, _attribute = run_exemplar_cases(run)
     for exemplar, (pick, case) in zip(x["exemplars"], chosen, strict=True):
         # What vendors read: no case id, the score at the precision the report prints.
