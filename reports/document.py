@@ -1,21 +1,26 @@
 """Assembling a run's canonical report document from stored results (reads only)."""
 
-import io
 import platform
 import statistics
 from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 
-import numpy as np
 from django.db.models import Q
 
 from audit.models import AuditEvent
-from reports.plots import cam_overlay_png
+from reports.plots import exemplar_png
+from validation.dicom.display import load_mask, overlay_shape
 from validation.dicom.pixels import InputSpec, read_dicom, resize, scale_unit
 from validation.models import Case, DatasetGrant, MetricResult, ValidationRun
 from validation.protocol_document import METRICS
 from validation.runner.confinement import describe_measured
-from validation.selectors import active_grant_for, run_localisation, study_card_of
+from validation.selectors import (
+    active_grant_for,
+    explanation_cam,
+    run_exemplar_cases,
+    run_localisation,
+    study_card_of,
+)
 from validation.stats import sample_size
 from validation.stats.disclosure import (
     calibration_disclosed,
@@ -26,13 +31,13 @@ from validation.stats.disclosure import (
     subgroups_disclosed,
 )
 from validation.stats.evaluation import LEGACY_AUC_INTERVAL
+from validation.stats.exemplars import OUTCOMES, exemplar_rule
 from validation.stats.independence import training_overlap
 from validation.stats.metrics.proportions import CLOPPER_PEARSON, WILSON, WILSON_CC
 from validation.stats.metrics.roc import DELONG, DELONG_LOGIT, HANLEY_MCNEIL_SCORE
-from validation.storage import case_dicom_bytes
+from validation.storage import SequesteredDataError, case_dicom_bytes, case_mask_bytes
 
 SCHEMA_VERSION = "1.0"
-MAX_EXEMPLARS = 12
 SOFTWARE = [
     "django",
     "torch",
@@ -190,16 +195,26 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
     if localisation is not None:
         localisation.pop("n_maps")
     exemplars: list[dict] = []
+    rule, attribute, without_map = None, None, 0
+    chosen: list = []
     if exemplars_allowed:
+        maps = {explanation.case_id: explanation for explanation in rows}
+        chosen, attribute = run_exemplar_cases(run)
+        rule = exemplar_rule(attribute)
         spec = InputSpec.from_dict(run.package.manifest["input"])
-        for explanation in rows[:MAX_EXEMPLARS]:
-            cam = np.load(io.BytesIO(bytes(explanation.cam_npy)), allow_pickle=False) / 255.0
-            image = read_dicom(case_dicom_bytes(explanation.case))
-            small = resize(scale_unit(image, spec.scaling), cam.shape[0], cam.shape[1], spec.resize)
+        for pick, case in chosen:
+            explanation = maps.get(case.pk)
+            if explanation is None:  # its map failed, or the run's maps predate the rule
+                without_map += 1
+                continue
             exemplars.append(
                 {
-                    "label": f"Exemplar {len(exemplars) + 1} (reference: positive)",
-                    "image_png": cam_overlay_png(small, cam),
+                    "outcome": pick.outcome,
+                    "score": rounded(pick.score),
+                    "reference": "positive" if pick.label == 1 else "negative",
+                    "group": pick.group,
+                    "has_roi": bool(case.roi or case.mask_path),
+                    "image_png": _exemplar_image(case, explanation, spec),
                 }
             )
     return {
@@ -210,8 +225,50 @@ def _explainability(run: ValidationRun, exemplars_allowed: bool) -> dict:
         "n_maps": len(rows),
         "localisation": rounded(localisation),
         "exemplars_allowed": exemplars_allowed,
+        **(
+            {
+                "exemplar_rule": rule,
+                "exemplar_attribute": attribute,
+                "exemplars_without_map": without_map,
+                # Outcomes no scored case had at the operating point (nothing to choose from).
+                "exemplar_outcomes_absent": [
+                    name for name in OUTCOMES if not any(p.outcome == name for p, _c in chosen)
+                ],
+            }
+            if exemplars_allowed
+            else {}
+        ),
         "exemplars": exemplars,
     }
+
+
+#: Smallest side of an exemplar image (the model's input size times a whole factor).
+EXEMPLAR_MIN_SIDE = 256
+
+
+def _exemplar_image(case: Case, explanation, spec: InputSpec) -> str:
+    """The case's image as the model saw it (scaling, aspect of the model's input), drawn at
+    a whole multiple of the map's size, with the map, the reference ROI's outline (its mask's
+    contour where it has one, else its box) and a colour bar."""
+    cam = explanation_cam(explanation)
+    image = read_dicom(case_dicom_bytes(case))
+    unit = scale_unit(image, spec.scaling)
+    height, width = overlay_shape(cam.shape, EXEMPLAR_MIN_SIDE)
+    method = "area" if unit.shape[0] > height else "bilinear"
+    shown = resize(unit, height, width, method)
+    mask = None
+    if case.mask_path:
+        try:
+            mask = load_mask(case_mask_bytes(case))
+        except (SequesteredDataError, ValueError):
+            mask = None  # the box still outlines the region
+    return exemplar_png(
+        shown,
+        cam,
+        roi_box=case.roi or None,
+        source_shape=(int(unit.shape[0]), int(unit.shape[1])),
+        roi_mask=mask,
+    )
 
 
 def audit_excerpt(run: ValidationRun) -> list[dict]:

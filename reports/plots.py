@@ -23,7 +23,8 @@ from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.typing import RcKeyType
-from PIL import Image
+
+from validation.dicom.display import CAM_COLOURMAP, cam_overlay, mask_outline, roi_outline
 
 # Matplotlib otherwise derives SVG element ids from a random salt.
 _RC: dict[RcKeyType, Any] = {
@@ -226,27 +227,80 @@ def _interval_end(bin_: Mapping, key: str, default: float) -> float:
     return float(value) if _is_finite(value) else default
 
 
-def cam_overlay_png(image: np.ndarray, cam: np.ndarray, *, alpha: float = 0.45) -> str:
-    """A grayscale image with a jet heat-map of ``cam`` blended on top, as a PNG data URI.
+#: The exemplar figure's layout in pixels (at `EXEMPLAR_DPI`): the image at the top left,
+#: `EXEMPLAR_PAD` below the top edge, then a gap, the colour bar and its tick labels.
+EXEMPLAR_DPI = 100
+EXEMPLAR_PAD = 10
+EXEMPLAR_GAP = 6
+EXEMPLAR_BAR = 12
+EXEMPLAR_TICKS = 38
 
-    ``image`` is HxW of any finite range (min-max normalised); ``cam`` is HxW in [0, 1]. The
-    heat map's opacity scales with the activation, so cold regions leave the anatomy visible.
-    The PNG carries no text chunks or timestamps.
-    """
+
+def exemplar_png(
+    image: np.ndarray,
+    cam: np.ndarray,
+    *,
+    roi_box: Sequence[float] | None = None,
+    source_shape: tuple[int, int] | None = None,
+    roi_mask: np.ndarray | None = None,
+) -> str:
+    """A Grad-CAM exemplar as a PNG data URI: the grayscale ``image`` (HxW, any finite range,
+    min-max normalised, shown pixel for pixel) under the map (``cam``, any size, values in
+    [0, 1], resized to the image) in the case viewer's colour map and opacity, the reference
+    ROI outlined in the viewer's ROI colour (the mask's contour, else the box ``roi_box``
+    [x0, y0, x1, y1] in the pixels of an image of ``source_shape``), and a colour bar from 0
+    to 1 beside it. The PNG carries no text chunks or timestamps."""
     image = np.asarray(image, dtype=float)
-    cam = np.asarray(cam, dtype=float)
-    if image.ndim != 2 or cam.shape != image.shape:
-        raise ValueError("image and cam must be 2-D arrays of the same shape.")
-    if not (np.all(np.isfinite(image)) and np.all(np.isfinite(cam))):
-        raise ValueError("image and cam must be finite.")
+    if image.ndim != 2 or not np.all(np.isfinite(image)):
+        raise ValueError("image must be a finite 2-D array.")
+    height, width = image.shape
     low, high = float(image.min()), float(image.max())
     gray = (image - low) / (high - low) if high > low else np.zeros_like(image)
-    heat = np.clip(cam, 0.0, 1.0)
-    base = np.repeat(gray[..., None], 3, axis=2)
-    colour = colormaps["jet"](heat)[..., :3]
-    weight = (alpha * heat)[..., None]
-    blended = (1.0 - weight) * base + weight * colour
-    pixels = np.round(np.clip(blended, 0.0, 1.0) * 255.0).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", optimize=False)
+    heat = cam_overlay(cam, (height, width)).astype(float) / 255.0
+    alpha = heat[..., 3:]
+    rgb = (1.0 - alpha) * np.repeat(gray[..., None], 3, axis=2) + alpha * heat[..., :3]
+    thickness = max(2, max(height, width) // 128)
+    outline = None
+    if roi_mask is not None:
+        outline = mask_outline(roi_mask, shape=(height, width), thickness=thickness)
+    elif roi_box is not None:
+        source = source_shape or (height, width)
+        outline = roi_outline(
+            roi_box, source_shape=source, shape=(height, width), thickness=thickness
+        )
+    if outline is not None:
+        drawn = outline[..., 3] > 0
+        rgb[drawn] = outline[drawn][:, :3] / 255.0
+    pixels = np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+    fig_w = width + EXEMPLAR_GAP + EXEMPLAR_BAR + EXEMPLAR_TICKS
+    fig_h = height + 2 * EXEMPLAR_PAD
+    with rc_context(_RC):
+        fig = Figure(figsize=(fig_w / EXEMPLAR_DPI, fig_h / EXEMPLAR_DPI), dpi=EXEMPLAR_DPI)
+        ax = fig.add_axes((0.0, EXEMPLAR_PAD / fig_h, width / fig_w, height / fig_h))
+        ax.imshow(pixels, interpolation="nearest", aspect="auto")
+        ax.set_axis_off()
+        bar = fig.add_axes(
+            (
+                (width + EXEMPLAR_GAP) / fig_w,
+                EXEMPLAR_PAD / fig_h,
+                EXEMPLAR_BAR / fig_w,
+                height / fig_h,
+            )
+        )
+        ramp = colormaps[CAM_COLOURMAP](np.linspace(1.0, 0.0, height))[:, None, :3]
+        bar.imshow(
+            np.repeat(ramp, EXEMPLAR_BAR, axis=1),
+            interpolation="nearest",
+            aspect="auto",
+            extent=(0.0, 1.0, 0.0, 1.0),
+        )
+        bar.set_xticks([])
+        bar.set_yticks([0.0, 0.5, 1.0], labels=["0", "0.5", "1"])
+        bar.yaxis.tick_right()
+        bar.tick_params(axis="y", labelsize=11, length=2, pad=1)
+        for spine in bar.spines.values():
+            spine.set_linewidth(0.4)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=EXEMPLAR_DPI, metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -121,3 +121,21 @@ def test_audit_chain_is_intact_after_the_demo_and_names_a_tampered_event(demo):
     broken = _manage(var_dir, "audit_verify", check=False)
     assert broken.returncode != 0
     assert f"#{victim}" in broken.stderr
+
+
+def test_demo_report_shows_exemplars_under_the_stated_rule(demo):
+    """The demo's grant allows exemplar images: the report states the rule and captions each
+    exemplar with its outcome, score and reference (which outcomes occur depends on how well
+    the small demo model learned; outcomes without a case are named as such)."""
+    _var_dir, out = demo
+    pdf = Path(re.search(r"^PDF: (.+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    text = " ".join(_pdf_text(pdf).split())
+    assert "Exemplars are chosen by a fixed rule" in text and "sex groups" in text
+    captions = re.findall(
+        r"(True positive|False negative|False positive), score \d\.\d{3} reference "
+        r"(positive|negative)",
+        text,
+    )
+    assert captions
+    for outcome, reference in captions:
+        assert reference == ("negative" if outcome == "False positive" else "positive")

@@ -38,6 +38,7 @@ from validation.models import (
 )
 from validation.stats.acceptance import bin_label
 from validation.stats.disclosure import counts_disclosed
+from validation.stats.exemplars import ALL_CASES, Exemplar, ScoredCase, exemplars_select
 from validation.stats.localisation import roi_area_fraction
 from validation.stats.metrics.subgroups import UNKNOWN
 from validation.study_card import study_card_missing, study_card_rows
@@ -801,6 +802,50 @@ def run_localisation(run: ValidationRun) -> dict[str, Any] | None:
         "energy_in_roi": float(np.mean([e.energy_in_roi for e in with_roi])),
         "chance": float(np.mean(fractions)),
     }
+
+
+def run_exemplars_allowed(run: ValidationRun) -> bool:
+    """Whether a grant that lets the run's vendor use its dataset version allows exemplar
+    images (Grad-CAM overlays of partner images) in reports."""
+    grant = active_grant_for(dataset_version=run.dataset_version, vendor=run.package.vendor)
+    return bool(grant and grant.allow_exemplars)
+
+
+def run_exemplar_cases(run: ValidationRun) -> tuple[list[tuple[Exemplar, Case]], str | None]:
+    """The exemplars the stated rule (`stats.exemplars`) chooses from the run's scored cases at
+    the package's threshold, each with its case, and the subgroup attribute it stratified by
+    (the protocol's first; None when it names none). Case-level data, for the pipeline."""
+    specs = run.protocol.document.get("subgroups") or []
+    spec = specs[0] if specs else None
+    predictions = (
+        Prediction.objects.filter(run=run, error_category="", score__isnull=False)
+        .select_related("case")
+        .order_by("case__case_id")
+    )
+    cases = {p.case.case_id: p.case for p in predictions}
+    scored = [
+        ScoredCase(
+            case_id=p.case.case_id,
+            label=p.case.label,
+            score=float(p.score),
+            group=_exemplar_group(p.case, spec),
+        )
+        for p in predictions
+        if p.score is not None
+    ]
+    chosen = exemplars_select(scored, threshold=float(run.package.manifest["threshold"]))
+    return [(pick, cases[pick.case_id]) for pick in chosen], spec["attribute"] if spec else None
+
+
+def _exemplar_group(case: Case, spec: dict | None) -> str:
+    """The case's group under a subgroup spec, as the subgroup tables name it."""
+    if spec is None:
+        return ALL_CASES
+    value = case.attributes.get(spec["attribute"])
+    if spec.get("bins"):
+        value = bin_label(value, spec["bins"]) if isinstance(value, int | float) else None
+    text = "" if value is None else str(value).strip()
+    return text or UNKNOWN
 
 
 # --- the review console's protocol editor (issue 16) ---------------------------------------------

@@ -218,6 +218,45 @@ def test_exemplars_withheld_without_grant(sample):
     assert "does not permit images" in html
 
 
+def test_exemplars_show_outcome_score_reference_and_group_under_the_stated_rule(sample):
+    text = " ".join("\n".join(_text(render_pdf(sample))).split())
+    assert " ".join(sample["explainability"]["exemplar_rule"].split()) in text
+    assert "False positive, score 0.957 reference negative sex M" in text
+    assert "False negative, score 0.188 reference positive (no region annotated) sex M" in text
+    assert "True positive, score 0.912 reference positive sex F" in text
+
+
+def test_an_issued_report_with_exemplars_of_the_old_shape_still_renders():
+    """Reports issued before the rule printed a label per exemplar and no rule."""
+    document = sample_document()
+    x = document["explainability"]
+    for key in ("exemplar_rule", "exemplar_attribute", "exemplars_without_map"):
+        x.pop(key)
+    x["exemplars"] = [
+        {"label": "Exemplar 1 (reference: positive)", "image_png": x["exemplars"][0]["image_png"]}
+    ]
+    text = " ".join("\n".join(_text(render_pdf(document))).split())
+    assert "Exemplar 1 (reference: positive)" in text and "fixed rule" not in text
+
+
+def test_exemplars_allowed_but_without_maps_say_so():
+    document = sample_document()
+    document["explainability"].update(exemplars=[], exemplars_without_map=3)
+    html = render_html(document)
+    assert "No exemplar is shown" in html and "does not permit images" not in html
+    document = sample_document()
+    document["explainability"]["exemplars_without_map"] = 2
+    assert "2 chosen case(s) have no Grad-CAM map" in render_html(document)
+
+
+def test_outcomes_without_any_case_are_named():
+    document = sample_document()
+    document["explainability"]["exemplar_outcomes_absent"] = ["TP", "FP"]
+    html = render_html(document)
+    assert "No true positive or false positive at the operating point: none to show." in html
+    assert "none to show" not in render_html(sample_document())
+
+
 def test_exemplar_with_non_data_uri_is_dropped():
     document = sample_document()
     document["explainability"]["exemplars"] = [
@@ -267,11 +306,13 @@ def test_key_order_does_not_change_the_pdf(sample, sample_pdf):
 def test_plots_are_deterministic():
     y, x = np.mgrid[0:32, 0:32]
     image, cam = np.sin(x / 5.0), np.exp(-((x - 10) ** 2 + (y - 20) ** 2) / 40.0)
-    assert plots.cam_overlay_png(image, cam) == plots.cam_overlay_png(image, cam)
+    assert plots.exemplar_png(image, cam, roi_box=[2, 3, 9, 12]) == plots.exemplar_png(
+        image, cam, roi_box=[2, 3, 9, 12]
+    )
     assert plots.roc_plot([0, 0.2, 1], [0, 0.7, 1], 0.8) == plots.roc_plot(
         [0, 0.2, 1], [0, 0.7, 1], 0.8
     )
-    png = base64.b64decode(plots.cam_overlay_png(image, cam).split(",", 1)[1])
+    png = base64.b64decode(plots.exemplar_png(image, cam).split(",", 1)[1])
     assert png.startswith(b"\x89PNG") and b"tIME" not in png and b"tEXt" not in png
     svg = base64.b64decode(plots.roc_plot([0, 0.2, 1], [0, 0.7, 1], 0.8).split(",", 1)[1])
     assert b"<dc:date>" not in svg

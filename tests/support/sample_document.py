@@ -21,9 +21,10 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from reports.plots import cam_overlay_png
+from reports.plots import exemplar_png
 from reports.rendering import UNHASHED_KEYS, document_sha256
 from validation.stats.disclosure import rounded
+from validation.stats.exemplars import exemplar_rule
 from validation.stats.independence import RULE as INDEPENDENCE_RULE
 from validation.stats.metrics import to_jsonable
 from validation.stats.metrics.calibration import calibration_summary
@@ -159,6 +160,32 @@ def _synthetic_radiograph(size: int, lesion: tuple[float, float]) -> tuple[np.nd
     cy, cx = lesion
     cam = np.exp(-(((x - cx) ** 2 + (y - cy) ** 2) / 0.012))
     return image, cam / cam.max()
+
+
+def _exemplar(
+    outcome: str,
+    score: float,
+    reference: str,
+    group: str,
+    lesion: tuple[float, float],
+    *,
+    has_roi: bool | None = None,
+) -> dict:
+    """An exemplar as the document holds it: a synthetic radiograph with its map centred on
+    `lesion` (row, column fractions) and, for an annotated positive, a box around it."""
+    size = 128
+    image, cam = _synthetic_radiograph(size, lesion)
+    has_roi = reference == "positive" if has_roi is None else has_roi
+    cy, cx = (round(v * size) for v in lesion)
+    box = [cx - 14, cy - 12, cx + 14, cy + 12] if has_roi else None
+    return {
+        "outcome": outcome,
+        "score": score,
+        "reference": reference,
+        "group": group,
+        "has_roi": has_roi,
+        "image_png": exemplar_png(image, cam, roi_box=box, source_shape=(size, size)),
+    }
 
 
 def _hash(*parts: object) -> str:
@@ -520,15 +547,17 @@ def _sample() -> dict:
                 "chance": 0.094,
             },
             "exemplars_allowed": True,
+            "exemplar_rule": exemplar_rule("sex"),
+            "exemplar_attribute": "sex",
+            "exemplars_without_map": 0,
+            "exemplar_outcomes_absent": [],
             "exemplars": [
-                {
-                    "label": "True positive: right apical pneumothorax (score 0.97)",
-                    "image_png": cam_overlay_png(*_synthetic_radiograph(160, (0.22, 0.3))),
-                },
-                {
-                    "label": "False negative: small left apical pneumothorax (score 0.31)",
-                    "image_png": cam_overlay_png(*_synthetic_radiograph(160, (0.62, 0.66))),
-                },
+                _exemplar("TP", 0.912, "positive", "F", (0.3, 0.22)),
+                _exemplar("TP", 0.874, "positive", "M", (0.36, 0.7)),
+                _exemplar("FN", 0.061, "positive", "F", (0.62, 0.66)),
+                _exemplar("FN", 0.188, "positive", "M", (0.5, 0.28), has_roi=False),
+                _exemplar("FP", 0.957, "negative", "M", (0.7, 0.3)),
+                _exemplar("FP", 0.811, "negative", "unknown", (0.42, 0.64)),
             ],
         },
         "failures": [

@@ -36,6 +36,8 @@ from validation.selectors import (
     cases_for_run,
     dataset_version_training_overlap,
     is_validation_team,
+    run_exemplar_cases,
+    run_exemplars_allowed,
     runs_used,
 )
 from validation.services.protocols import protocol_lock
@@ -336,8 +338,11 @@ def run_score(*, run_id: int) -> None:
 
 @_stage
 def run_explain(*, run_id: int, batch_size: int = 32) -> None:
-    """Grad-CAM for the cases the protocol names (default: all readable positives), with
-    pointing-game and ROI energy agreement. Moves explaining -> reporting. Emits RUN_EXPLAINED."""
+    """Grad-CAM for the cases the protocol names (default: all readable positives) and, where
+    the grant allows exemplar images, for the report's exemplars (`stats.exemplars`: true
+    positives, false negatives and false positives), with pointing-game and ROI energy
+    agreement. Maps already stored are skipped, so a repeat computes nothing twice. Moves
+    explaining -> reporting. Emits RUN_EXPLAINED."""
     run = run_claim(run_id, {Status.EXPLAINING})
     if run is None:
         return
@@ -349,10 +354,17 @@ def run_explain(*, run_id: int, batch_size: int = 32) -> None:
         wanted = "none"  # ONNX packages: no module tree to explain (the report says so)
     done = set(run.explanations.values_list("case_id", flat=True))
     scored = set(run.predictions.filter(error_category="").values_list("case_id", flat=True))
+    # The report's exemplars (chosen now that outcomes are known) need maps too: false
+    # positives are reference-negative, so the shards, which explain positives, made none.
+    exemplars: set[int] = set()
+    if wanted != "none" and run_exemplars_allowed(run):
+        exemplars = {case.pk for _pick, case in run_exemplar_cases(run)[0]}
     cases = [
         c
         for c in cases_for_run(run)
-        if wanted == "positives" and c.label == 1 and c.pk in scored and c.pk not in done
+        if c.pk in scored
+        and c.pk not in done
+        and ((wanted == "positives" and c.label == 1) or c.pk in exemplars)
     ]
     try:
         for batch in _batches(cases, batch_size):
