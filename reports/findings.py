@@ -456,11 +456,11 @@ def report_limitations(doc: Mapping[str, Any]) -> list[str]:
             if policy == "score-as-error"
             else "excluded from every metric"
         )
-        categories = "; ".join(f"{f.get('category')}: {int(f['n'])}" for f in failures)
+        categories = "; ".join(f"{f.get('category')} {int(f['n'])}" for f in failures)
         found.append(
             f"{n_failed} case{'s' if n_failed != 1 else ''} could not be read or scored and "
-            f"{'were' if n_failed != 1 else 'was'} {treated} ({categories}); the metrics "
-            "describe the remaining cases."
+            f"{'were' if n_failed != 1 else 'was'} {treated}; the metrics describe the "
+            f"remaining cases. By category: {categories}."
         )
     confusion = _map(_map(doc.get("primary")).get("confusion"))
     counts = [confusion.get(k) for k in ("tp", "fn", "tn", "fp")]
