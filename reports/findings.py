@@ -9,7 +9,7 @@ calibration, localisation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reports.numbers import fixed3, interval_range, is_number, level_label
@@ -320,7 +320,7 @@ def _main_subgroup(doc: Mapping[str, Any]) -> str | None:
     return max(found, key=lambda item: item["rank"])["short"]
 
 
-def report_discussion(doc: Mapping[str, Any], findings: list[Mapping[str, str]]) -> dict:
+def report_discussion(doc: Mapping[str, Any], findings: Sequence[Mapping[str, str]]) -> dict:
     """``{paragraphs, conclusion}`` from the criteria and the findings: whether the
     pre-specified criteria were met, which were not, what could not be judged, and the main
     safety-relevant subgroup finding. Nothing beyond the numbers is claimed."""
@@ -463,9 +463,11 @@ def report_limitations(doc: Mapping[str, Any]) -> list[str]:
             f"remaining cases. By category: {categories}."
         )
     confusion = _map(_map(doc.get("primary")).get("confusion"))
-    counts = [confusion.get(k) for k in ("tp", "fn", "tn", "fp")]
-    if all(is_number(c) for c in counts) and sum(counts):
-        positives, total = counts[0] + counts[1], sum(counts)
+    raw = [confusion.get(k) for k in ("tp", "fn", "tn", "fp")]
+    counts = [int(c) for c in raw if is_number(c)]
+    total = counts[0] + counts[1] + counts[2] + counts[3] if len(counts) == 4 else 0
+    if total:
+        positives = counts[0] + counts[1]
         prevalence = f"({fixed3(positives / total)}: {int(positives)} of {int(total)} cases)"
     else:
         prevalence = "(not estimable: no case scored)"

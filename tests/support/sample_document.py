@@ -446,8 +446,9 @@ def _sample() -> dict:
         ],
     }
     # Findings, discussion and limitations by the report's own rules, as document.py adds them.
-    doc["findings"] = report_findings(doc)
-    doc["discussion"] = report_discussion(doc, doc["findings"])
+    findings = report_findings(doc)
+    doc["findings"] = findings
+    doc["discussion"] = report_discussion(doc, findings)
     doc["limitations"] = report_limitations(doc)
     doc["audit_gaps"] = [
         {"first": 1042, "last": 1046, "other_objects": 5, "unused": 0},
