@@ -383,9 +383,11 @@ def _criteria_paragraph(criteria, failed, open_) -> str:
 def _subgroup_paragraph(doc: Mapping[str, Any], items: list[Mapping[str, str]]) -> list[str]:
     if items:
         plural = "s" if len(items) != 1 else ""
+        found, _ = _subgroup_checks(doc)
+        named = "; ".join(item["short"] for item in found)
         return [
             f"{len(items)} subgroup result{plural} fell below an acceptance criterion's "
-            "required value or wholly below the overall estimate (section 15): the overall "
+            f"required value or wholly below the overall estimate ({named}): the overall "
             "estimates do not hold for every subgroup."
         ]
     shown = [

@@ -414,3 +414,13 @@ def test_the_rules_do_not_change_the_document():
     report_discussion(doc, report_findings(doc))
     report_limitations(doc)
     assert doc == before
+
+
+def test_the_discussion_names_the_subgroup_results():
+    doc = _demo()
+    paragraphs = report_discussion(doc, report_findings(doc))["paragraphs"]
+    assert (
+        "1 subgroup result fell below an acceptance criterion's required value or wholly below "
+        "the overall estimate (sensitivity for manufacturer Cobalt Systems is 0.154 against "
+        "0.800 overall): the overall estimates do not hold for every subgroup." in paragraphs
+    )
