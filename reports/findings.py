@@ -85,11 +85,11 @@ def _overall(doc: Mapping[str, Any], metric: str) -> float | None:
 
 def _cases(row: Mapping[str, Any], whose: str | None) -> tuple[int | None, str]:
     """The cases a subgroup's metric rests on, in words: ``13 positive cases``."""
-    if whose is None:
-        n, n_pos = row.get("n"), row.get("n_pos")
-        if not is_number(n):
+    if whose is None:  # the AUC: as few as its smaller class
+        n, n_pos, n_neg = row.get("n"), row.get("n_pos"), row.get("n_neg")
+        if not (is_number(n) and is_number(n_pos) and is_number(n_neg)):
             return None, ""
-        return int(n), f"{int(n)} cases, {int(n_pos)} positive" if is_number(n_pos) else ""
+        return min(int(n_pos), int(n_neg)), f"{int(n)} cases, {int(n_pos)} positive"
     n = row.get("n_pos" if whose == "positive" else "n_neg")
     if not is_number(n):
         return None, ""
@@ -100,10 +100,13 @@ def _subgroup_checks(doc: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
     """(subgroup findings with their ranking keys, subgroup metrics too small to decide).
 
     A shown subgroup's metric is a finding when its point estimate fails an acceptance
-    criterion on that metric (compared with the criterion's value), or when its interval
-    lies wholly below the overall estimate. It is too small to decide when its interval
-    includes a criterion's value while it rests on fewer cases than the protocol's minimum
-    cell size: then neither a pass nor a fail is claimed for it.
+    criterion on that metric (compared with the criterion's value) that the overall point
+    estimate meets (where the overall estimate fails too, the criterion's own finding says
+    so, and every subgroup repeating it would bury the ones that differ), or when its
+    interval lies wholly below the overall estimate. It is too small to decide when its
+    interval includes a criterion's value while it rests on fewer cases than the protocol's
+    minimum cell size (for the AUC: positive or negative cases): then neither a pass nor a
+    fail is claimed for it.
     """
     criteria = [c for c in _criteria(doc) if not c.get("attribute")]
     min_cell = _min_cell(doc)
@@ -147,6 +150,7 @@ def _subgroup_checks(doc: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
                     if is_number(c.get("value"))
                     and str(c.get("comparator")) in _COMPARE
                     and not _COMPARE[str(c["comparator"])](estimate, c["value"])
+                    and (overall is None or _COMPARE[str(c["comparator"])](overall, c["value"]))
                 ),
                 None,
             )
@@ -413,8 +417,9 @@ def _conclusion(doc, criteria, failed, open_) -> str:
     elif not criteria:
         text = "No acceptance criterion was pre-specified; the overall verdict is FAIL."
     elif failed:
-        text = f"The pre-specified acceptance criteria were not met {on}: {_named(failed)}"
-        text += f" failed; {_named(open_)} could not be judged." if open_ else " failed."
+        text = f"The pre-specified acceptance criteria were not met {on}. Not met: "
+        text += f"{_named(failed)}."
+        text += f" Not judgeable: {_named(open_)}." if open_ else ""
         text += " The overall verdict is FAIL."
     elif open_:
         text = (

@@ -266,10 +266,10 @@ def test_the_conclusion_names_the_failed_criteria_and_the_main_subgroup_finding(
     doc = _demo()
     discussion = report_discussion(doc, report_findings(doc))
     assert discussion["conclusion"] == (
-        "The pre-specified acceptance criteria were not met on this test set of 240 cases: "
-        "manufacturer: TPR difference (point estimate \N{LESS-THAN OR EQUAL TO} 0.150) failed. "
-        "The overall verdict is FAIL. The main safety-relevant subgroup finding: sensitivity "
-        "for manufacturer Cobalt Systems is 0.154 against 0.800 overall."
+        "The pre-specified acceptance criteria were not met on this test set of 240 cases. "
+        "Not met: manufacturer: TPR difference (point estimate \N{LESS-THAN OR EQUAL TO} "
+        "0.150). The overall verdict is FAIL. The main safety-relevant subgroup finding: "
+        "sensitivity for manufacturer Cobalt Systems is 0.154 against 0.800 overall."
     )
     assert discussion["paragraphs"][0] == (
         "The protocol pre-specified 3 criteria (2 on performance, 1 on fairness): 2 met, 1 not "
@@ -423,4 +423,33 @@ def test_the_discussion_names_the_subgroup_results():
         "1 subgroup result fell below an acceptance criterion's required value or wholly below "
         "the overall estimate (sensitivity for manufacturer Cobalt Systems is 0.154 against "
         "0.800 overall): the overall estimates do not hold for every subgroup." in paragraphs
+    )
+
+
+def test_a_subgroup_is_not_listed_for_a_requirement_the_overall_estimate_fails_too():
+    doc = _demo()
+    doc["primary"]["metrics"]["specificity"] = _interval(0.458, 0.39, 0.53)
+    doc["summary"]["criteria"].append(
+        _criterion("specificity", 0.6, passed=False, interval=_interval(0.458, 0.385, 0.53))
+    )
+    # Near the failing overall: the overall criterion's finding covers it.
+    doc["subgroups"][0]["specificity"] = _interval(0.46, 0.36, 0.56)
+    assert not any("Specificity for manufacturer Acme" in s for s in _sentences(doc))
+    # Wholly below the overall: a finding of its own, naming the requirement as well.
+    doc["subgroups"][0]["specificity"] = _interval(0.239, 0.153, 0.353)
+    assert (
+        f"Specificity for manufacturer Acme Medical is 0.239 (95% CI 0.153{NDASH}0.353; 60 "
+        "negative cases), below the overall 0.458; its interval lies wholly below the overall "
+        "estimate." in _sentences(doc, "subgroup")
+    )
+
+
+def test_an_auc_resting_on_few_positives_is_too_small_to_decide():
+    doc = _demo()
+    doc["subgroups"][0].update(n=24, n_pos=5, n_neg=19, auc=_interval(0.674, 0.253, 0.927))
+    assert not any("AUC for" in s for s in _sentences(doc, "subgroup"))
+    assert any(
+        s.startswith("AUC for manufacturer Acme Medical is 0.674")
+        and "24 cases, 5 positive): too few cases" in s
+        for s in _sentences(doc, "not_judgeable")
     )
