@@ -73,6 +73,13 @@ def test_demo_issues_a_pdf_with_hash_auc_and_subgroups(demo):
     for group in ("Acme Medical", "Borealis Imaging", "Cobalt Systems"):
         assert group in text
     assert "Rita Reviewer" in text and "Quinn Approver" in text
+    # Issue 18: the findings state the manufacturer criterion and its failing scanner in words:
+    # on the full demo a disparity and Cobalt's sensitivity sentence; on this small one the
+    # model calls no case positive, so the TPR difference (0.000) is flagged as not judgeable.
+    words = " ".join(text.split())
+    findings = words[words.index("15 Findings") : words.index("16 Discussion and conclusion")]
+    assert "manufacturer TPR difference" in findings and "Cobalt Systems" in findings
+    assert "Overall verdict PASS" not in words
 
 
 def test_audit_chain_is_intact_after_the_demo_and_names_a_tampered_event(demo):
