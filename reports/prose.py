@@ -24,7 +24,7 @@ METRIC_NAMES = {
 }
 _SYMBOLS = {">=": "\N{GREATER-THAN OR EQUAL TO}", "<=": "\N{LESS-THAN OR EQUAL TO}"}
 # comparator -> (how a failing number stands to the requirement, the requirement's word)
-_FAILS = {
+FAILS = {
     ">=": ("is below", "required"),
     ">": ("does not exceed", "required"),
     "<=": ("is above", "allowed"),
@@ -86,18 +86,18 @@ def criterion_finding(criterion: Mapping[str, Any]) -> str | None:
     interval = _interval(criterion)
     subject, bound = _subject(criterion), _bound_words(criterion)
     observed, value = criterion.get("observed"), criterion.get("value")
-    verb, kind = _FAILS.get(str(criterion.get("comparator")), ("misses", "required"))
+    verb, kind = FAILS.get(str(criterion.get("comparator")), ("misses", "required"))
     ci = level_label(interval.get("level"))
     span = interval_range(interval.get("lower"), interval.get("upper"))
-    if criterion.get("passed") is True:
+    if criterion.get("passed") is True and criterion.get("judgeable") is not False:
         if not borderline(criterion):
             return None
         return (
             f"The {bound} of {subject}, {fixed3(observed)}, meets the {kind} {fixed3(value)}, "
             f"but its {ci}, {span}, includes {fixed3(value)}: the result is borderline."
         )
-    if not is_number(observed):
-        why = criterion.get("note") or "the value could not be computed"
+    if criterion.get("judgeable") is False or not is_number(observed):
+        why = criterion.get("reason") or criterion.get("note") or "the value could not be computed"
         return f"The criterion on {subject} could not be judged: {why}."
     sentence = f"The {bound} of {subject}, {fixed3(observed)}, {verb} the {kind} {fixed3(value)}"
     if criterion.get("bound") in ("lower", "upper"):

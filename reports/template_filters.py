@@ -20,6 +20,15 @@ from validation import study_card as _study_card
 
 register = Library()
 
+FINDING_KINDS = {
+    "criterion": "Criterion",
+    "subgroup": "Subgroup",
+    "disparity": "Disparity",
+    "not_judgeable": "Not judgeable",
+    "calibration": "Calibration",
+    "localisation": "Localisation",
+}
+
 
 def _missing(value: Any) -> bool:
     return value is None or value == ""
@@ -150,11 +159,30 @@ def localisation_meaning(localisation: Any) -> str:
 
 @register.filter
 def verdict(value: Any) -> str:
+    """``PASS``, ``FAIL`` or ``NOT JUDGEABLE`` for a verdict, a criterion's ``passed``, or a
+    criterion itself (one the data could not decide is never a pass or a fail)."""
+    if isinstance(value, Mapping):
+        if value.get("judgeable") is False:
+            return "NOT JUDGEABLE"
+        value = value.get("passed")
     if value is True:
         return "PASS"
     if value is False:
         return "FAIL"
     return text(value).upper()
+
+
+@register.filter
+def verdict_class(value: Any) -> str:
+    """The badge's class for what ``verdict`` prints: pass, fail or undecided."""
+    shown = verdict(value)
+    return {"PASS": "pass", "NOT JUDGEABLE": "undecided"}.get(shown, "fail")
+
+
+@register.filter
+def finding_kind(value: Any) -> str:
+    """A finding's kind (``reports.findings.KINDS``) in words."""
+    return FINDING_KINDS.get(str(value), text(value))
 
 
 @register.filter

@@ -83,6 +83,12 @@ def test_demo_issues_a_pdf_with_hash_auc_and_subgroups(demo):
     )
     assert overlap and 0 < int(overlap.group(1)) < 80, words
     assert "Acme Medical Acme DR-500" in words and "Primary metrics by training source" in words
+    # Issue 18: the findings state the manufacturer criterion and its failing scanner in words:
+    # on the full demo a disparity and Cobalt's sensitivity sentence; on this small one the
+    # model calls no case positive, so the TPR difference (0.000) is flagged as not judgeable.
+    findings = words[words.index("15 Findings") : words.index("16 Discussion and conclusion")]
+    assert "manufacturer TPR difference" in findings and "Cobalt Systems" in findings
+    assert "Overall verdict PASS" not in words
 
 
 def test_the_demo_report_has_a_complete_study_design_that_says_it_is_synthetic(demo):

@@ -496,3 +496,48 @@ def test_worst_case_disparity_intervals_and_p_values_are_printed(sample):
     flat = _flat(_text(render_pdf(document)))
     assert "(0.012–0.234)" in flat
     assert "p=0.046(holm-adjustedp=0.091)" in flat
+
+
+# --------------------------------------------------------------------------- findings (issue 18)
+
+
+def test_findings_discussion_and_limitations_are_printed(sample, sample_pdf):
+    words = " ".join(" ".join(_text(sample_pdf)).split())
+    findings = words[words.index("15 Findings") : words.index("16 Discussion and conclusion")]
+    # The sample's safety finding, stated in a sentence from its own numbers.
+    assert (
+        "Sensitivity for manufacturer Philips is 0.571 (95% CI 0.326\N{EN DASH}0.786; 14 "
+        "positive cases), below the overall 0.850 and below the required 0.700; its interval "
+        "lies wholly below the overall estimate." in findings
+    )
+    assert "Not judgeable moderate Too few cases to judge" in findings  # Agfa, suppressed
+    discussion = words[words.index("16 Discussion and conclusion") : words.index("17 Limitations")]
+    assert sample["discussion"]["conclusion"] in discussion
+    assert "The main safety-relevant subgroup finding: sensitivity for manufacturer Philips" in (
+        discussion
+    )
+    limitations = words[words.index("17 Limitations") : words.index("18 Signatures")]
+    for item in sample["limitations"]:
+        assert item in limitations
+    # Page 1 states the subgroup finding too.
+    page_one = " ".join(_text(sample_pdf)[0].split())
+    assert "Sensitivity for manufacturer Philips is 0.571" in page_one
+
+
+def test_a_not_judgeable_criterion_and_verdict_print_so_and_old_reports_still_render():
+    document = sample_document()
+    criterion = document["summary"]["criteria"][2]
+    criterion.update(passed=None, judgeable=False, reason="the AUC could not be computed")
+    document["summary"]["verdict"] = "not judgeable"
+    for key in ("findings", "discussion", "integrity", "signatures"):
+        del document[key]  # as in a report issued before the findings existed
+    pages = _text(render_pdf(document))
+    page_one = " ".join(pages[0].split())
+    assert "Overall verdict NOT JUDGEABLE" in page_one
+    assert "DeLong (Sun & Xu 2014) NOT JUDGEABLE" in page_one
+    assert "The criterion on the AUC could not be judged: the AUC could not be computed." in (
+        page_one
+    )
+    words = " ".join(" ".join(pages).split())
+    assert "the findings were not generated for reports issued before they existed" in words
+    assert "the discussion was not generated for reports issued before it existed" in words

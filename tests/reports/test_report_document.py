@@ -99,3 +99,22 @@ def test_the_audit_excerpt_includes_the_grant_and_explains_its_gaps(document):
     assert f"Event {gap['first']} is not listed: 1 is about other objects" in words or (
         f"Events {gap['first']}\N{EN DASH}{gap['last']} are not listed" in words
     )
+
+
+def test_findings_discussion_and_limitations_come_from_the_runs_own_numbers(document):
+    from reports.findings import report_discussion, report_findings, report_limitations
+
+    _, doc = document
+    assert doc["findings"] == report_findings(doc)
+    assert doc["discussion"] == report_discussion(doc, doc["findings"])
+    assert doc["limitations"] == report_limitations(doc)
+    assert all(set(item) == {"kind", "severity", "sentence"} for item in doc["findings"])
+    assert doc["discussion"]["conclusion"]
+    # The cohort's files declare themselves synthetic; the vendor declared no training data.
+    assert doc["test_data"]["synthetic"] is True
+    limitations = " ".join(doc["limitations"])
+    assert "The test data are synthetic" in limitations
+    assert "The vendor declared no training data" in limitations
+    assert "Synthetic or single-partner" not in limitations  # the old boilerplate
+    words = _words(doc)
+    assert doc["discussion"]["conclusion"] in words

@@ -21,6 +21,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from reports.findings import report_discussion, report_findings, report_limitations
 from reports.plots import exemplar_png
 from reports.rendering import UNHASHED_KEYS, document_sha256
 from validation.stats.disclosure import rounded
@@ -28,6 +29,7 @@ from validation.stats.exemplars import exemplar_rule
 from validation.stats.independence import RULE as INDEPENDENCE_RULE
 from validation.stats.metrics import to_jsonable
 from validation.stats.metrics.calibration import calibration_summary
+from validation.stats.metrics.proportions import newcombe_difference_interval
 from validation.stats.sample_size import hypotheses_section
 
 _SAMPLE_KEY_SEED = bytes(range(32))
@@ -104,6 +106,12 @@ def _difference(estimate: float, lower: float, upper: float) -> dict:
         "method": "Newcombe hybrid score (method 10)",
         "level": 0.95,
     }
+
+
+def _newcombe(x1: int, n1: int, x2: int, n2: int) -> dict:
+    """The TPR difference of two groups as the fairness summary computes it."""
+    interval = newcombe_difference_interval(x1, n1, x2, n2, level=0.95)
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in interval.as_dict().items()}
 
 
 def _judged(interval: dict) -> dict:
@@ -491,7 +499,7 @@ def _sample() -> dict:
             _subgroup("sex", "F", tp=28, fn=4, tn=57, fp=11, auc=(0.921, 0.866, 0.976)),
             _subgroup("sex", "M", tp=23, fn=5, tn=62, fp=10, auc=(0.903, 0.839, 0.967)),
             _subgroup(
-                "manufacturer", "GE Healthcare", tp=20, fn=4, tn=40, fp=8, auc=(0.9, 0.826, 0.974)
+                "manufacturer", "GE Healthcare", tp=24, fn=0, tn=40, fp=8, auc=(0.9, 0.826, 0.974)
             ),
             _subgroup(
                 "manufacturer",
@@ -502,7 +510,8 @@ def _sample() -> dict:
                 fp=3,
                 auc=(0.934, 0.871, 0.997),
             ),
-            _subgroup("manufacturer", "Philips", tp=12, fn=2, tn=34, fp=8, auc=(0.889, 0.8, 0.978)),
+            # The safety finding the report must state in words: Philips misses 6 of 14.
+            _subgroup("manufacturer", "Philips", tp=8, fn=6, tn=34, fp=8, auc=(0.801, 0.68, 0.922)),
             _subgroup("manufacturer", "Agfa", tp=1, fn=0, tn=3, fp=2, auc=(0.8, 0.4, 1.0)),
         ],
         "calibration": _calibration(),
@@ -525,11 +534,11 @@ def _sample() -> dict:
                 "attribute": "manufacturer",
                 "groups_compared": ["GE Healthcare", "Philips", "Siemens Healthineers"],
                 "groups_excluded": [{"group": "Agfa", "reason": "n < 10"}],
-                "equalized_odds_difference": 0.124,
-                "demographic_parity_difference": 0.095,
-                "tpr_difference": _difference(0.024, -0.196, 0.233),
-                "tpr_max_group": "Siemens Healthineers",
-                "tpr_min_group": "GE Healthcare",
+                "equalized_odds_difference": 0.429,
+                "demographic_parity_difference": 0.159,
+                "tpr_difference": _newcombe(24, 24, 8, 14),
+                "tpr_max_group": "GE Healthcare",
+                "tpr_min_group": "Philips",
                 "fpr_difference": _difference(0.124, -0.011, 0.266),
                 "fpr_max_group": "Philips",
                 "fpr_min_group": "Siemens Healthineers",
@@ -560,21 +569,8 @@ def _sample() -> dict:
                 _exemplar("FP", 0.811, "negative", "unknown", (0.42, 0.64)),
             ],
         },
-        "failures": [
-            {"category": "False negative: small apical pneumothorax (< 1 cm)", "n": 6},
-            {"category": "False negative: supine AP film", "n": 3},
-            {"category": "False positive: skin fold", "n": 11},
-            {"category": "False positive: chest drain in situ", "n": 7},
-            {"category": "False positive: bulla", "n": 3},
-        ],
-        "limitations": [
-            "Agfa scanners contributed 6 cases; subgroup results for them are suppressed and "
-            "performance on that manufacturer is not established.",
-            "Paediatric patients were excluded; the results do not apply to patients under 18.",
-            "Prevalence in the test set (30%) exceeds typical emergency-department prevalence; "
-            "PPV will be lower in clinical use.",
-            "The reference standard relied on radiograph consensus for 159 of 200 cases.",
-        ],
+        # Cases the model could not score (real documents: the failures' categories).
+        "failures": [{"category": "Unreadable DICOM (truncated pixel data)", "n": 3}],
         "audit_excerpt": [
             {"seq": seq, "at": at, "actor": actor, "action": action, "hash": _hash("audit", seq)}
             for seq, at, actor, action in [
@@ -590,6 +586,11 @@ def _sample() -> dict:
     }
     doc["hypotheses"] = _hypotheses(tp, fn, tn, fp)
     doc["independence"] = _independence()
+    # Findings, discussion and limitations by the report's own rules, as document.py adds them.
+    findings = report_findings(doc)
+    doc["findings"] = findings
+    doc["discussion"] = report_discussion(doc, findings)
+    doc["limitations"] = report_limitations(doc)
     doc["audit_gaps"] = [
         {"first": 1042, "last": 1046, "other_objects": 5, "unused": 0},
         {"first": 1048, "last": 1051, "other_objects": 3, "unused": 1},

@@ -268,6 +268,39 @@ def test_results_show_criteria_with_estimates_intervals_and_verdicts_and_suppres
         assert reverse("web:run-plot", args=[run.pk, name]) in body
 
 
+# Sex F and M (30 cases each) are both under this minimum: no two groups can be compared.
+UNDECIDABLE = {
+    "min_cell_size": 40,
+    "acceptance_criteria": [{"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.5}],
+    "fairness_criteria": [
+        {
+            "attribute": "sex",
+            "metric": "tpr_difference",
+            "bound": "estimate",
+            "comparator": "<=",
+            "value": 0.2,
+        }
+    ],
+}
+
+
+def test_results_show_a_criterion_the_data_cannot_decide_as_not_judgeable(world):
+    package = package_of(world.vendor_a, status=ModelPackage.Status.APPROVED)
+    run = scored_run(package, protocol_changes=UNDECIDABLE)
+    response = signed_in(world.vendor_user).get(reverse("web:run-results", args=[run.pk]))
+    body = response.content.decode()
+    auc, fairness = response.context["criteria"]
+    assert auc["passed"] is True
+    assert fairness["judgeable"] is False and fairness["passed"] is None
+    assert response.context["verdict"] == "not judgeable"
+    assert "Overall: not judgeable" in body and "Overall: pass" not in body
+    assert body.count("Not judgeable</span>") == 1 and "badge--warn" in body
+    assert "disparities undefined: 0 group(s) with n &gt;= 40" in body  # the reason
+    console = signed_in(world.reviewer).get(reverse("web:console-run-results", args=[run.pk]))
+    html = console.content.decode()
+    assert "Acceptance: not judgeable" in html and "Not judgeable</span>" in html
+
+
 def test_results_are_exactly_what_the_api_gives_the_vendor(world):
     package = package_of(world.vendor_a, status=ModelPackage.Status.APPROVED)
     run = scored_run(package)

@@ -48,16 +48,27 @@ def run_of(package, partner=None, **fields) -> ValidationRun:
     return RunFactory.create(package=package, dataset_version=version, **fields)
 
 
-def scored_run(package, *, n=60, min_cell=5, partner=None, **fields) -> ValidationRun:
+def scored_run(
+    package, *, n=60, min_cell=5, partner=None, protocol_changes=None, **fields
+) -> ValidationRun:
     """A run whose results the real scoring service computed from `n` predictions: sex F/M
-    evenly, plus one 'X' case (a cell below the minimum size, suppressed for vendors)."""
+    evenly, plus one 'X' case (a cell below the minimum size, suppressed for vendors).
+    `protocol_changes` overrides keys of its protocol document."""
     document = with_defaults(
         protocol_document(
-            min_cell_size=min_cell,
-            acceptance_criteria=[
-                {"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.5},
-                {"metric": "sensitivity", "bound": "estimate", "comparator": ">=", "value": 0.99},
-            ],
+            **{
+                "min_cell_size": min_cell,
+                "acceptance_criteria": [
+                    {"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.5},
+                    {
+                        "metric": "sensitivity",
+                        "bound": "estimate",
+                        "comparator": ">=",
+                        "value": 0.99,
+                    },
+                ],
+                **(protocol_changes or {}),
+            }
         )
     )
     protocol = ProtocolFactory.create(

@@ -279,14 +279,27 @@ class CriterionSerializer(serializers.Serializer):
     comparator = serializers.CharField(required=False)
     value = _float()
     observed = _float()
-    passed = serializers.BooleanField(required=False, allow_null=True)
+    passed = serializers.BooleanField(
+        required=False, allow_null=True, help_text="Null when the criterion cannot be judged."
+    )
+    judgeable = serializers.BooleanField(
+        required=False,
+        help_text="False when the data cannot decide the criterion (absent in results scored "
+        "before the field existed).",
+    )
+    reason = serializers.CharField(
+        required=False, allow_blank=True, help_text="Why the criterion cannot be judged."
+    )
     method = serializers.CharField(required=False, allow_null=True)
     interval = _interval(help_text="The interval the criterion was judged on.")
     note = serializers.CharField(required=False, allow_null=True)
 
 
 class AcceptanceSerializer(serializers.Serializer):
-    verdict = serializers.CharField(required=False)
+    verdict = serializers.CharField(
+        required=False,
+        help_text="pass, fail, or not judgeable (nothing failed, something could not be decided).",
+    )
     criteria = CriterionSerializer(many=True, required=False)
     degenerate = _notes()
 

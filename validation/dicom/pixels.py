@@ -264,6 +264,7 @@ def dicom_attributes(ds: pydicom.Dataset) -> dict[str, Any]:
         "modality": lambda: _text(get("Modality")),
         "rows": lambda: int(ds.Rows) if "Rows" in ds else None,
         "columns": lambda: int(ds.Columns) if "Columns" in ds else None,
+        "synthetic": lambda: declared_synthetic(get("DeidentificationMethod")),
     }
     attributes: dict[str, Any] = {}
     for name, read in fields.items():
@@ -324,6 +325,14 @@ def parse_age(value: Any) -> int | None:
         return None
     n = int(text[:3])
     return {"Y": n, "M": n // 12, "W": n // 52, "D": n // 365}[text[3]]
+
+
+def declared_synthetic(method: Any) -> bool:
+    """Whether the file's De-identification Method (0012,0063), read before the service
+    de-identifies it, declares the image synthetic (generated, not acquired from a patient):
+    the report then says so, and says nothing of the kind for any other data."""
+    values = method if isinstance(method, Sequence) and not isinstance(method, str) else [method]
+    return any("synthetic" in str(value).lower() for value in values if value is not None)
 
 
 def _text(value: Any) -> str | None:

@@ -3,6 +3,7 @@
 import math
 import operator
 
+NOT_JUDGEABLE = "not judgeable"
 COMPARATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
@@ -11,8 +12,9 @@ def evaluate_criteria(
 ) -> list[dict]:
     """Each criterion names a metric, which bound of its interval to use (estimate, lower,
     upper), a comparator and a value. A metric that could not be computed, or a bound its
-    method does not give (a point estimate has no interval), fails; `note` says why. Each
-    result keeps the criterion, the observed number, the method and a readable name."""
+    method does not give (a point estimate has no interval), cannot be judged: ``judgeable``
+    is False, ``passed`` None (neither a pass nor a fail) and ``reason`` and ``note`` say why.
+    Each result keeps the criterion, the observed number, the method and a readable name."""
     results = []
     percent = f"{level * 100:g}%"
     for criterion in criteria:
@@ -20,8 +22,10 @@ def evaluate_criteria(
         observed = interval.get(criterion["bound"])
         if observed is not None and isinstance(observed, float) and math.isnan(observed):
             observed = None
-        passed = observed is not None and COMPARATORS[criterion["comparator"]](
-            observed, criterion["value"]
+        passed = (
+            None
+            if observed is None
+            else bool(COMPARATORS[criterion["comparator"]](observed, criterion["value"]))
         )
         bound = {
             "lower": f"lower {percent} bound of",
@@ -43,7 +47,9 @@ def evaluate_criteria(
                 **criterion,
                 "name": name[0].upper() + name[1:],
                 "observed": observed,
-                "passed": bool(passed),
+                "passed": passed,
+                "judgeable": observed is not None,
+                "reason": note,
                 "method": interval.get("method", ""),
                 "interval": {
                     key: _finite(interval.get(key)) for key in ("estimate", "lower", "upper")
@@ -53,6 +59,22 @@ def evaluate_criteria(
             }
         )
     return results
+
+
+def not_judgeable(result: dict, reason: str) -> dict:
+    """A judged criterion marked as one the data cannot decide: never a pass, never a fail."""
+    return {**result, "passed": None, "judgeable": False, "reason": reason}
+
+
+def overall_verdict(criteria: list[dict]) -> str:
+    """``fail`` when a criterion failed (or none was set), else ``not judgeable`` when a
+    criterion could not be judged, else ``pass``: a verdict is never a pass while any
+    criterion could not be decided."""
+    if not criteria or any(c.get("passed") is False for c in criteria):
+        return "fail"
+    if any(c.get("judgeable") is False or c.get("passed") is not True for c in criteria):
+        return NOT_JUDGEABLE
+    return "pass"
 
 
 def _finite(value):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from validation.stats.acceptance import evaluate_criteria
+from validation.stats.acceptance import evaluate_criteria, not_judgeable, overall_verdict
 from validation.stats.independence import independence_split
 from validation.stats.metrics import (
     MetricInputError,
@@ -136,7 +136,9 @@ def evaluate(
             y, s, source, plan.threshold, min_cell=plan.min_cell, level=plan.level, **methods
         )
     sections = to_jsonable(sections)
-    sections["acceptance"] = _acceptance(sections["primary"], sections["fairness"], plan)
+    sections["acceptance"] = _acceptance(
+        sections["primary"], sections["fairness"], sections["subgroups"], plan
+    )
     if scoring["degenerate"]:
         # A criterion met by a model that does not discriminate (or on no cases) is no pass.
         sections["acceptance"]["degenerate"] = scoring["degenerate"]
@@ -282,22 +284,69 @@ def _adjust_p_values(fairness: list[dict], plan: Plan) -> None:
         row["multiplicity"] = plan.multiplicity if row["exploratory"] else "none (pre-specified)"
 
 
-def _acceptance(primary: dict, fairness: list[dict], plan: Plan) -> dict[str, Any]:
+def _acceptance(
+    primary: dict, fairness: list[dict], subgroups: list[dict], plan: Plan
+) -> dict[str, Any]:
     intervals = {k: v for k, v in primary.items() if isinstance(v, dict) and "estimate" in v}
     criteria = evaluate_criteria(plan.acceptance_criteria, intervals, level=plan.level)
     by_attribute = {row["attribute"]: row for row in fairness}
     for criterion in plan.fairness_criteria:
         row = by_attribute.get(criterion["attribute"], {})
-        criteria += evaluate_criteria(
+        [judged] = evaluate_criteria(
             [criterion],
             _disparity_intervals(row),
             level=plan.level,
             subject=f"{criterion['attribute']}: ",
         )
-    return {
-        "criteria": criteria,
-        "verdict": "pass" if criteria and all(c["passed"] for c in criteria) else "fail",
-    }
+        reason = _fairness_undecidable(criterion, row, subgroups)
+        if reason:
+            judged = not_judgeable(judged, reason)
+        criteria.append(judged)
+    return {"criteria": criteria, "verdict": overall_verdict(criteria)}
+
+
+# The per-group rates a disparity compares: a difference of rates that are 0 (or undefined)
+# in every group is 0 because the model never made that call, not because it treats the
+# groups alike (issue 18: "TPR difference 0.000 because sensitivity is 0 in every group").
+_DISPARITY_RATES = {
+    "tpr_difference": ("sensitivity",),
+    "fpr_difference": ("false-positive rate",),
+    "equalized_odds_difference": ("sensitivity", "false-positive rate"),
+    "demographic_parity_difference": ("selection rate",),
+}
+
+
+def _group_rate(row: Mapping[str, Any], rate: str) -> float | None:
+    if rate == "selection rate":
+        value = row.get("selection_rate")
+        return float(value) if value is not None else None
+    key = "specificity" if rate == "false-positive rate" else "sensitivity"
+    interval = row.get(key)
+    estimate = interval.get("estimate") if isinstance(interval, Mapping) else None
+    if estimate is None or (isinstance(estimate, float) and math.isnan(estimate)):
+        return None
+    return 1.0 - float(estimate) if key == "specificity" else float(estimate)
+
+
+def _fairness_undecidable(
+    criterion: Mapping[str, Any], row: Mapping[str, Any], subgroups: list[dict]
+) -> str:
+    """Why a fairness criterion cannot be judged, or "" when it can: fewer than two groups
+    to compare, or a rate it compares is 0 or undefined in every compared group."""
+    attribute = criterion["attribute"]
+    compared = [str(g) for g in row.get("groups_compared") or []]
+    if len(compared) < 2:
+        notes = "; ".join(row.get("notes") or []) or "fewer than two groups could be compared"
+        return f"{attribute}: {notes}"
+    rows = [r for r in subgroups if r["attribute"] == attribute and str(r["group"]) in compared]
+    for rate in _DISPARITY_RATES.get(criterion["metric"], ()):
+        values = [_group_rate(r, rate) for r in rows]
+        if all(value is None or value == 0 for value in values):
+            return (
+                f"the {rate} is 0 or undefined in every compared {attribute} group "
+                f"({', '.join(compared)}), so their difference measures nothing"
+            )
+    return ""
 
 
 def _disparity_intervals(row: Mapping[str, Any]) -> dict[str, dict]:

@@ -11,6 +11,7 @@ from validation.dicom.pixels import (
     DicomReadError,
     InputSpec,
     batch_inputs,
+    declared_synthetic,
     dicom_attributes,
     parse_dicom,
     read_dicom,
@@ -170,3 +171,15 @@ def test_attributes_read_from_raw_bytes_equal_pydicoms_decoding(tmp_path):
     attributes = dicom_attributes(parse_dicom(Path(files[-1]).read_bytes()))
     assert attributes["manufacturer"] and attributes["sex"] in {"F", "M"}
     assert len(attributes["pixel_spacing"]) == 2 and attributes["kvp"] > 0
+
+
+def test_a_file_is_synthetic_only_when_its_deidentification_method_says_so(tmp_path):
+    manifest = generate_cohort(tmp_path, cases=2, seed=3)
+    path = sorted((manifest.parent / "dicom").glob("*.dcm"))[0]
+    ds = parse_dicom(path.read_bytes())
+    assert dicom_attributes(ds)["synthetic"] is True  # "Synthetic data; PS3.15 basic profile"
+    ds.DeidentificationMethod = ["PS3.15 basic profile", "Retain Device Identity"]
+    assert dicom_attributes(ds)["synthetic"] is False
+    del ds.DeidentificationMethod
+    assert dicom_attributes(ds)["synthetic"] is False
+    assert declared_synthetic(["Basic", "synthetic phantom"]) is True

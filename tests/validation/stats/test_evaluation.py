@@ -154,7 +154,8 @@ def test_without_a_bootstrap_worst_case_disparities_have_no_bounds():
     ]
     plan = _plan(fairness_criteria=criteria, bootstrap={"replicates": 0, "seed": 1})
     judged = evaluate(y, s, groups, plan)["acceptance"]["criteria"][-1]
-    assert judged["passed"] is False and "gives no upper" in judged["note"]
+    assert judged["passed"] is None and judged["judgeable"] is False
+    assert "gives no upper" in judged["note"] and judged["reason"] == judged["note"]
 
 
 def test_bootstrap_is_seeded_and_marks_small_cells():
@@ -289,13 +290,70 @@ def test_protocol_errors_say_what_is_wrong(change, message):
     assert any(message in e for e in errors), errors
 
 
-def test_undefined_metrics_fail_their_criteria_with_a_note():
+def test_undefined_metrics_cannot_be_judged_and_say_why():
     y = np.array([1, 1, 1, 1])
     s = np.array([0.9, 0.8, 0.7, 0.6])
     result = evaluate(
         y, s, {"sex": ["F", "M", "F", "M"], "site": ["A"] * 4, "scanner": ["X"] * 4}, _plan()
     )
     auc = result["acceptance"]["criteria"][0]
-    assert auc["passed"] is False and auc["observed"] is None and "could not" in auc["note"]
+    assert auc["passed"] is None and auc["observed"] is None and "could not" in auc["note"]
+    assert auc["judgeable"] is False and auc["reason"] == auc["note"]
+    # Degenerate (no negative case): a fail, whatever else could not be judged.
+    assert result["acceptance"]["verdict"] == "fail"
     assert result["bootstrap"]["overall"] is None and result["bootstrap"]["note"]
     assert result["calibration"]["slope"]["estimate"] is None  # undefined: one class only
+
+
+def _tpr_criterion(attribute="sex", value=0.15):
+    return {
+        "attribute": attribute,
+        "metric": "tpr_difference",
+        "bound": "estimate",
+        "comparator": "<=",
+        "value": value,
+    }
+
+
+def test_a_tpr_difference_where_no_group_has_a_true_positive_is_not_judgeable():
+    """Issue 18: "PASS, 0.000" because sensitivity was 0 in every group. The model below
+    never calls a case positive, so every group's sensitivity is 0 and their difference 0."""
+    y, s, groups = _study()
+    s = s * 0.4  # every score below the threshold 0.5
+    plan = _plan(
+        acceptance_criteria=[  # AUC: ranks are unchanged by the scaling, so it passes
+            {"metric": "auc", "bound": "lower", "comparator": ">=", "value": 0.6}
+        ],
+        fairness_criteria=[_tpr_criterion()],
+    )
+    result = evaluate(y, s, groups, plan)
+    auc, criterion = result["acceptance"]["criteria"]
+    assert auc["passed"] is True
+    assert criterion["observed"] == 0.0  # what used to read "PASS, 0.000"
+    assert criterion["passed"] is None and criterion["judgeable"] is False
+    assert (
+        "sensitivity is 0 or undefined in every compared sex group (F, M)" in (criterion["reason"])
+    )
+    assert result["acceptance"]["verdict"] == "not judgeable"
+
+
+def test_a_fairness_criterion_with_one_comparable_group_is_not_judgeable():
+    y, s, groups = _study()
+    groups = {**groups, "sex": np.where(np.arange(len(y)) < 5, "F", "M")}  # F: 5 < min cell
+    criterion = evaluate(y, s, groups, _plan(fairness_criteria=[_tpr_criterion()]))["acceptance"][
+        "criteria"
+    ][-1]
+    assert criterion["judgeable"] is False and criterion["passed"] is None
+    assert criterion["reason"].startswith("sex: disparities undefined: 1 group(s)")
+
+
+def test_a_real_disparity_is_judged_and_a_failed_criterion_outranks_an_undecided_one():
+    y, s, groups = _study()
+    fair = [_tpr_criterion("site", 0.05), _tpr_criterion("sex", 0.9)]
+    result = evaluate(y, s, groups, _plan(fairness_criteria=fair))
+    site, sex = result["acceptance"]["criteria"][2:]
+    assert site["judgeable"] is True and site["passed"] is False and site["reason"] == ""
+    assert sex["judgeable"] is True and sex["passed"] is True
+    assert result["acceptance"]["verdict"] == "fail"
+    passing = evaluate(y, s, groups, _plan(fairness_criteria=[_tpr_criterion("sex", 0.9)]))
+    assert passing["acceptance"]["verdict"] == "pass"

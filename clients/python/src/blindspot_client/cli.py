@@ -407,7 +407,11 @@ def cmd_results(args: argparse.Namespace) -> int:
     if criteria:
         print("\nacceptance criteria:")
         for c in criteria:
-            verdict = "PASS" if c.get("passed") else "FAIL"
+            verdict = (
+                "NOT JUDGEABLE"
+                if c.get("judgeable") is False
+                else ("PASS" if c.get("passed") else "FAIL")
+            )
             observed = (
                 f" (observed {_number(c['observed'])})" if c.get("observed") is not None else ""
             )
