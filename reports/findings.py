@@ -533,6 +533,12 @@ def _thin_subgroups(doc: Mapping[str, Any]) -> list[str]:
 
 
 def _independence_limitations(doc: Mapping[str, Any]) -> list[str]:
+    training = _map(_map(doc.get("device")).get("training_data"))
+    if training and training.get("declared") is False:
+        return [
+            "The vendor declared no training data: independence of the test data from the "
+            "training data could not be checked."
+        ]
     independence = _map(doc.get("independence"))
     if is_number(independence.get("n_overlap")) and is_number(independence.get("n_cases")):
         n_overlap, n_cases = int(independence["n_overlap"]), int(independence["n_cases"])
@@ -551,11 +557,5 @@ def _independence_limitations(doc: Mapping[str, Any]) -> list[str]:
             "Test sites overlap the vendor's declared training sites ("
             + ", ".join(str(s) for s in overlapping)
             + "): performance there may overstate performance on unseen sites."
-        ]
-    training = _map(_map(doc.get("device")).get("training_data"))
-    if training and training.get("declared") is False:
-        return [
-            "The vendor declared no training data: independence of the test data from the "
-            "training data could not be checked."
         ]
     return []
