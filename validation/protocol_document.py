@@ -14,6 +14,8 @@ DISPARITIES = [
     "equalized_odds_difference",
     "demographic_parity_difference",
 ]
+#: What a comparison of two model versions can pre-register (validation/stats/comparison.py).
+COMPARISON_METRICS = ["auc", "sensitivity", "specificity"]
 #: Each calibration bin is a cell of the disclosure rule (validation/stats/disclosure.py).
 MAX_CALIBRATION_BINS = 20
 
@@ -134,6 +136,31 @@ PROTOCOL_SCHEMA = {
             "items": {"enum": ["reviewed", "approved"]},
         },
         "max_runs_per_vendor": {"type": "integer", "minimum": 1},
+        # A comparison of two versions on the same cases (a predetermined change control
+        # plan): each endpoint's difference (candidate minus baseline) must have its lower
+        # bound above -margin (non-inferiority) or above margin (superiority, usually 0).
+        # Optional and without a default, so a document without it hashes as before.
+        "comparison": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["endpoints"],
+            "properties": {
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["metric", "hypothesis", "margin"],
+                        "properties": {
+                            "metric": {"enum": COMPARISON_METRICS},
+                            "hypothesis": {"enum": ["non-inferiority", "superiority"]},
+                            "margin": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                        },
+                    },
+                },
+            },
+        },
     },
 }
 
@@ -214,7 +241,7 @@ def _schema_problems(error: jsonschema.ValidationError) -> list[DocumentProblem]
 def _consistency_problems(document: dict) -> list[DocumentProblem]:
     """What the schema cannot say: no text holds a NUL character (PostgreSQL's jsonb cannot
     store one), bins must increase, an attribute is declared once, and a fairness criterion
-    names a declared subgroup attribute."""
+    names a declared subgroup attribute, and a comparison endpoint's metric is declared once."""
     problems = list(_nul_problems(document, ()))
     declared = [spec["attribute"] for spec in document.get("subgroups", [])]
     for i, spec in enumerate(document.get("subgroups", [])):
@@ -238,6 +265,16 @@ def _consistency_problems(document: dict) -> list[DocumentProblem]:
                     ("fairness_criteria", i, "attribute"),
                     f"{criterion['attribute']!r} is not one of the protocol's subgroup "
                     f"attributes ({', '.join(declared) or 'none declared'})",
+                )
+            )
+    endpoints = (document.get("comparison") or {}).get("endpoints", [])
+    metrics = [endpoint["metric"] for endpoint in endpoints]
+    for i, metric in enumerate(metrics):
+        if metric in metrics[:i]:
+            problems.append(
+                DocumentProblem(
+                    ("comparison", "endpoints", i, "metric"),
+                    f"{metric!r} is declared twice: one hypothesis and margin per metric",
                 )
             )
     return problems

@@ -20,6 +20,7 @@ from .bootstrap import (
 )
 from .calibration import calibration_summary, reliability_bins
 from .multiplicity import adjust, benjamini_hochberg, holm, two_proportion_p_value
+from .paired import mcnemar, paired_proportion_difference
 from .proportions import (
     clopper_pearson_interval,
     likelihood_ratios,
@@ -65,7 +66,9 @@ __all__ = [
     "holm",
     "jackknife_acceleration",
     "likelihood_ratios",
+    "mcnemar",
     "newcombe_difference_interval",
+    "paired_proportion_difference",
     "percentile_bounds",
     "proportion_interval",
     "reliability_bins",
