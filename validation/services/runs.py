@@ -43,6 +43,7 @@ from validation.services.run_stages import (
     PUBLIC_FAILURE,
     run_advance,
     run_claim,
+    run_comparisons_fail,
     run_fail,
     run_in_status,
 )
@@ -270,6 +271,7 @@ def run_cancel(*, actor, run: ValidationRun) -> ValidationRun:
     run.status, run.finished_at = Status.CANCELLED, timezone.now()
     run.save()
     audit_record(actor=actor, action=AuditAction.RUN_CANCELLED, target=run)
+    run_comparisons_fail(run, "was cancelled.")
     return run
 
 

@@ -147,7 +147,7 @@ class Command(BaseCommand):
             f"cases, stages {run.stage_seconds}"
         )
         self._step("Reviewer and QA approver sign (Part 11)")
-        report = Report.objects.get(run=run, version=1)
+        report = Report.objects.get(run=run, version=1, comparison__isnull=True)
         report_sign(
             actor=people["rita"], report=report, password=demo_password("rita"), meaning="reviewed"
         )
