@@ -6,16 +6,12 @@ import numpy as np
 from django.db import IntegrityError, transaction
 
 from validation.models import MetricResult, Prediction, ValidationRun
-from validation.stats.acceptance import bin_label
+from validation.stats.acceptance import subgroup_values
 from validation.stats.evaluation import Plan, evaluate
 
 
 def _attribute_values(cases, spec: dict) -> list:
-    name = spec["attribute"]
-    values = [case.attributes.get(name) for case in cases]
-    if spec.get("bins"):
-        return [bin_label(v, spec["bins"]) if isinstance(v, int | float) else None for v in values]
-    return values
+    return subgroup_values([case.attributes.get(spec["attribute"]) for case in cases], spec)
 
 
 def run_compute_metrics(run: ValidationRun) -> dict:

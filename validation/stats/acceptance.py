@@ -67,3 +67,14 @@ def bin_label(value, bins: list[float]) -> str | None:
         if low <= value < high:
             return f"{low:g}-{high - 1:g}" if float(high).is_integer() else f"{low:g}-<{high:g}"
     return None
+
+
+def subgroup_values(values, spec: dict) -> list:
+    """One protocol subgroup attribute's values, one per case, as the analysis groups them:
+    numbers banded by the spec's ``bins`` (a number outside every band, or a non-number, is
+    None, pooled as unknown); unbinned attributes as they are. Labels already banded pass
+    through unchanged."""
+    values = list(values)
+    if spec.get("bins"):
+        return [bin_label(v, spec["bins"]) if isinstance(v, int | float) else None for v in values]
+    return values
