@@ -62,7 +62,11 @@ def endpoint_sentence(
 
 
 def verdict_sentence(
-    verdict: Any, endpoints: list[Mapping[str, Any]], *, baseline_version: str, candidate_version: str
+    verdict: Any,
+    endpoints: list[Mapping[str, Any]],
+    *,
+    baseline_version: str,
+    candidate_version: str,
 ) -> str:
     """The comparison as a whole: every pre-registered endpoint met, one or more not, or some
     that could not be judged."""
