@@ -51,6 +51,20 @@ def _refuse(message: str, status_code: int = 400) -> None:
     raise ApplicationError(message, status_code=status_code)
 
 
+def _baseline_run_check(
+    run: ValidationRun, *, dataset_version: DatasetVersion, protocol: Protocol
+) -> None:
+    if run.dataset_version_id != dataset_version.pk:
+        _refuse(
+            "The baseline run used another dataset version: a comparison pairs the two "
+            "versions' outputs on the same sealed cases."
+        )
+    if run.protocol_id != protocol.pk:
+        _refuse("The baseline run followed another protocol than the comparison's.")
+    if run.status in (ValidationRun.Status.FAILED, ValidationRun.Status.CANCELLED):
+        _refuse(f"The baseline run is {run.status}; start a new one.", 409)
+
+
 @transaction.atomic
 def comparison_start(
     *,
@@ -75,16 +89,8 @@ def comparison_start(
     if (baseline is None) == (baseline_run is None):
         _refuse("Name the baseline either as a package or as an earlier run of it.")
     if baseline_run is not None:
+        _baseline_run_check(baseline_run, dataset_version=dataset_version, protocol=protocol)
         baseline = baseline_run.package
-        if baseline_run.dataset_version_id != dataset_version.pk:
-            _refuse(
-                "The baseline run used another dataset version: a comparison pairs the two "
-                "versions' outputs on the same sealed cases."
-            )
-        if baseline_run.protocol_id != protocol.pk:
-            _refuse("The baseline run followed another protocol than the comparison's.")
-        if baseline_run.status in (ValidationRun.Status.FAILED, ValidationRun.Status.CANCELLED):
-            _refuse(f"The baseline run is {baseline_run.status}; start a new one.", 409)
     assert baseline is not None
     comparison_plan = (protocol.document or {}).get("comparison")
     if not comparison_plan:
