@@ -269,3 +269,22 @@ def test_the_comparison_report_is_signed_issued_and_verified(
     correction = report_correct(actor=world.reviewer, report=report, reason="Typo in a name.")
     assert correction.version == 2 and correction.comparison == comparison
     assert correction.document["report"]["supersedes"]["version"] == 1
+
+
+def test_an_earlier_baseline_run_stands_in_and_a_cancel_fails_the_comparison(
+    world, setup, django_capture_on_commit_callbacks
+):
+    baseline, candidate, version, protocol = setup
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        earlier = runs.run_start(
+            actor=world.reviewer, package=baseline, dataset_version=version, protocol=protocol
+        )
+        comparison = _start(world, setup, baseline=None, baseline_run=earlier)
+    assert comparison.baseline == earlier
+    assert ValidationRun.objects.filter(package=baseline).count() == 1  # not started again
+    assert len([q for q in queued if isinstance(q, QueuedTask)]) == 2
+    runs.run_cancel(actor=world.reviewer, run=comparison.candidate)
+    comparison.refresh_from_db()
+    assert comparison.status == ComparisonRun.Status.FAILED
+    assert comparison.error_public == "The candidate run was cancelled."
+    assert AuditEvent.objects.filter(action=AuditAction.COMPARISON_FAILED).count() == 1
