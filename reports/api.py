@@ -28,7 +28,7 @@ from validation.errors import ApplicationError
 
 class ReportSerializer(serializers.ModelSerializer):
     reference = serializers.CharField()
-    comparison = serializers.PrimaryKeyRelatedField(
+    comparison: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
         read_only=True,
         allow_null=True,
         help_text="Set on a comparison report (reference C-...): the comparison run it reports; "

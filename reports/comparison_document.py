@@ -42,7 +42,9 @@ def _package(run: ValidationRun) -> dict:
 
 def lineage(candidate: ModelPackage, baseline: ModelPackage) -> list[dict]:
     """The versions from the candidate back to the baseline, newest first."""
-    chain, package, seen = [], candidate, set()
+    chain: list[dict] = []
+    package: ModelPackage | None = candidate
+    seen: set[int] = set()
     while package is not None and package.pk not in seen:
         seen.add(package.pk)
         chain.append({"version": package.version, "sha256": package.sha256})

@@ -94,7 +94,7 @@ COMPARISON = {
     ]
 }
 # Version 1.1 of the demo model: trained longer, from another seed, on the same kind of data.
-SUCCESSOR = {"version": "1.1.0", "seed_offset": 1, "epochs": 14}
+SUCCESSOR_VERSION, SUCCESSOR_SEED_OFFSET, SUCCESSOR_EPOCHS = "1.1.0", 1, 14
 
 
 def demo_password(username: str) -> str:
@@ -226,7 +226,7 @@ class Command(BaseCommand):
         `supersedes`, submitted and approved like any package, then the comparison run under a
         protocol with a comparison block, and its report signed and issued."""
         people, baseline = context["people"], context["package"]
-        self._step(f"Vendor trains version {SUCCESSOR['version']} (supersedes {baseline.version})")
+        self._step(f"Vendor trains version {SUCCESSOR_VERSION} (supersedes {baseline.version})")
         candidate = self._successor(people, context)
         self._step("Validation team locks the comparison protocol and starts the comparison")
         protocol = protocol_create(
@@ -289,14 +289,14 @@ class Command(BaseCommand):
             context["training_cases"], seed + 1000, size=64, site_weights=TRAINING_SITES
         )
         model = train_reference_model(
-            x, y, seed=seed + SUCCESSOR["seed_offset"], epochs=SUCCESSOR["epochs"]
+            x, y, seed=seed + SUCCESSOR_SEED_OFFSET, epochs=SUCCESSOR_EPOCHS
         )
         candidate = self._build_and_submit(
-            people, model, x, version=SUCCESSOR["version"], supersedes=baseline.version
+            people, model, x, version=SUCCESSOR_VERSION, supersedes=baseline.version
         )
         if candidate is None or candidate.supersedes_id != baseline.pk:
             raise CommandError(
-                f"LesionFinder {SUCCESSOR['version']} is taken by a model that does not succeed "
+                f"LesionFinder {SUCCESSOR_VERSION} is taken by a model that does not succeed "
                 f"{baseline.version}; run the demo on a fresh var/ (BLINDSPOT_VAR_DIR)."
             )
         if candidate.status == ModelPackage.Status.SUBMITTED:
