@@ -1,5 +1,5 @@
 # Reference values for tests/validation/stats/test_demo_comparison_proc.py, computed once with
-# R and pROC (Debian bookworm: apt-get install r-base-core r-cran-proc) on
+# R 4.2.2 and pROC 1.18.0 (Debian bookworm: apt-get install r-base-core r-cran-proc) on
 # demo_comparison_scores.csv: the paired scores of `manage.py demo --compare` (seed 7, 240
 # cases; exported with --export-scores: label, then LesionFinder 1.0.0's and 1.1.0's score per
 # case in case order, empty where a version failed on the case). Run from the repository root:
