@@ -30,8 +30,12 @@ import numpy as np
 
 from validation.stats.acceptance import subgroup_values
 from validation.stats.evaluation import Plan
-from validation.stats.metrics import MetricInputError, to_jsonable
-from validation.stats.metrics._base import as_labels, check_same_length
+from validation.stats.metrics import (
+    MetricInputError,
+    as_labels,
+    check_same_length,
+    to_jsonable,
+)
 from validation.stats.metrics.binary import predict
 from validation.stats.metrics.paired import mcnemar, paired_proportion_difference
 from validation.stats.metrics.proportions import proportion_interval
@@ -39,6 +43,7 @@ from validation.stats.metrics.roc import DELONG_PAIRED, auc_delong, delong_paire
 from validation.stats.metrics.subgroups import UNKNOWN, group_labels
 
 PAIRED_METRICS = ("auc", "sensitivity", "specificity")
+#: The decision rule of each hypothesis; ``name`` in each endpoint states it with the numbers.
 RULES = {
     "non-inferiority": "lower bound of the difference > -margin",
     "superiority": "lower bound of the difference > margin",
@@ -103,7 +108,7 @@ def evaluate_comparison(
     )
     overall = {metric: pair.compare(metric) for metric in PAIRED_METRICS}
     endpoints = [
-        _endpoint(endpoint, overall[endpoint["metric"]])
+        _endpoint(endpoint, overall[endpoint["metric"]], settings.level)
         for endpoint in (plan.get("comparison") or {}).get("endpoints", [])
     ]
     result = {
@@ -221,10 +226,18 @@ class _Pair:
         }
 
 
-def _endpoint(endpoint: Mapping[str, Any], compared: Mapping[str, Any]) -> dict[str, Any]:
+def _endpoint(
+    endpoint: Mapping[str, Any], compared: Mapping[str, Any], level: float
+) -> dict[str, Any]:
     """One pre-registered endpoint with its decision on the difference's lower bound."""
     hypothesis, margin = endpoint["hypothesis"], float(endpoint["margin"])
     threshold = -margin if hypothesis == "non-inferiority" else margin
+    shown = "AUC" if endpoint["metric"] == "auc" else endpoint["metric"]
+    claim = "non-inferior" if hypothesis == "non-inferiority" else "superior"
+    name = (
+        f"Candidate {shown} {claim} to the baseline (margin {margin:g}): lower "
+        f"{level * 100:g}% bound of candidate minus baseline > {threshold:g}"
+    )
     difference = compared["difference"] or {}
     lower = difference.get("lower")
     passed: bool | None
@@ -236,6 +249,7 @@ def _endpoint(endpoint: Mapping[str, Any], compared: Mapping[str, Any]) -> dict[
         reason = ""
     return {
         "metric": endpoint["metric"],
+        "name": name,
         "hypothesis": hypothesis,
         "margin": margin,
         "baseline": compared["baseline"],

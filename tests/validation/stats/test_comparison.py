@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from validation.stats.comparison import EXCLUSION_NOTE, evaluate_comparison
 from validation.stats.metrics import MetricInputError
 from validation.stats.metrics.paired import MCNEMAR_CC, MCNEMAR_EXACT, NEWCOMBE_PAIRED
-from validation.stats.metrics.roc import DELONG, DELONG_LOGIT, DELONG_PAIRED
+from validation.stats.metrics.roc import DELONG, DELONG_LOGIT, DELONG_PAIRED, delong_paired
 
 HERE = Path(__file__).resolve().parent
 ASAH = HERE.parents[1] / "data" / "aSAH.csv"
@@ -108,6 +109,13 @@ def test_auc_difference_on_asah_matches_proc_roc_test(asah):
     assert auc["candidate"]["estimate"] == pytest.approx(0.8236788618, abs=TOL)
     assert (result["n_cases"], result["n_pos"], result["n_neg"]) == (113, 41, 72)
     assert auc["passed"] is True and auc["threshold"] == -0.05
+    assert auc["name"] == (
+        "Candidate AUC non-inferior to the baseline (margin 0.05): "
+        "lower 95% bound of candidate minus baseline > -0.05"
+    )
+    superiority = endpoint(result, "specificity")["name"]
+    assert superiority.startswith("Candidate specificity superior to the baseline (margin 0)")
+    assert superiority.endswith("> 0")
 
 
 def test_the_plan_names_the_auc_interval_and_the_level(asah):
@@ -364,3 +372,22 @@ def test_a_subgroup_with_one_class_gets_only_the_differences_it_can_have():
     assert b["specificity"]["method"] == NEWCOMBE_PAIRED
     a = next(row for row in result["subgroups"] if row["group"] == "a")
     assert all(a[metric] is not None for metric in ("auc", "sensitivity", "specificity"))
+
+
+def test_the_paired_auc_difference_covers_in_a_seeded_simulation():
+    """Paired DeLong's Wald interval of the difference, where the single AUC's plain DeLong
+    interval undercovers (20 / 80 cases, AUC near 0.9): correlated binormal scores, 0.90 vs
+    0.92, 1,000 seeded studies (measured 0.967 here; 0.952-0.955 in another seeded grid over
+    20/80 and 50/50 at 0.75 vs 0.80 and 0.90 vs 0.92), held to the 93-97% of issue 18."""
+    rng = np.random.default_rng(20261208)
+    y = np.r_[np.zeros(80), np.ones(20)].astype(int)
+    shifts = np.sqrt(2) * stats.norm.ppf([0.90, 0.92])  # binormal, unit variances
+    rho = 0.6
+    covered = 0
+    for _ in range(1000):
+        shared = np.sqrt(rho) * rng.normal(size=100)
+        baseline = shared + np.sqrt(1 - rho) * rng.normal(size=100) + shifts[0] * y
+        candidate = shared + np.sqrt(1 - rho) * rng.normal(size=100) + shifts[1] * y
+        ci = delong_paired(y, candidate, baseline).ci
+        covered += ci.lower <= 0.02 <= ci.upper
+    assert 0.93 <= covered / 1000 <= 0.97

@@ -5,6 +5,7 @@ Plain pytest: no Django needed.
 
 import math
 
+import numpy as np
 import pytest
 
 from validation.stats.metrics import MetricInputError
@@ -131,3 +132,24 @@ def test_paired_difference_level_widens_and_empty_table_is_undefined():
     assert all(math.isnan(empty[key]) for key in ("estimate", "lower", "upper"))
     with pytest.raises(MetricInputError):
         paired_proportion_difference(1, 2, 3, 4, level=1.0)
+
+
+@pytest.mark.parametrize(
+    ("n", "probabilities"),
+    [
+        (40, (0.7, 0.1, 0.15, 0.05)),
+        (40, (0.8, 0.02, 0.1, 0.08)),  # few discordant pairs
+        (100, (0.3, 0.2, 0.1, 0.4)),
+        (100, (0.4, 0.05, 0.05, 0.5)),  # no true difference
+    ],
+)
+def test_paired_difference_covers_in_a_seeded_simulation(n, probabilities):
+    """Newcombe reports method 10 close to nominal, slightly conservative where discordant
+    pairs are rare; 1,000 seeded paired tables per cell (measured: 0.95-0.985)."""
+    rng = np.random.default_rng(20261208)
+    true = probabilities[2] - probabilities[1]
+    covered = 0
+    for cells in rng.multinomial(n, probabilities, size=1000):
+        result = paired_proportion_difference(*(int(c) for c in cells))
+        covered += result["lower"] <= true <= result["upper"]
+    assert 0.935 <= covered / 1000 <= 0.99

@@ -6,7 +6,7 @@ its method so reports can print it. See each module for the papers the methods f
 tests reproduce published values (pROC's aSAH examples, the FDA 2007 guidance).
 """
 
-from ._base import Interval, MetricInputError, to_jsonable
+from ._base import Interval, MetricInputError, as_labels, check_same_length, to_jsonable
 from .binary import binary_metrics, confusion_counts
 from .bootstrap import (
     BootstrapDistributions,
@@ -47,6 +47,7 @@ __all__ = [
     "MetricInputError",
     "PairedAucResult",
     "adjust",
+    "as_labels",
     "auc_delong",
     "auc_delong_many",
     "bca_bounds",
@@ -57,6 +58,7 @@ __all__ = [
     "bootstrap_metrics",
     "bootstrap_subgroup_metrics",
     "calibration_summary",
+    "check_same_length",
     "clopper_pearson_interval",
     "confusion_counts",
     "delong_paired",
