@@ -9,7 +9,7 @@ from __future__ import annotations
 from reports.comparison_prose import endpoint_sentence, verdict_sentence
 from reports.document import software_versions
 from validation.models import ComparisonRun, ModelPackage, ValidationRun
-from validation.stats.disclosure import rounded
+from validation.stats.disclosure import rounded, subgroups_disclosed
 
 SCHEMA_VERSION = "1.0"
 KIND = "comparison"
@@ -52,18 +52,6 @@ def lineage(candidate: ModelPackage, baseline: ModelPackage) -> list[dict]:
             break
         package = package.supersedes
     return chain
-
-
-def _subgroups(rows: list[dict]) -> list[dict]:
-    """What the vendor may read: a suppressed group keeps its name and loses every number
-    (its counts too, so that its complement cannot be subtracted from the total)."""
-    shown = []
-    for row in rows:
-        if row.get("suppressed"):
-            shown.append({"attribute": row["attribute"], "group": row["group"], "suppressed": True})
-        else:
-            shown.append(rounded(row))
-    return shown
 
 
 def comparison_document_build(
@@ -136,5 +124,8 @@ def comparison_document_build(
         "verdict": result["verdict"],
         "verdict_sentence": verdict_sentence(result["verdict"], result["endpoints"], **names),
         "agreement": result["agreement"],
-        "subgroups": _subgroups(result["subgroups"]),
+        # The issued report goes to the vendor: a group under the minimum keeps its name and
+        # loses every number, and so does its complement where it alone is small (the run
+        # report's disclosure rule).
+        "subgroups": subgroups_disclosed(result["subgroups"], audience="vendor"),
     }
