@@ -7,6 +7,7 @@ below from that file."""
 import csv
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from validation.stats.comparison import evaluate_comparison
 SCORES = Path(__file__).parent / "reference" / "demo_comparison_scores.csv"
 
 # Printed by reference/demo_comparison_proc.R with R 4.2.2 and pROC 1.18.0.
-PROC = {
+PROC: dict[str, Any] = {
     "n_paired": 240,
     "auc_candidate": 0.817377645502645,
     "auc_baseline": 0.80406746031746,
