@@ -5,10 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-$(shell sha256sum requirements.txt | cut -c1-16)
 
-.PHONY: demo test test-fast serve setup migrate lint system
+.PHONY: demo demo-compare test test-fast serve setup migrate lint system
 
 demo: setup migrate
 	$(PY) manage.py demo
+
+# The demo, then version 1.1 of its model compared with 1.0 (a comparison run) and the signed
+# comparison report.
+demo-compare: setup migrate
+	$(PY) manage.py demo --compare
 
 # make lint, then every test: SQLite and PostgreSQL tiers across the cores (scripts/test.sh).
 test: setup

@@ -28,6 +28,12 @@ from validation.errors import ApplicationError
 
 class ReportSerializer(serializers.ModelSerializer):
     reference = serializers.CharField()
+    comparison: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text="Set on a comparison report (reference C-...): the comparison run it reports; "
+        "`run` is then the comparison's candidate run.",
+    )
     current = serializers.SerializerMethodField()
     signatures = serializers.SerializerMethodField()
     missing_signatures = serializers.SerializerMethodField(
@@ -42,6 +48,7 @@ class ReportSerializer(serializers.ModelSerializer):
             "reference",
             "version",
             "run",
+            "comparison",
             "status",
             "content_sha256",
             "issued_document_sha256",

@@ -561,3 +561,8 @@ def _execution(run) -> dict:
         "cold_starts": execution["cold_starts"],
         "redeliveries": execution["redeliveries"],
     }
+
+
+def software_versions() -> dict:
+    """The software a report names (Python and the libraries the analysis used)."""
+    return _software()

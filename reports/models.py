@@ -31,6 +31,16 @@ class Report(models.Model):
     run = models.ForeignKey(
         "validation.ValidationRun", on_delete=models.PROTECT, related_name="reports"
     )
+    # Set on a comparison report (issue 18): `run` is then the comparison's candidate run, so
+    # the scoping, listing and signing paths that read `report.run` keep working; its versions
+    # count per comparison, not per run.
+    comparison = models.ForeignKey(
+        "validation.ComparisonRun",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reports",
+    )
     version = models.PositiveIntegerField(default=1)
     supersedes = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
@@ -55,7 +65,16 @@ class Report(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "version"], name="report_version_once"),
+            models.UniqueConstraint(
+                fields=["run", "version"],
+                condition=Q(comparison__isnull=True),
+                name="report_version_once",
+            ),
+            models.UniqueConstraint(
+                fields=["comparison", "version"],
+                condition=Q(comparison__isnull=False),
+                name="comparison_report_version_once",
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=["awaiting-signature", "issuing"], issued_at__isnull=True)
                 | (
@@ -69,6 +88,8 @@ class Report(models.Model):
 
     @property
     def reference(self) -> str:
+        if self.comparison_id is not None:
+            return f"C-{self.comparison_id:06d}"
         return f"R-{self.run_id:06d}"
 
     def save(self, *args, **kwargs):

@@ -46,6 +46,8 @@ from reports.template_filters import register, sanitise, text
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_NAME = "reports/report.html"
+# A comparison report (document["report"]["kind"] == "comparison"): same stylesheet and filters.
+COMPARISON_TEMPLATE_NAME = "reports/comparison.html"
 STYLESHEET_PATH = TEMPLATE_DIR / "reports" / "report.css"
 
 _MAX_DATA_URL_BYTES = 32 * 1024 * 1024
@@ -276,7 +278,34 @@ def render_html(document: dict) -> str:
     # same hash give the same PDF even after a JSONB round trip has reordered their keys.
     canonical = json.loads(canonical_json(document))
     context = _context(sanitise(canonical), _integrity_check(canonical))
-    return _engine().get_template(TEMPLATE_NAME).render(Context(context, autoescape=True))
+    template = TEMPLATE_NAME
+    if _section(canonical, "report").get("kind") == "comparison":
+        template = COMPARISON_TEMPLATE_NAME
+        context.update(_comparison_context(context["doc"], context["meta"]))
+    return _engine().get_template(template).render(Context(context, autoescape=True))
+
+
+def _comparison_context(document: Mapping, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What the comparison template needs beyond the shared context (title, sandbox)."""
+    report = _section(document, "report")
+    packages = _section(document, "packages")
+    return {
+        "unsandboxed": any(
+            _section(_section(packages, role), "run").get("sandboxed") is not True
+            for role in ("baseline", "candidate")
+        ),
+        "metric_keys": ["auc", "sensitivity", "specificity"],
+        "subgroup_keys": ["sensitivity", "specificity", "auc"],
+        "agreement_tables": [
+            ("Positives (sensitivity)", "positives"),
+            ("Negatives (specificity)", "negatives"),
+        ],
+        "meta": {
+            **meta,
+            "title": f"Blindspot comparison report {text(report.get('id'))} "
+            f"version {text(report.get('version'))}",
+        },
+    }
 
 
 _EPOCH_LOCK = threading.Lock()

@@ -17,6 +17,7 @@ from audit.models import AuditAction
 from audit.services import audit_record
 from config.celery import enqueue_on_commit
 from reports.canonical import canonical_json, content_sha256, document_sha256
+from reports.comparison_document import comparison_document_build
 from reports.dicom import NotAReportObject
 from reports.document import report_document_build
 from reports.models import Report, Signature
@@ -26,7 +27,7 @@ from reports.selectors import PdfVerification, report_dicom, report_verification
 from reports.signing import public_key_fingerprint, sign_digest
 from validation import task_names
 from validation.errors import ApplicationError, PermissionDenied
-from validation.models import Membership, Organisation, Role, ValidationRun
+from validation.models import ComparisonRun, Membership, Organisation, Role, ValidationRun
 from validation.selectors import is_validation_team
 from validation.storage import media_path, media_put
 
@@ -51,7 +52,7 @@ def signatures_missing(required: list[str], given: set[str]) -> list[str]:
 def report_draft(*, run: ValidationRun) -> Report:
     """Build the report document for a run that has finished its analysis. Must run inside
     the caller's transaction. Idempotent: returns the existing draft. Emits REPORT_DRAFTED."""
-    existing = Report.objects.filter(run=run, version=1).first()
+    existing = Report.objects.filter(run=run, version=1, comparison__isnull=True).first()
     if existing is not None:
         return existing
     report = _new_version(run, version=1)
@@ -64,14 +65,45 @@ def report_draft(*, run: ValidationRun) -> Report:
     return report
 
 
-def _new_version(
-    run: ValidationRun, *, version: int, supersedes: Report | None = None, reason: str = ""
-) -> Report:
-    """A report draft built from the run's stored results; a correction names the version it
-    supersedes and why."""
-    document = report_document_build(
-        run, report_ref=f"R-{run.pk:06d}", version=version, generated_at=timezone.now()
+def comparison_report_draft(*, comparison: ComparisonRun) -> Report:
+    """Build the comparison report of a scored comparison run (its `result` stored). Must run
+    inside the caller's transaction. Its `run` is the comparison's candidate run, so the paths
+    that scope, list and sign reports by run read it as they read that run's report.
+    Idempotent: returns the existing draft. Emits REPORT_DRAFTED."""
+    existing = Report.objects.filter(comparison=comparison, version=1).first()
+    if existing is not None:
+        return existing
+    report = _new_version(comparison.candidate, version=1, comparison=comparison)
+    audit_record(
+        actor=None,
+        action=AuditAction.REPORT_DRAFTED,
+        target=report,
+        payload={"content_sha256": report.content_sha256, "comparison": comparison.pk},
     )
+    return report
+
+
+def _new_version(
+    run: ValidationRun,
+    *,
+    version: int,
+    supersedes: Report | None = None,
+    reason: str = "",
+    comparison: ComparisonRun | None = None,
+) -> Report:
+    """A report draft built from the run's (or the comparison's) stored results; a correction
+    names the version it supersedes and why."""
+    if comparison is not None:
+        document = comparison_document_build(
+            comparison,
+            report_ref=f"C-{comparison.pk:06d}",
+            version=version,
+            generated_at=timezone.now(),
+        )
+    else:
+        document = report_document_build(
+            run, report_ref=f"R-{run.pk:06d}", version=version, generated_at=timezone.now()
+        )
     if supersedes is not None:
         document["report"]["supersedes"] = {
             "version": supersedes.version,
@@ -80,6 +112,7 @@ def _new_version(
         }
     return Report.objects.create(
         run=run,
+        comparison=comparison,
         version=version,
         supersedes=supersedes,
         document=document,
@@ -204,9 +237,14 @@ def report_issue(*, report_id: int) -> None:
             report.pdf_path, report.pdf_sha256 = relative, pdf_sha
             report.issued_at = timezone.now()
             report.save()
-            ValidationRun.objects.filter(pk=report.run_id).update(
-                status=ValidationRun.Status.ISSUED
-            )
+            if report.comparison_id is not None:
+                ComparisonRun.objects.filter(pk=report.comparison_id).update(
+                    status=ComparisonRun.Status.ISSUED
+                )
+            else:
+                ValidationRun.objects.filter(pk=report.run_id).update(
+                    status=ValidationRun.Status.ISSUED
+                )
             audit_record(
                 actor=None,
                 action=AuditAction.REPORT_ISSUED,
@@ -306,8 +344,15 @@ def report_correct(*, actor, report: Report, reason: str) -> Report:
             "This version already has a correction; correct the newest version instead.",
             status_code=409,
         )
-    version = Report.objects.filter(run=report.run).count() + 1
-    correction = _new_version(report.run, version=version, supersedes=report, reason=reason)
+    comparison = report.comparison
+    versions = Report.objects.filter(run=report.run, comparison=comparison)
+    correction = _new_version(
+        report.run,
+        version=versions.count() + 1,
+        supersedes=report,
+        reason=reason,
+        comparison=comparison,
+    )
     audit_record(
         actor=actor,
         action=AuditAction.REPORT_CORRECTION_DRAFTED,

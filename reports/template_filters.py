@@ -13,7 +13,7 @@ from django.template import Library
 from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 
-from reports import prose
+from reports import comparison_prose, prose
 from reports.numbers import MISSING as _MISSING
 from reports.numbers import fixed3, interval_range, is_number, level_label, p_value
 from validation import study_card as _study_card
@@ -285,3 +285,17 @@ def reference_standard_sentence(reference_standard: Any) -> str:
         if reference_standard.get(key) not in (None, "")
     }
     return _study_card.reference_standard_prose({"reference_standard": entries})
+
+
+# --- the comparison report (templates/reports/comparison.html) ---
+
+
+@register.filter
+def metric_name(value: Any) -> str:
+    return comparison_prose.METRIC_NAMES.get(str(value), text(value))
+
+
+@register.filter
+def comparison_rule(endpoint: Any) -> str:
+    """A pre-registered comparison endpoint's rule with its number: "lower bound > −0.050"."""
+    return comparison_prose.margin_text(endpoint) if isinstance(endpoint, Mapping) else _MISSING

@@ -16,6 +16,7 @@ EXPECTED = {
     "validation.tasks.run_explain": (tasks.run_explain, "gpu"),
     "validation.tasks.run_score": (tasks.run_score, "default"),
     "validation.tasks.run_report": (tasks.run_report, "reports"),
+    "validation.tasks.comparison_score": (tasks.comparison_score, "default"),
     "validation.tasks.dataset_import": (tasks.dataset_import, "default"),
     "reports.tasks.report_issue": (report_tasks.report_issue, "reports"),
     "reports.tasks.report_pages_make": (report_tasks.report_pages_make, "reports"),

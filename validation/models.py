@@ -155,6 +155,11 @@ class ModelPackage(models.Model):
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True)
+    # The version of the same model (vendor and name) that this one succeeds, as its manifest's
+    # `supersedes` named it; intake refuses a predecessor the vendor never submitted.
+    supersedes = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="successors"
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -569,3 +574,61 @@ class MetricResult(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} {self.section}"
+
+
+class ComparisonRun(models.Model):
+    """Two validation runs compared case by case (issue 18's predetermined change control plan):
+    a baseline and a candidate package of one vendor's model, on the same sealed dataset
+    version under the same locked protocol, whose `comparison` block pre-registers the paired
+    endpoints, hypotheses and margins. Scored once both runs are; `result` holds what
+    `validation.stats.comparison.evaluate_comparison` returned, and the comparison report
+    (reports.Report with this comparison) is drafted from it."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"  # one run or both still before the end of scoring
+        SCORING = "scoring"  # both runs scored; the paired analysis is under way
+        AWAITING_SIGNATURE = "awaiting-signature"
+        ISSUED = "issued"
+        FAILED = "failed"
+
+    TERMINAL = {Status.ISSUED, Status.FAILED}
+
+    baseline = models.OneToOneField(
+        ValidationRun, on_delete=models.PROTECT, related_name="comparison_as_baseline"
+    )
+    candidate = models.OneToOneField(
+        ValidationRun, on_delete=models.PROTECT, related_name="comparison_as_candidate"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.RUNNING)
+    result = models.JSONField(default=dict, blank=True)
+    error_public = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(baseline=models.F("candidate")), name="comparison_two_runs"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["running", "scoring", "awaiting-signature", "issued", "failed"]
+                ),
+                name="comparison_status",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="failed") | ~Q(error_public=""),
+                name="comparison_failure_explained",
+            ),
+        ]
+
+    @property
+    def reference(self) -> str:
+        return f"C-{self.pk:06d}"
+
+    def __str__(self) -> str:
+        return f"Comparison {self.pk} ({self.status})"

@@ -81,7 +81,7 @@ def get_or_404(queryset: QuerySet, pk):
 
 
 def packages_visible_to(user) -> QuerySet[ModelPackage]:
-    qs = ModelPackage.objects.select_related("vendor")
+    qs = ModelPackage.objects.select_related("vendor", "supersedes")
     if is_validation_team(user) or is_auditor(user):
         return qs
     return qs.filter(vendor_id__in=org_ids_of(user, Role.VENDOR_MEMBER))

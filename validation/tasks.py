@@ -5,7 +5,7 @@ import socket
 
 from config.celery import cpu_task, gpu_task, report_task
 from validation import task_names
-from validation.services import dataset_imports, packages, runs, shards
+from validation.services import comparisons, dataset_imports, packages, runs, shards
 
 
 @cpu_task(name=task_names.RUN_INFER)
@@ -32,6 +32,11 @@ def run_explain(*, run_id: int) -> None:
 @report_task(name=task_names.RUN_REPORT)
 def run_report(*, run_id: int) -> None:
     runs.run_report(run_id=run_id)
+
+
+@cpu_task(name=task_names.COMPARISON_SCORE)
+def comparison_score(*, comparison_id: int) -> None:
+    comparisons.comparison_score(comparison_id=comparison_id)
 
 
 @cpu_task(name=task_names.DATASET_IMPORT, bind=True)

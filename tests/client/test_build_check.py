@@ -215,3 +215,14 @@ def test_the_shipped_example_builds(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert read_package_contents(tmp_path / "lf.tar.gz").manifest["name"] == "ExampleNet"
+
+
+def test_build_writes_the_predecessor_into_the_manifest(vendor, in_process):
+    """`--supersedes` sets the manifest's `supersedes`, checked like any manifest field (the
+    build stops before torch exports anything when it is wrong)."""
+    status, stderr = in_process(*build_args(vendor, extra=("--supersedes", "1.0")))
+    assert status == 2
+    assert "manifest: supersedes: a version cannot succeed itself" in stderr
+    status, stderr = in_process(*build_args(vendor, extra=("--supersedes", "0.9")))
+    assert status == 0, stderr
+    assert read_package_contents(vendor / "tiny.tar.gz").manifest["supersedes"] == "0.9"

@@ -14,8 +14,23 @@ from validation.stats.disclosure import (
 )
 
 
+class PackageRefSerializer(serializers.ModelSerializer):
+    """Another package named by id, version and SHA-256 (a package's predecessor)."""
+
+    class Meta:
+        model = ModelPackage
+        fields = ["id", "name", "version", "sha256"]
+        read_only_fields = fields
+
+
 class PackageSerializer(serializers.ModelSerializer):
     vendor = serializers.CharField(source="vendor.name")
+    supersedes = PackageRefSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="The version of this model that this package succeeds (its manifest's "
+        "`supersedes`), or null.",
+    )
 
     class Meta:
         model = ModelPackage
@@ -36,6 +51,7 @@ class PackageSerializer(serializers.ModelSerializer):
             "manifest",
             "refusal_category",
             "refusal_reasons",
+            "supersedes",
         ]
 
 

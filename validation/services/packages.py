@@ -72,6 +72,8 @@ def package_submit(*, actor, upload, vendor: Organisation | None = None) -> Mode
                 actor, vendor, f"the manifest is invalid ({len(errors)} problem(s))", errors=errors
             )
         _refuse_duplicates(vendor=vendor, sha256=sha256, manifest=manifest)
+        if manifest.get("supersedes") is not None and _predecessor(vendor, manifest) is None:
+            _reject(actor, vendor, _unknown_predecessor(manifest))
         return _package_receive(
             actor=actor,
             vendor=vendor,
@@ -92,6 +94,9 @@ def _package_receive(
     # Checked again in the transaction: two identical uploads may race through the checks, and
     # the database's unique constraints have the last word.
     _refuse_duplicates(vendor=vendor, sha256=sha256, manifest=manifest)
+    predecessor = _predecessor(vendor, manifest)
+    if manifest.get("supersedes") is not None and predecessor is None:
+        raise ApplicationError(f"Package rejected: {_unknown_predecessor(manifest)}")
     try:
         with transaction.atomic():
             package = ModelPackage.objects.create(
@@ -104,6 +109,7 @@ def _package_receive(
                 model_format=model_format,
                 submitted_by=actor,
                 status=ModelPackage.Status.TESTING,
+                supersedes=predecessor,
             )
     except IntegrityError:
         _refuse_duplicates(vendor=vendor, sha256=sha256, manifest=manifest)
@@ -140,11 +146,33 @@ def _refuse_duplicates(*, vendor, sha256: str, manifest: dict) -> None:
             "This exact package (same SHA-256) has already been submitted.", status_code=409
         )
     name, version = manifest["name"], manifest["version"]
-    if current.filter(vendor=vendor, name=name, version=version).exists():
+    taken = current.filter(vendor=vendor, name=name, version=version).first()
+    if taken is not None:
         raise ApplicationError(
-            f"{name} {version} already exists; a changed model needs a new version.",
+            f"{name} {version} was already submitted with other bytes (SHA-256 "
+            f"{taken.sha256[:12]}...); a changed model needs a new version number.",
             status_code=409,
         )
+
+
+def _predecessor(vendor: Organisation, manifest: dict) -> ModelPackage | None:
+    """The package the manifest's `supersedes` names: this vendor's model of the same name at
+    that version (not one the smoke test refused: that version was never submitted)."""
+    version = manifest.get("supersedes")
+    if version is None:
+        return None
+    return (
+        ModelPackage.objects.exclude(status=ModelPackage.Status.REFUSED)
+        .filter(vendor=vendor, name=manifest["name"], version=version)
+        .first()
+    )
+
+
+def _unknown_predecessor(manifest: dict) -> str:
+    return (
+        f"it supersedes {manifest['name']} {manifest['supersedes']}, which this vendor never "
+        f"submitted under that name; name a version you submitted, or leave out `supersedes`."
+    )
 
 
 # What the vendor reads when the smoke test could not be completed for a reason of ours.

@@ -8,14 +8,22 @@ move the run once.
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record
 from config.celery import enqueue_on_commit
-from validation.models import ValidationRun
+from validation import task_names
+from validation.models import ComparisonRun, ValidationRun
 
 Status = ValidationRun.Status
+
+# A run in one of these states has its predictions and metrics stored: a comparison that pairs
+# it with another can be scored once both are.
+SCORED_STATUSES = frozenset(
+    {Status.EXPLAINING, Status.REPORTING, Status.AWAITING_SIGNATURE, Status.ISSUED}
+)
 
 # What a vendor may read when its model fails on partner data: the category, never stderr.
 PUBLIC_FAILURE = {
@@ -73,7 +81,32 @@ def run_advance(
         audit_record(actor=None, action=action, target=locked, payload=payload)
         if next_task is not None:
             enqueue_on_commit(next_task, run_id=run.pk)
+        if to_status in SCORED_STATUSES and from_status not in SCORED_STATUSES:
+            _comparisons_scored(locked)
     return True
+
+
+def _comparisons(run: ValidationRun):
+    """The comparisons this run is part of, not yet final, locked (in id order)."""
+    return (
+        ComparisonRun.objects.select_for_update()
+        .filter(Q(baseline=run) | Q(candidate=run))
+        .exclude(status__in=ComparisonRun.TERMINAL)
+        .order_by("pk")
+    )
+
+
+def _comparisons_scored(run: ValidationRun) -> None:
+    """The run has been scored (inside the transaction that says so): queue the paired
+    analysis of each comparison whose other run is scored too. The comparison's row lock
+    orders two runs that finish scoring at once, so the later one sees the earlier's commit."""
+    for comparison in _comparisons(run):
+        other_id = (
+            comparison.candidate_id if comparison.baseline_id == run.pk else comparison.baseline_id
+        )
+        other = ValidationRun.objects.filter(pk=other_id).values_list("status", flat=True).first()
+        if other in SCORED_STATUSES:
+            enqueue_on_commit(task_names.COMPARISON_SCORE, comparison_id=comparison.pk)
 
 
 def run_in_status(run_id: int, status: str) -> bool:
@@ -98,3 +131,20 @@ def run_fail(*, run_id: int, category: str, detail: str = "") -> None:
     audit_record(
         actor=None, action=AuditAction.RUN_FAILED, target=run, payload={"category": category}
     )
+    run_comparisons_fail(run, f"failed: {run.error_public}")
+
+
+def run_comparisons_fail(run: ValidationRun, what: str) -> None:
+    """Inside the transaction that ends `run` (failed or cancelled): each comparison it is part
+    of cannot be scored and fails, saying which run and why. Emits COMPARISON_FAILED."""
+    for comparison in _comparisons(run):
+        role = "baseline" if comparison.baseline_id == run.pk else "candidate"
+        comparison.status = ComparisonRun.Status.FAILED
+        comparison.error_public = f"The {role} run {what}"[:500]
+        comparison.save(update_fields=["status", "error_public"])
+        audit_record(
+            actor=None,
+            action=AuditAction.COMPARISON_FAILED,
+            target=comparison,
+            payload={"run": run.pk, "role": role, "status": run.status},
+        )

@@ -45,6 +45,7 @@ from validation.services.run_stages import (
     PUBLIC_FAILURE,
     run_advance,
     run_claim,
+    run_comparisons_fail,
     run_fail,
     run_in_status,
 )
@@ -272,6 +273,7 @@ def run_cancel(*, actor, run: ValidationRun) -> ValidationRun:
     run.status, run.finished_at = Status.CANCELLED, timezone.now()
     run.save()
     audit_record(actor=actor, action=AuditAction.RUN_CANCELLED, target=run)
+    run_comparisons_fail(run, "was cancelled.")
     return run
 
 

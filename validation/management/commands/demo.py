@@ -17,8 +17,16 @@ from django.core.management.base import BaseCommand, CommandError
 from reports.models import Report
 from reports.services import report_sign
 from validation.errors import ApplicationError
-from validation.models import Dataset, ModelPackage, Organisation, Role, ValidationRun
+from validation.models import (
+    ComparisonRun,
+    Dataset,
+    ModelPackage,
+    Organisation,
+    Role,
+    ValidationRun,
+)
 from validation.protocol_document import protocol_errors
+from validation.services.comparisons import comparison_start
 from validation.services.datasets import dataset_create, dataset_grant, dataset_version_import
 from validation.services.organisations import organisation_create, user_create_with_role
 from validation.services.packages import package_review, package_submit
@@ -78,6 +86,19 @@ PROTOCOL = {
 }
 
 
+# `--compare`: the change control plan pre-registered for version 1.1 against 1.0 (each
+# difference is 1.1 minus 1.0; non-inferior when its lower 95% bound is above -0.05).
+COMPARISON = {
+    "endpoints": [
+        {"metric": "auc", "hypothesis": "non-inferiority", "margin": 0.05},
+        {"metric": "sensitivity", "hypothesis": "non-inferiority", "margin": 0.05},
+        {"metric": "specificity", "hypothesis": "non-inferiority", "margin": 0.05},
+    ]
+}
+# Version 1.1 of the demo model: trained longer, from another seed, on the same kind of data.
+SUCCESSOR_VERSION, SUCCESSOR_SEED_OFFSET, SUCCESSOR_EPOCHS = "1.1.0", 1, 14
+
+
 def demo_password(username: str) -> str:
     return f"blindspot-demo-{username}"
 
@@ -94,15 +115,29 @@ class Command(BaseCommand):
             type=Path,
             help="a protocol JSON document to validate under instead of the built-in one",
         )
+        parser.add_argument(
+            "--compare",
+            action="store_true",
+            help="then build version 1.1 of the model (supersedes the demo's version), validate "
+            "both under a protocol that pre-registers their comparison, and issue the comparison "
+            "report",
+        )
+        parser.add_argument(
+            "--export-scores",
+            type=Path,
+            help="with --compare: write both versions' scores by case to this CSV",
+        )
 
     def handle(self, *args, **options):
         try:
-            self._demo(
+            context = self._demo(
                 cases=options["cases"],
                 seed=options["seed"],
                 training_cases=options["training_cases"],
                 protocol_document=self._protocol(options["protocol"]),
             )
+            if options["compare"]:
+                self._compare(context, export=options["export_scores"])
         except ApplicationError as exc:
             raise CommandError("\n  ".join([exc.message, *exc.errors])) from exc
 
@@ -120,7 +155,7 @@ class Command(BaseCommand):
             raise CommandError("\n  ".join([f"The protocol {path} is invalid:", *errors]))
         return document
 
-    def _demo(self, *, cases: int, seed: int, training_cases: int, protocol_document: dict) -> None:
+    def _demo(self, *, cases: int, seed: int, training_cases: int, protocol_document: dict) -> dict:
         if settings.PRODUCTION:
             raise CommandError("The demo creates known passwords; it refuses to run in production.")
         if cases < 20:
@@ -149,7 +184,7 @@ class Command(BaseCommand):
             f"cases, stages {run.stage_seconds}"
         )
         self._step("Reviewer and QA approver sign (Part 11)")
-        report = Report.objects.get(run=run, version=1)
+        report = Report.objects.get(run=run, version=1, comparison__isnull=True)
         report_sign(
             actor=people["rita"], report=report, password=demo_password("rita"), meaning="reviewed"
         )
@@ -177,6 +212,134 @@ class Command(BaseCommand):
         self.stdout.write(f"PDF: {pdf}")
         self.stdout.write(f"PDF SHA-256: {report.pdf_sha256}")
         self.stdout.write(f"Document SHA-256 (Ed25519-signed): {report.issued_document_sha256}")
+        return {
+            "people": people,
+            "orgs": orgs,
+            "package": package,
+            "version": version,
+            "protocol_document": protocol_document,
+            "seed": seed,
+            "training_cases": training_cases,
+            "started": started,
+        }
+
+    def _compare(self, context: dict, *, export: Path | None) -> None:
+        """Version 1.1 against the demo's version on the same sealed cases: built with
+        `supersedes`, submitted and approved like any package, then the comparison run under a
+        protocol with a comparison block, and its report signed and issued."""
+        people, baseline = context["people"], context["package"]
+        self._step(f"Vendor trains version {SUCCESSOR_VERSION} (supersedes {baseline.version})")
+        candidate = self._successor(people, context)
+        self._step("Validation team locks the comparison protocol and starts the comparison")
+        protocol = protocol_create(
+            actor=people["rita"],
+            name="Chest lesion triage, version comparison",
+            document={**context["protocol_document"], "comparison": COMPARISON},
+        )
+        comparison = comparison_start(
+            actor=people["rita"],
+            baseline=baseline,
+            candidate=candidate,
+            dataset_version=context["version"],
+            protocol=protocol,
+        )
+        comparison.refresh_from_db()
+        if comparison.status != ComparisonRun.Status.AWAITING_SIGNATURE:
+            raise CommandError(
+                f"The comparison is {comparison.status}: {comparison.error_public or 'its runs '}"
+                "have not finished (without a broker they run here; with one, on its workers)."
+            )
+        if export is not None:
+            self._export_scores(comparison, export)
+        self._step("Reviewer and QA approver sign the comparison report (Part 11)")
+        report = Report.objects.get(comparison=comparison, version=1)
+        report = self._sign(people, report)
+        result = comparison.result
+        self.stdout.write(
+            f"  {result['n_paired']} paired cases ({result['n_pos']} positive), "
+            f"{result['n_excluded']} excluded"
+        )
+        for name, compared in result["overall"].items():
+            difference, test = compared["difference"] or {}, compared["test"] or {}
+            self.stdout.write(
+                f"  {name:<12} {baseline.version} {compared['baseline']['estimate']:.3f}  "
+                f"{candidate.version} {compared['candidate']['estimate']:.3f}  difference "
+                f"{difference.get('estimate', float('nan')):+.3f} "
+                f"[{difference.get('lower', float('nan')):+.3f}, "
+                f"{difference.get('upper', float('nan')):+.3f}]  {test.get('name')}: "
+                f"statistic {test.get('statistic', float('nan')):.3f}, "
+                f"p {test.get('p_value', float('nan')):.4f}"
+            )
+        for endpoint in report.document["endpoints"]:
+            self.stdout.write(f"  {endpoint['sentence']}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nIssued comparison report {report.reference} v{report.version} in "
+                f"{time.perf_counter() - context['started']:.1f} s (since the demo began): "
+                f"{str(result['verdict']).upper()}"
+            )
+        )
+        self.stdout.write(f"PDF: {media_path(report.pdf_path)}")
+        self.stdout.write(f"PDF SHA-256: {report.pdf_sha256}")
+
+    def _successor(self, people, context: dict) -> ModelPackage:
+        from validation.synthetic.cohort import training_arrays
+        from validation.synthetic.reference_model import train_reference_model
+
+        seed, baseline = context["seed"], context["package"]
+        x, y = training_arrays(
+            context["training_cases"], seed + 1000, size=64, site_weights=TRAINING_SITES
+        )
+        model = train_reference_model(
+            x, y, seed=seed + SUCCESSOR_SEED_OFFSET, epochs=SUCCESSOR_EPOCHS
+        )
+        candidate = self._build_and_submit(
+            people, model, x, version=SUCCESSOR_VERSION, supersedes=baseline.version
+        )
+        if candidate is None or candidate.supersedes_id != baseline.pk:
+            raise CommandError(
+                f"LesionFinder {SUCCESSOR_VERSION} is taken by a model that does not succeed "
+                f"{baseline.version}; run the demo on a fresh var/ (BLINDSPOT_VAR_DIR)."
+            )
+        if candidate.status == ModelPackage.Status.SUBMITTED:
+            candidate = package_review(
+                actor=people["rita"], package=candidate, approve=True, note="Version 1.1 reviewed."
+            )
+        return candidate
+
+    def _sign(self, people, report: Report) -> Report:
+        for username, meaning in (("rita", "reviewed"), ("quinn", "approved")):
+            report_sign(
+                actor=people[username],
+                report=report,
+                password=demo_password(username),
+                meaning=meaning,
+            )
+        report.refresh_from_db()  # issued by the issue task once the signature committed
+        if report.status != Report.Status.ISSUED:
+            raise CommandError(f"The report was not issued (status {report.status}).")
+        if sha256_file(media_path(report.pdf_path)) != report.pdf_sha256:
+            raise CommandError("The stored PDF does not match its recorded hash.")
+        return report
+
+    @staticmethod
+    def _export_scores(comparison: ComparisonRun, path: Path) -> None:
+        """Both versions' scores by case (empty where a version failed on the case): the
+        input of the pROC check (tests/validation/stats/reference/demo_comparison_proc.R)."""
+        from validation.services.comparisons import comparison_inputs
+
+        inputs = comparison_inputs(comparison)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            out.write("label,baseline,candidate\n")
+            for label, b, c in zip(
+                inputs["labels"],
+                inputs["scores_baseline"],
+                inputs["scores_candidate"],
+                strict=True,
+            ):
+                cells = ["" if v != v else repr(float(v)) for v in (b, c)]
+                out.write(f"{int(label)},{cells[0]},{cells[1]}\n")
 
     def _step(self, text: str) -> None:
         self.stdout.write(f"- {text}")
@@ -254,7 +417,9 @@ class Command(BaseCommand):
             )
         return package
 
-    def _build_and_submit(self, people, model, x, *, version: str) -> ModelPackage | None:
+    def _build_and_submit(
+        self, people, model, x, *, version: str, supersedes: str | None = None
+    ) -> ModelPackage | None:
         """Build and submit this version; the existing package if the bytes are known; None if
         the version is taken by a different model."""
         import torch
@@ -270,6 +435,7 @@ class Command(BaseCommand):
                 "scanners": ["Acme DR-500", "Aurora CR-2"],
                 "date_range": ["2021-01-01", "2023-12-31"],
             },
+            supersedes=supersedes,
         )
         out = Path(settings.VAR_DIR) / "demo" / f"lesionfinder-{version}.tar.gz"
         build_package(

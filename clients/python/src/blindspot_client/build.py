@@ -36,6 +36,8 @@ class BuildRequest:
     example_batch: int = 2
     model_format: str = "pt2"
     paths: list[Path] = field(default_factory=list)
+    # The version this package succeeds (the manifest's `supersedes`, set or replaced).
+    supersedes: str | None = None
 
 
 def have_torch() -> bool:
@@ -238,6 +240,8 @@ def build(request: BuildRequest) -> tuple[Path | None, list[str]]:
     if request.model_format not in ("pt2", "onnx"):
         problems.append(f"format: must be pt2 or onnx, got {request.model_format!r}")
     manifest = read_manifest(request.manifest, problems)
+    if manifest is not None and request.supersedes is not None:
+        manifest["supersedes"] = request.supersedes
     if manifest is not None:
         problems += [
             f"manifest: {e}" for e in manifest_errors(manifest, model_format=request.model_format)

@@ -108,6 +108,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         example_batch=args.example_batch,
         model_format=args.format,
         paths=args.path,
+        supersedes=args.supersedes,
     )
     out, problems = build(request)
     if problems:
@@ -633,6 +634,12 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="a folder to put on sys.path for --model (repeatable)",
+    )
+    p.add_argument(
+        "--supersedes",
+        metavar="VERSION",
+        help="the version of this model (same name) that this package succeeds; written into "
+        "the manifest's `supersedes` (intake refuses a version you never submitted)",
     )
 
     p = add(

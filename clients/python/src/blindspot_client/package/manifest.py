@@ -42,6 +42,13 @@ MANIFEST_SCHEMA: dict[str, Any] = {
         # Stored in ModelPackage's columns: the schema holds the columns' limits (limits.py).
         "name": {"type": "string", "minLength": 1, "maxLength": PACKAGE_NAME_MAX_LENGTH},
         "version": {"type": "string", "minLength": 1, "maxLength": PACKAGE_VERSION_MAX_LENGTH},
+        # The version of the same model (name and vendor) that this one succeeds: intake refuses
+        # a predecessor the vendor never submitted, and records the lineage.
+        "supersedes": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": PACKAGE_VERSION_MAX_LENGTH,
+        },
         "intended_use": {"type": "string", "minLength": 1, "maxLength": 10000},
         "indications": {**_STRINGS, "minItems": 1},
         "task": {"enum": ["binary-classification"]},
@@ -164,6 +171,7 @@ def default_manifest(
     channels: int = 1,
     height: int = 64,
     width: int = 64,
+    supersedes: str | None = None,
 ) -> dict[str, Any]:
     """A complete binary-classification manifest with the reference pixel pipeline."""
     manifest: dict[str, Any] = {
@@ -189,6 +197,8 @@ def default_manifest(
     }
     if training_data is not None:
         manifest["training_data"] = training_data
+    if supersedes is not None:
+        manifest["supersedes"] = supersedes
     return manifest
 
 
@@ -227,6 +237,8 @@ def manifest_errors(manifest: Any, *, model_format: str = "pt2") -> list[str]:
         errors.append("gradcam_target_layer: a model.pt2 package must name its Grad-CAM layer")
     if "gradcam_reshape" in manifest and manifest.get("gradcam_target_layer") is None:
         errors.append("gradcam_reshape: declared without a gradcam_target_layer to reshape")
+    if manifest.get("supersedes") == manifest["version"]:
+        errors.append("supersedes: a version cannot succeed itself")
     date_range = manifest.get("training_data", {}).get("date_range")
     if date_range and date_range[0] > date_range[1]:
         errors.append("training_data/date_range: start is after end")
