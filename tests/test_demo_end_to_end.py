@@ -13,6 +13,7 @@ import pypdf
 import pytest
 
 from audit.immutability import append_only_trigger_sql, drop_append_only_trigger_sql
+from tests.support.report_sections import SECTION_HEADINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -89,6 +90,36 @@ def test_demo_issues_a_pdf_with_hash_auc_and_subgroups(demo):
     findings = words[words.index("15 Findings") : words.index("16 Discussion and conclusion")]
     assert "manufacturer TPR difference" in findings and "Cobalt Systems" in findings
     assert "Overall verdict PASS" not in words
+
+
+def test_the_demo_report_has_every_section_in_order_with_its_content(demo):
+    """Issue 18's report, read back from the issued PDF's text: every section, in order, each
+    with what it is for (not the "not provided" line of an older document)."""
+    _var_dir, out = demo
+    pdf = Path(re.search(r"^PDF: (.+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    words = " ".join(_pdf_text(pdf).split())
+    places = [words.find(heading) for heading in SECTION_HEADINGS]
+    assert -1 not in places, [h for h, at in zip(SECTION_HEADINGS, places, strict=True) if at < 0]
+    assert places == sorted(places)
+
+    def section(number: int) -> str:
+        heading = SECTION_HEADINGS[number + 1]  # after the executive summary and identity
+        return words[words.index(heading) : words.index(SECTION_HEADINGS[number + 2])]
+
+    summary = words[: words.index("Identity and integrity")]
+    assert "Intended use (as declared by the vendor):" in summary
+    assert re.search(r"AUC lower 95% bound \u2265 0\.750 \d\.\d{3} \(", summary), summary
+    assert "Not provided in the report document" not in words
+    assert "['" not in words
+    assert "The protocol states a performance goal for each primary endpoint" in section(4)
+    assert "at the anticipated value" in section(4)
+    assert "come from sites or scanners the vendor declared it trained on" in section(6)
+    assert "Known by construction" in section(7)
+    assert "Exemplars are chosen by a fixed rule" in section(13)
+    findings = section(15)
+    assert re.search(r"manufacturer[^.]*Cobalt Systems", findings), findings
+    assert "Conclusion" in section(16)
+    assert "p = 0.000" not in words
 
 
 def test_the_demo_report_has_a_complete_study_design_that_says_it_is_synthetic(demo):

@@ -28,35 +28,10 @@ from reports.rendering import (
     render_html,
     render_pdf,
 )
+from tests.support.report_sections import SECTION_HEADINGS
 from tests.support.sample_document import sample_document
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-SECTION_HEADINGS = [
-    "Executive summary",
-    "Identity and integrity",
-    "1 Device description and intended use",
-    "2 Study design",
-    "3 Protocol",
-    "4 Hypotheses and sample size",
-    "5 Test data",
-    "6 Independence from training data",
-    "7 Reference standard",
-    "8 Methods",
-    "9 Primary results",
-    "10 Subgroup results",
-    "11 Fairness",
-    "12 Calibration",
-    "13 Explainability",
-    "14 Failure analysis",
-    "15 Findings",
-    "16 Discussion and conclusion",
-    "17 Limitations",
-    "18 Signatures",
-    "Appendix A Environment and execution",
-    "Appendix B Sandbox",
-    "Appendix C Audit trail excerpt",
-]
 
 
 def _text(pdf: bytes) -> list[str]:

@@ -64,6 +64,13 @@ PROTOCOL = {
         {"metric": "sensitivity", "bound": "lower", "comparator": ">=", "value": 0.60},
         {"metric": "specificity", "bound": "lower", "comparator": ">=", "value": 0.60},
     ],
+    # Pre-stated for section 4: the performance goal of each primary endpoint (the null
+    # hypothesis is that the device does not exceed it) and the value the sample was sized for.
+    "performance_goals": [
+        {"metric": "auc", "goal": 0.75, "anticipated": 0.85, "power": 0.8},
+        {"metric": "sensitivity", "goal": 0.60, "anticipated": 0.80, "power": 0.8},
+        {"metric": "specificity", "goal": 0.60, "anticipated": 0.80, "power": 0.8},
+    ],
     "subgroups": [
         {"attribute": "sex"},
         {"attribute": "manufacturer"},

@@ -1,0 +1,27 @@
+"""The headings every run report prints, in order (tests read them back from the PDF's text)."""
+
+SECTION_HEADINGS = [
+    "Executive summary",
+    "Identity and integrity",
+    "1 Device description and intended use",
+    "2 Study design",
+    "3 Protocol",
+    "4 Hypotheses and sample size",
+    "5 Test data",
+    "6 Independence from training data",
+    "7 Reference standard",
+    "8 Methods",
+    "9 Primary results",
+    "10 Subgroup results",
+    "11 Fairness",
+    "12 Calibration",
+    "13 Explainability",
+    "14 Failure analysis",
+    "15 Findings",
+    "16 Discussion and conclusion",
+    "17 Limitations",
+    "18 Signatures",
+    "Appendix A Environment and execution",
+    "Appendix B Sandbox",
+    "Appendix C Audit trail excerpt",
+]
