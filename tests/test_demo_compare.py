@@ -2,44 +2,24 @@
 two versions of the demo model validated on the same sealed cases, and the comparison report
 issued, read back from its PDF and verified (issue 18 item 13)."""
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import pypdf
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.manage_process import manage, pdf_text
+
 pytestmark = pytest.mark.slow
 
 
-def manage(var_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "BLINDSPOT_VAR_DIR": str(var_dir),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    env.pop("DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        text=True,
-        capture_output=True,
-        check=False,
-        timeout=1800,
-    )
-
-
 def test_demo_compare_issues_a_verifiable_comparison_report(tmp_path):
-    assert manage(tmp_path, "migrate", "--noinput", "-v", "0").returncode == 0
+    assert manage(tmp_path, "migrate", "--noinput", "-v", "0", check=False).returncode == 0
     scores = tmp_path / "scores.csv"
     done = manage(
         tmp_path,
         "demo", "--compare", "--cases", "80", "--training-cases", "400",
         "--export-scores", str(scores),
+        check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     out = done.stdout
@@ -51,10 +31,10 @@ def test_demo_compare_issues_a_verifiable_comparison_report(tmp_path):
     )
     pdf_path = Path(re.findall(r"^PDF: (.+)$", out, re.M)[-1])
     assert re.search(r"C-\d{6}-v1-[0-9a-f]{12}\.pdf$", pdf_path.name)
-    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(pdf_path).pages)
+    text = pdf_text(pdf_path)
     assert (
         "Comparison report" in text and "LesionFinder version 1.1.0 against version 1.0.0" in text
     )
     assert len(scores.read_text().splitlines()) == 81  # a header and one line per case
-    verified = manage(tmp_path, "report_verify", str(pdf_path))
+    verified = manage(tmp_path, "report_verify", str(pdf_path), check=False)
     assert verified.returncode == 0 and "issued" in verified.stdout.lower(), verified.stdout

@@ -2,54 +2,30 @@
 embedded database, then the issued PDF read back and the audit chain verified and tampered."""
 
 import hashlib
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
-import pypdf
 import pytest
 
 from audit.immutability import append_only_trigger_sql, drop_append_only_trigger_sql
+from tests.support.manage_process import manage, pdf_text
 from tests.support.report_sections import SECTION_HEADINGS
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-def _manage(var_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "BLINDSPOT_VAR_DIR": str(var_dir),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    env.pop("DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        text=True,
-        capture_output=True,
-        check=check,
-        timeout=900,
-    )
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     var_dir = tmp_path_factory.mktemp("demo-var")
-    _manage(var_dir, "migrate", "--noinput", "-v", "0")
+    manage(var_dir, "migrate", "--noinput", "-v", "0")
     # What is checked is the issued report and the record, not how well the demo model learns:
     # a small cohort and training set keep the whole job to about 20 s of the suite.
-    result = _manage(var_dir, "demo", "--cases", "80", "--training-cases", "400", check=False)
+    result = manage(
+        var_dir, "demo", "--cases", "80", "--training-cases", "400", check=False, timeout=900
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return var_dir, result.stdout
-
-
-def _pdf_text(path: Path) -> str:
-    return "\n".join(page.extract_text() for page in pypdf.PdfReader(path).pages)
 
 
 def test_demo_issues_a_pdf_with_hash_auc_and_subgroups(demo):
@@ -63,7 +39,7 @@ def test_demo_issues_a_pdf_with_hash_auc_and_subgroups(demo):
     assert hashlib.sha256(pdf.read_bytes()).hexdigest() == printed_sha
     auc, low, high = auc_line.groups()
 
-    text = _pdf_text(pdf)
+    text = pdf_text(pdf)
     compact = re.sub(r"\s+", "", text)
     package = next((var_dir / "media" / "packages").rglob("*.tar"))
     package_sha = hashlib.sha256(package.read_bytes()).hexdigest()
@@ -97,7 +73,7 @@ def test_the_demo_report_has_every_section_in_order_with_its_content(demo):
     with what it is for (not the "not provided" line of an older document)."""
     _var_dir, out = demo
     pdf = Path(re.search(r"^PDF: (.+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    words = " ".join(_pdf_text(pdf).split())
+    words = " ".join(pdf_text(pdf).split())
     places = [words.find(heading) for heading in SECTION_HEADINGS]
     assert -1 not in places, [h for h, at in zip(SECTION_HEADINGS, places, strict=True) if at < 0]
     assert places == sorted(places)
@@ -125,7 +101,7 @@ def test_the_demo_report_has_every_section_in_order_with_its_content(demo):
 def test_the_demo_report_has_a_complete_study_design_that_says_it_is_synthetic(demo):
     _var_dir, out = demo
     pdf = Path(re.search(r"^PDF: (.+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    words = " ".join(_pdf_text(pdf).split())
+    words = " ".join(pdf_text(pdf).split())
     design = words[words.index("2 Study design") : words.index("3 Protocol")]
     assert "The cases were collected from 2023-01-02 to 2024-12-31 at 3 sites" in design
     assert "SYNTHETIC cohort, no real patients" in design
@@ -137,7 +113,7 @@ def test_the_demo_report_has_a_complete_study_design_that_says_it_is_synthetic(d
 
 def test_audit_chain_is_intact_after_the_demo_and_names_a_tampered_event(demo):
     var_dir, _ = demo
-    verified = _manage(var_dir, "audit_verify")
+    verified = manage(var_dir, "audit_verify")
     assert "intact" in verified.stdout
 
     db = sqlite3.connect(var_dir / "blindspot.sqlite3")
@@ -155,7 +131,7 @@ def test_audit_chain_is_intact_after_the_demo_and_names_a_tampered_event(demo):
     db.commit()
     db.close()
 
-    broken = _manage(var_dir, "audit_verify", check=False)
+    broken = manage(var_dir, "audit_verify", check=False)
     assert broken.returncode != 0
     assert f"#{victim}" in broken.stderr
 
@@ -166,7 +142,7 @@ def test_demo_report_shows_exemplars_under_the_stated_rule(demo):
     the small demo model learned; outcomes without a case are named as such)."""
     _var_dir, out = demo
     pdf = Path(re.search(r"^PDF: (.+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    text = " ".join(_pdf_text(pdf).split())
+    text = " ".join(pdf_text(pdf).split())
     assert "Exemplars are chosen by a fixed rule" in text and "sex groups" in text
     captions = re.findall(
         r"(True positive|False negative|False positive), score \d\.\d{3} reference "
