@@ -29,3 +29,20 @@ def test_results_page_shows_the_split_by_training_source(world):
     MetricResult.objects.filter(run=run, section="independence").delete()
     html = signed_in(world.reviewer).get(url).content.decode()
     assert "scored before the split by training source existed" in html
+
+
+def test_the_vendor_reads_the_split_at_the_reports_precision(world):
+    run = imaged_run(world)
+    MetricResult.objects.filter(run=run).delete()
+    run.package.manifest = {**run.package.manifest, "training_data": {"sites": ["north"]}}
+    run.package.save(update_fields=["manifest"])
+    run_compute_metrics(run)
+    section = MetricResult.objects.get(run=run, section="independence").value
+    html = signed_in(world.vendor_user).get(reverse("web:run-results", args=[run.pk]))
+    html = html.content.decode()
+    assert f"{section['n_overlap']} of {section['n_cases']} test cases come from" in html
+    assert "From a declared training source" in html and "Independent" in html
+    shown = [row for row in section["split"] if row["sensitivity"]["estimate"] is not None]
+    assert shown
+    for row in shown:  # three decimals, as the vendor's API and report give it (the team: 4)
+        assert f"{row['sensitivity']['estimate']:.3f} (" in html

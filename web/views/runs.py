@@ -190,6 +190,7 @@ def run_results(request: HttpRequest, pk: int) -> HttpResponse:
             subgroups=results["subgroups"],
             failures=results["failures"],
             calibration=results["calibration"],
+            independence=results.get("independence"),
             min_cell=int(run.protocol.document["min_cell_size"]),
             plots=figures.drawable(results),
         )
