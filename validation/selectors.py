@@ -21,6 +21,7 @@ from validation.models import (
     SERVICE_FAILURES,
     ApiToken,
     Case,
+    ComparisonRun,
     Dataset,
     DatasetGrant,
     DatasetImport,
@@ -118,6 +119,27 @@ def runs_visible_to(user) -> QuerySet[ValidationRun]:
 
 def run_get_visible(*, user, pk) -> ValidationRun:
     return get_or_404(runs_visible_to(user), pk)
+
+
+def comparisons_visible_to(user) -> QuerySet[ComparisonRun]:
+    """The comparison runs whose two runs this user may both see: all of them for the
+    validation team and auditors, a vendor's on its own packages, a partner's on its data."""
+    qs = ComparisonRun.objects.select_related(
+        "baseline__package__vendor",
+        "baseline__package__supersedes",
+        "candidate__package__vendor",
+        "candidate__package__supersedes",
+        "candidate__dataset_version__dataset__partner",
+        "candidate__protocol",
+    )
+    if is_validation_team(user) or is_auditor(user):
+        return qs
+    visible = runs_visible_to(user).values("pk")
+    return qs.filter(baseline__in=visible, candidate__in=visible)
+
+
+def comparison_get_visible(*, user, pk) -> ComparisonRun:
+    return get_or_404(comparisons_visible_to(user), pk)
 
 
 def run_audience(*, user, run: ValidationRun) -> str:
