@@ -1035,3 +1035,32 @@ def launchable_versions() -> QuerySet[DatasetVersion]:
         .annotate(n_cases=Count("cases"))
         .order_by("dataset__partner__name", "dataset__name", "version")
     )
+
+
+def comparisons_listed(user, *, status: str = "") -> QuerySet[ComparisonRun]:
+    """The comparison runs this user may see, newest first, optionally in one state."""
+    qs = comparisons_visible_to(user).order_by("-created_at", "-id")
+    return qs.filter(status=status) if status else qs
+
+
+def comparison_candidates() -> QuerySet[ModelPackage]:
+    """Approved packages that succeed another version (their manifest's `supersedes`): what a
+    comparison may take as its candidate."""
+    return launchable_packages().filter(supersedes__isnull=False)
+
+
+def package_predecessors(package: ModelPackage) -> list[ModelPackage]:
+    """The versions `package` 's lineage reaches, newest first (its predecessor first)."""
+    chain: list[ModelPackage] = []
+    seen = {package.pk}
+    earlier = package.supersedes
+    while earlier is not None and earlier.pk not in seen:
+        chain.append(earlier)
+        seen.add(earlier.pk)
+        earlier = earlier.supersedes
+    return chain
+
+
+def comparison_protocols() -> QuerySet[Protocol]:
+    """Locked protocols that pre-register a comparison (their `comparison` block)."""
+    return locked_protocols().filter(document__has_key="comparison")
