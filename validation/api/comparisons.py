@@ -125,7 +125,7 @@ class ComparisonSerializer(serializers.ModelSerializer):
             "properties": {
                 "id": {"type": "integer"},
                 "name": {"type": "string"},
-                "version": {"type": "string"},
+                "version": {"type": "integer"},
                 "merkle_root": {"type": "string"},
                 "partner": {"type": "string"},
             },
