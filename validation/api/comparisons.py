@@ -242,7 +242,7 @@ class ComparisonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         rows = [
             ComparisonSerializer(c, context={"audience": _audience(request.user, c)}).data
-            for c in page
+            for c in page or []
         ]
         return self.get_paginated_response(rows)
 
