@@ -236,3 +236,18 @@ def test_an_earlier_baseline_run_stands_in_and_a_cancel_fails_the_comparison(
     assert comparison.status == ComparisonRun.Status.FAILED
     assert comparison.error_public == "The candidate run was cancelled."
     assert AuditEvent.objects.filter(action=AuditAction.COMPARISON_FAILED).count() == 1
+
+
+def test_a_run_is_the_baseline_of_one_comparison_at_most(
+    world, setup, django_capture_on_commit_callbacks
+):
+    baseline, candidate, version, protocol = setup
+    with django_capture_on_commit_callbacks(execute=False):
+        first = _start(world, setup)
+    third = package_of(
+        world.vendor_a, version="1.2", supersedes=candidate, status=ModelPackage.Status.APPROVED
+    )
+    with pytest.raises(ApplicationError, match="already the baseline of comparison C-") as refused:
+        _start(world, setup, baseline=None, baseline_run=first.baseline, candidate=third)
+    assert refused.value.status_code == 409
+    assert ComparisonRun.objects.count() == 1
