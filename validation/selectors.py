@@ -21,6 +21,7 @@ from validation.models import (
     SERVICE_FAILURES,
     ApiToken,
     Case,
+    ComparisonRun,
     Dataset,
     DatasetGrant,
     DatasetImport,
@@ -118,6 +119,27 @@ def runs_visible_to(user) -> QuerySet[ValidationRun]:
 
 def run_get_visible(*, user, pk) -> ValidationRun:
     return get_or_404(runs_visible_to(user), pk)
+
+
+def comparisons_visible_to(user) -> QuerySet[ComparisonRun]:
+    """The comparison runs whose two runs this user may both see: all of them for the
+    validation team and auditors, a vendor's on its own packages, a partner's on its data."""
+    qs = ComparisonRun.objects.select_related(
+        "baseline__package__vendor",
+        "baseline__package__supersedes",
+        "candidate__package__vendor",
+        "candidate__package__supersedes",
+        "candidate__dataset_version__dataset__partner",
+        "candidate__protocol",
+    )
+    if is_validation_team(user) or is_auditor(user):
+        return qs
+    visible = runs_visible_to(user).values("pk")
+    return qs.filter(baseline__in=visible, candidate__in=visible)
+
+
+def comparison_get_visible(*, user, pk) -> ComparisonRun:
+    return get_or_404(comparisons_visible_to(user), pk)
 
 
 def run_audience(*, user, run: ValidationRun) -> str:
@@ -1013,3 +1035,32 @@ def launchable_versions() -> QuerySet[DatasetVersion]:
         .annotate(n_cases=Count("cases"))
         .order_by("dataset__partner__name", "dataset__name", "version")
     )
+
+
+def comparisons_listed(user, *, status: str = "") -> QuerySet[ComparisonRun]:
+    """The comparison runs this user may see, newest first, optionally in one state."""
+    qs = comparisons_visible_to(user).order_by("-created_at", "-id")
+    return qs.filter(status=status) if status else qs
+
+
+def comparison_candidates() -> QuerySet[ModelPackage]:
+    """Approved packages that succeed another version (their manifest's `supersedes`): what a
+    comparison may take as its candidate."""
+    return launchable_packages().filter(supersedes__isnull=False)
+
+
+def package_predecessors(package: ModelPackage) -> list[ModelPackage]:
+    """The versions `package` 's lineage reaches, newest first (its predecessor first)."""
+    chain: list[ModelPackage] = []
+    seen = {package.pk}
+    earlier = package.supersedes
+    while earlier is not None and earlier.pk not in seen:
+        chain.append(earlier)
+        seen.add(earlier.pk)
+        earlier = earlier.supersedes
+    return chain
+
+
+def comparison_protocols() -> QuerySet[Protocol]:
+    """Locked protocols that pre-register a comparison (their `comparison` block)."""
+    return locked_protocols().filter(document__has_key="comparison")

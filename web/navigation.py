@@ -37,6 +37,7 @@ TEAM = [
     NavItem("Packages", "web:console-packages", "console-packages"),
     NavItem("Protocols", "web:console-protocols", "protocols"),
     NavItem("Runs", "web:console-runs", "console-runs"),
+    NavItem("Comparisons", "web:console-comparisons", "console-comparisons"),
     NavItem("Audit trail", "web:console-audit", "console-audit"),
 ]
 # Reports and their verification: vendors, partners, the team and auditors alike.

@@ -5,6 +5,7 @@ from django.urls import path
 
 from web import (
     urls_console_cases,
+    urls_console_compare,
     urls_console_protocols,
     urls_console_sign,
     urls_console_work,
@@ -29,4 +30,5 @@ urlpatterns = [
     *urls_console_protocols.urlpatterns,
     *urls_console_cases.urlpatterns,
     *urls_console_sign.urlpatterns,
+    *urls_console_compare.urlpatterns,
 ]

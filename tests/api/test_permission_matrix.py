@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from reports.models import Report
 from tests.factories import DatasetVersionFactory, PackageFactory, RunFactory, issued_report
 from tests.support.people import WORLD_PEOPLE
-from validation.models import Dataset, MetricResult
+from validation.models import ComparisonRun, Dataset, MetricResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -16,6 +16,8 @@ ROLES = WORLD_PEOPLE
 SEES_PACKAGE = {"vendor_user", "reviewer", "qa", "auditor"}
 SEES_RUN = {"vendor_user", "steward", "reviewer", "qa", "auditor"}
 SEES_REPORT = SEES_RUN
+# A comparison of two of vendor A's runs on partner A's data: whoever sees both runs.
+SEES_COMPARISON = SEES_RUN
 # The run's protocol: partner stewards grant per protocol, so each names every protocol.
 SEES_PROTOCOL = {"vendor_user", "steward", "other_steward", "reviewer", "qa", "auditor"}
 # Vendor A: stewards grant to vendors by id.
@@ -55,7 +57,17 @@ def objects(world, tmp_path, settings):
         ],
     )
     MetricResult.objects.create(run=run, section="primary", value={"auc": {"estimate": 0.9}})
+    baseline = RunFactory.create(
+        package=PackageFactory.create(vendor=world.vendor_a, submitted_by=world.vendor_user),
+        dataset_version=version,
+        protocol=run.protocol,
+        requested_by=world.reviewer,
+    )
+    comparison = ComparisonRun.objects.create(
+        baseline=baseline, candidate=run, requested_by=world.reviewer
+    )
     return {
+        "comparisons": comparison,
         "packages": package,
         "runs": run,
         "reports": report,
@@ -79,6 +91,7 @@ def client_for(user):
         ("reports", SEES_REPORT),
         ("protocols", SEES_PROTOCOL),
         ("organisations", SEES_ORGANISATION),
+        ("comparisons", SEES_COMPARISON),
     ],
 )
 def test_list_and_detail_visibility(world, objects, role, kind, allowed):
@@ -167,7 +180,7 @@ def test_vendor_never_reads_failure_details(world, objects):
 
 def test_anonymous_is_refused_everywhere(objects):
     client = APIClient()
-    for kind in ("packages", "runs", "reports", "protocols", "organisations", "me"):
+    for kind in ("packages", "runs", "reports", "protocols", "organisations", "comparisons", "me"):
         assert client.get(f"/api/v1/{kind}/").status_code == 401
 
 

@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
 from config.wsgi import application
 from reports.models import Report
 from tests.factories import DatasetVersionFactory, PackageFactory, RunFactory, issued_report
+from tests.support.comparisons import comparison_scored, comparison_setup
 from validation.models import Dataset, DatasetGrant, MetricResult
 from validation.services.tokens import api_token_create
 
@@ -68,7 +69,15 @@ def objects(world, settings):
     report = issued_report(run)
     (settings.MEDIA_ROOT / "reports").mkdir(parents=True, exist_ok=True)
     (settings.MEDIA_ROOT / report.pdf_path).write_bytes(b"%PDF-1.7 test")
-    return {"package": package, "version": version, "run": run, "report": report}
+    # A scored comparison run (issue 18 item 13), so its list and detail have one to show.
+    comparison = comparison_scored(world, comparison_setup(world))
+    return {
+        "package": package,
+        "version": version,
+        "run": run,
+        "report": report,
+        "comparison": comparison,
+    }
 
 
 def scored_sections() -> dict:
@@ -169,6 +178,7 @@ def test_pdf_card_usage_and_details_match_their_schema(api_schema, tokens, objec
         ("/api/v1/runs/{id}/", objects["run"].pk),
         ("/api/v1/packages/{id}/", objects["package"].pk),
         ("/api/v1/reports/{id}/", report.pk),
+        ("/api/v1/comparisons/{id}/", objects["comparison"].pk),
     ):
         for role in ("vendor_user", "reviewer"):
             assert _call(api_schema, path, "GET", tokens[role], id=pk).status_code == 200

@@ -4,78 +4,37 @@ report that is signed, issued and verified like any report, and signed in the co
 
 import io
 
-import numpy as np
 import pytest
-from django.utils import timezone
 from pypdf import PdfReader
 
 from audit.models import AuditAction, AuditEvent
 from config.celery import QueuedTask
 from reports.models import Report
 from reports.services import report_correct, report_sign, report_verify
-from tests.factories import PASSWORD, CaseFactory, DatasetVersionFactory, protocol_document
+from tests.factories import PASSWORD
+from tests.support.comparisons import (
+    COMPARISON,
+    N,
+    comparison_setup,
+    infer,
+    protocol_with_comparison,
+    version_with_cases,
+)
 from tests.support.people import signed_in
 from tests.web.vendor_helpers import package_of
 from validation import task_names, tasks
 from validation.errors import ApplicationError, PermissionDenied
-from validation.models import ComparisonRun, ModelPackage, Prediction, ValidationRun
-from validation.protocol_document import with_defaults
+from validation.models import ComparisonRun, ModelPackage, ValidationRun
 from validation.services import runs
 from validation.services.comparisons import comparison_start, lineage_reaches
-from validation.services.datasets import dataset_grant
-from validation.services.protocols import protocol_create
 from validation.storage import media_path
 
 pytestmark = pytest.mark.django_db
 
-COMPARISON = {
-    "endpoints": [
-        {"metric": "auc", "hypothesis": "non-inferiority", "margin": 0.05},
-        {"metric": "sensitivity", "hypothesis": "non-inferiority", "margin": 0.05},
-        {"metric": "specificity", "hypothesis": "superiority", "margin": 0.0},
-    ]
-}
-N = 80
-
-
-def _protocol(world, *, comparison=True, name="P"):
-    document = with_defaults(
-        protocol_document(
-            min_cell_size=10,
-            subgroups=[{"attribute": "sex"}, {"attribute": "manufacturer"}],
-            bootstrap={"replicates": 0, "seed": 1, "method": "percentile"},
-            **({"comparison": COMPARISON} if comparison else {}),
-        )
-    )
-    return protocol_create(actor=world.reviewer, name=name, document=document)
-
-
-def _version(world, *, grant=True):
-    version = DatasetVersionFactory.create()
-    version.dataset.partner = world.partner_a
-    version.dataset.save()
-    for i in range(N):
-        CaseFactory.create(
-            dataset_version=version,
-            case_id=f"case-{i:03d}",
-            label=i % 2,
-            # "Cobalt" has 4 cases: under min_cell_size, so its cells carry no numbers.
-            attributes={
-                "sex": "F" if i % 4 < 2 else "M",
-                "manufacturer": "Cobalt" if i < 4 else "Acme",
-            },
-        )
-    if grant:
-        dataset_grant(actor=world.steward, dataset_version=version, vendor=world.vendor_a)
-    return version
-
 
 @pytest.fixture
 def setup(world):
-    approved = {"status": ModelPackage.Status.APPROVED}
-    baseline = package_of(world.vendor_a, version="1.0", **approved)
-    candidate = package_of(world.vendor_a, version="1.1", supersedes=baseline, **approved)
-    return baseline, candidate, _version(world), _protocol(world)
+    return comparison_setup(world)
 
 
 def _start(world, setup, **overrides):
@@ -123,12 +82,12 @@ def test_start_refusals(world, setup, django_capture_on_commit_callbacks):
     with pytest.raises(PermissionDenied):
         _start(world, setup, actor=world.vendor_user)
     with pytest.raises(ApplicationError, match="pre-registers no comparison"):
-        _start(world, setup, protocol=_protocol(world, comparison=False, name="Q"))
+        _start(world, setup, protocol=protocol_with_comparison(world, comparison=False, name="Q"))
     stranger = package_of(world.vendor_a, version="2.0", status=ModelPackage.Status.APPROVED)
     with pytest.raises(ApplicationError, match="lineage does not reach it"):
         _start(world, setup, candidate=stranger)
     with pytest.raises(ApplicationError, match="has not granted this vendor"):
-        _start(world, setup, dataset_version=_version(world, grant=False))
+        _start(world, setup, dataset_version=version_with_cases(world, grant=False))
     with pytest.raises(ApplicationError, match="cannot be compared with itself"):
         _start(world, setup, candidate=baseline)
     # An earlier run of the baseline on another dataset version cannot be paired.
@@ -136,7 +95,7 @@ def test_start_refusals(world, setup, django_capture_on_commit_callbacks):
         other = runs.run_start(
             actor=world.reviewer,
             package=baseline,
-            dataset_version=_version(world),
+            dataset_version=version_with_cases(world),
             protocol=protocol,
         )
     with pytest.raises(ApplicationError, match="another dataset version"):
@@ -144,25 +103,11 @@ def test_start_refusals(world, setup, django_capture_on_commit_callbacks):
     assert not ComparisonRun.objects.exists()
 
 
-def _infer(run: ValidationRun, seed: int, shift: float) -> None:
-    """What the shards write, seeded: one score per case, one case failed."""
-    rng = np.random.default_rng(seed)
-    for case in run.dataset_version.cases.order_by("case_id"):
-        if case.case_id == "case-005":
-            Prediction.objects.create(run=run, case=case, error_category="crash")
-            continue
-        score = 0.3 + (0.35 + shift) * case.label + rng.normal(0, 0.18)
-        Prediction.objects.create(run=run, case=case, score=float(np.clip(score, 0.01, 0.99)))
-    ValidationRun.objects.filter(pk=run.pk).update(
-        status=ValidationRun.Status.SCORING, started_at=timezone.now(), sandboxed=True
-    )
-
-
 def _scored(world, setup, django_capture_on_commit_callbacks) -> ComparisonRun:
     with django_capture_on_commit_callbacks(execute=False):
         comparison = _start(world, setup)
-    _infer(comparison.baseline, seed=1, shift=0.0)
-    _infer(comparison.candidate, seed=2, shift=0.05)
+    infer(comparison.baseline, seed=1, shift=0.0)
+    infer(comparison.candidate, seed=2, shift=0.05)
     with django_capture_on_commit_callbacks(execute=False) as first:
         runs.run_score(run_id=comparison.baseline.pk)
     # The baseline alone is scored: nothing to compare yet.
@@ -291,3 +236,18 @@ def test_an_earlier_baseline_run_stands_in_and_a_cancel_fails_the_comparison(
     assert comparison.status == ComparisonRun.Status.FAILED
     assert comparison.error_public == "The candidate run was cancelled."
     assert AuditEvent.objects.filter(action=AuditAction.COMPARISON_FAILED).count() == 1
+
+
+def test_a_run_is_the_baseline_of_one_comparison_at_most(
+    world, setup, django_capture_on_commit_callbacks
+):
+    baseline, candidate, version, protocol = setup
+    with django_capture_on_commit_callbacks(execute=False):
+        first = _start(world, setup)
+    third = package_of(
+        world.vendor_a, version="1.2", supersedes=candidate, status=ModelPackage.Status.APPROVED
+    )
+    with pytest.raises(ApplicationError, match="already the baseline of comparison C-") as refused:
+        _start(world, setup, baseline=None, baseline_run=first.baseline, candidate=third)
+    assert refused.value.status_code == 409
+    assert ComparisonRun.objects.count() == 1

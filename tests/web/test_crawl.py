@@ -4,12 +4,12 @@ no link to a page the role may not open (a 403 or 404 behind a link shown to the
 import pytest
 from django.test import Client
 
-from tests.factories import PASSWORD, issued_report
+from tests.factories import PASSWORD, RunFactory, issued_report
 from tests.support.crawl import crawl
 from tests.support.people import WORLD_PEOPLE
 from tests.web.console_case_helpers import imaged_run
 from tests.web.vendor_helpers import package_of
-from validation.models import DatasetGrant, ModelPackage, ValidationRun
+from validation.models import ComparisonRun, DatasetGrant, ModelPackage, ValidationRun
 
 pytestmark = pytest.mark.django_db
 
@@ -28,6 +28,13 @@ def busy_world(world):
         dataset_version=run.dataset_version, vendor=world.vendor_a, granted_by=world.steward
     )
     package_of(world.vendor_b, world.other_vendor_user, status=ModelPackage.Status.APPROVED)
+    # A comparison of the run with an earlier one of vendor A on the same cases (issue 18).
+    baseline = RunFactory.create(
+        package=package_of(world.vendor_a, version="0.9"),
+        dataset_version=run.dataset_version,
+        protocol=run.protocol,
+    )
+    ComparisonRun.objects.create(baseline=baseline, candidate=run, requested_by=world.reviewer)
     return world
 
 

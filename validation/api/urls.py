@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 from reports.api import ReportViewSet, signing_key
 from validation.api.accounts import MeView, OrganisationViewSet
 from validation.api.auth import TokenObtainView
+from validation.api.comparisons import ComparisonViewSet
 from validation.api.datasets import (
     DatasetCardViewSet,
     DatasetImportViewSet,
@@ -17,6 +18,7 @@ from validation.api.views import PackageViewSet, RunViewSet, manifest_schema, pr
 router = DefaultRouter()
 router.register("packages", PackageViewSet, basename="package")
 router.register("runs", RunViewSet, basename="run")
+router.register("comparisons", ComparisonViewSet, basename="comparison")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("dataset-imports", DatasetImportViewSet, basename="dataset-import")
 router.register("dataset-cards", DatasetCardViewSet, basename="dataset-card")

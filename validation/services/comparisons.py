@@ -63,6 +63,13 @@ def _baseline_run_check(
         _refuse("The baseline run followed another protocol than the comparison's.")
     if run.status in (ValidationRun.Status.FAILED, ValidationRun.Status.CANCELLED):
         _refuse(f"The baseline run is {run.status}; start a new one.", 409)
+    earlier = ComparisonRun.objects.filter(baseline=run).first()
+    if earlier is not None:
+        _refuse(
+            f"The baseline run is already the baseline of comparison {earlier.reference}; "
+            "name the baseline package to start it again.",
+            409,
+        )
 
 
 @transaction.atomic

@@ -175,3 +175,17 @@ def independence_disclosed(section: Mapping[str, Any], *, min_cell: int) -> dict
             )
     result["min_cell"] = min_cell
     return rounded(result)
+
+
+def comparison_disclosed(result: Mapping[str, Any], *, audience: str) -> dict[str, Any]:
+    """A comparison run's paired result (`validation.stats.comparison.evaluate_comparison`)
+    as an audience may read it: the validation team every number; anyone else what the issued
+    comparison report shows, every number rounded and the subgroup differences under the
+    run report's disclosure rule (a small group and, where it alone is small, its complement
+    keep their names and lose their numbers)."""
+    if audience == "team":
+        return dict(result)
+    return {
+        **rounded(dict(result)),
+        "subgroups": subgroups_disclosed(list(result.get("subgroups", [])), audience=audience),
+    }

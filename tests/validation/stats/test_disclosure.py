@@ -4,6 +4,7 @@ test_result_exfiltration.py."""
 
 from validation.stats.disclosure import (
     calibration_disclosed,
+    comparison_disclosed,
     failures_disclosed,
     roc_disclosed,
     rounded,
@@ -102,3 +103,27 @@ def test_the_label_split_of_a_few_failed_cases_is_withheld():
     assert shown["label_split_suppressed"] is True and shown["n_failed"] == 1
     many = {"n_failed": 12, "n_failed_positive": 6, "n_failed_negative": 6}
     assert failures_disclosed(many, min_cell=5) == many
+
+
+def test_a_comparison_result_is_disclosed_as_the_comparison_report_prints_it():
+    result = {
+        "verdict": "pass",
+        "n_paired": 79,
+        "endpoints": [{"metric": "auc", "difference": {"estimate": 0.0123456, "lower": -0.04}}],
+        "subgroups": [
+            {"attribute": "site", "group": "A", "n": 4, "difference": 0.1234, "suppressed": True},
+            {"attribute": "site", "group": "B", "n": 75, "difference": 0.0111111},
+            {"attribute": "sex", "group": "F", "n": 40, "difference": 0.0222222},
+            {"attribute": "sex", "group": "M", "n": 39, "difference": 0.0333333},
+        ],
+    }
+    assert comparison_disclosed(result, audience="team") == result
+    shown = comparison_disclosed(result, audience="vendor")
+    assert shown["endpoints"][0]["difference"] == {"estimate": 0.012, "lower": -0.04}
+    assert shown["n_paired"] == 79 and shown["verdict"] == "pass"
+    # A's cell is small, and B alone is its complement: both keep only their names.
+    assert shown["subgroups"][:2] == [
+        {"attribute": "site", "group": "A", "suppressed": True},
+        {"attribute": "site", "group": "B", "suppressed": True},
+    ]
+    assert shown["subgroups"][2]["difference"] == 0.022
