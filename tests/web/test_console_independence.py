@@ -38,8 +38,8 @@ def test_the_vendor_reads_the_split_at_the_reports_precision(world):
     run.package.save(update_fields=["manifest"])
     run_compute_metrics(run)
     section = MetricResult.objects.get(run=run, section="independence").value
-    html = signed_in(world.vendor_user).get(reverse("web:run-results", args=[run.pk]))
-    html = html.content.decode()
+    response = signed_in(world.vendor_user).get(reverse("web:run-results", args=[run.pk]))
+    html = response.content.decode()
     assert f"{section['n_overlap']} of {section['n_cases']} test cases come from" in html
     assert "From a declared training source" in html and "Independent" in html
     shown = [row for row in section["split"] if row["sensitivity"]["estimate"] is not None]
