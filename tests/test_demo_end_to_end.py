@@ -17,13 +17,19 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """`make demo-compare` at a small size, run once for the module: the demo (its run report),
+    then version 1.1 compared with 1.0 (the comparison report, printed last)."""
     var_dir = tmp_path_factory.mktemp("demo-var")
     manage(var_dir, "migrate", "--noinput", "-v", "0")
-    # What is checked is the issued report and the record, not how well the demo model learns:
-    # a small cohort and training set keep the whole job to about 20 s of the suite.
+    # What is checked is the issued reports and the record, not how well the demo model learns:
+    # a small cohort and training set keep the whole job to about 90 s of the suite.
     result = manage(
-        var_dir, "demo", "--cases", "80", "--training-cases", "400", check=False, timeout=900
-    )
+        var_dir,
+        "demo", "--compare", "--cases", "80", "--training-cases", "400",
+        "--export-scores", str(var_dir / "scores.csv"),
+        check=False,
+        timeout=1200,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return var_dir, result.stdout
 
@@ -41,10 +47,11 @@ def test_demo_issues_a_pdf_with_hash_auc_and_subgroups(demo):
 
     text = pdf_text(pdf)
     compact = re.sub(r"\s+", "", text)
-    package = next((var_dir / "media" / "packages").rglob("*.tar"))
-    package_sha = hashlib.sha256(package.read_bytes()).hexdigest()
-    assert package.stem == package_sha
-    assert package_sha in compact  # the package SHA-256, even if wrapped across lines
+    packages = sorted((var_dir / "media" / "packages").rglob("*.tar"))
+    shas = [hashlib.sha256(package.read_bytes()).hexdigest() for package in packages]
+    assert [package.stem for package in packages] == shas and len(shas) == 2  # 1.0 and 1.1
+    # The run report names its package's SHA-256 (even if wrapped across lines), not 1.1's.
+    assert sum(sha in compact for sha in shas) == 1
     assert re.search(rf"{auc}\s*\(95% CI {low}\s*[–-]\s*{high}\)", text)
     assert "Subgroup results" in text
     for group in ("Acme Medical", "Borealis Imaging", "Cobalt Systems"):
@@ -109,6 +116,28 @@ def test_the_demo_report_has_a_complete_study_design_that_says_it_is_synthetic(d
     reference = words[words.index("7 Reference standard") : words.index("8 Methods")]
     assert "Known by construction" in reference
     assert "Not provided by the data partner" not in reference
+
+
+def test_demo_compare_issues_a_verifiable_comparison_report(demo):
+    """Issue 18 item 13: two versions of the demo model on the same sealed cases, and the
+    comparison report issued, read back from its PDF and verified."""
+    var_dir, out = demo
+    assert "Vendor trains version 1.1.0 (supersedes 1.0.0)" in out
+    assert re.search(r"^  auc +1\.0\.0 \d\.\d{3}  1\.1\.0 \d\.\d{3}  difference ", out, re.M), out
+    assert "paired DeLong" in out and "McNemar" in out
+    assert re.search(
+        r"^  Version 1\.1\.0 is (not shown )?non-inferior to 1\.0\.0 in AUC", out, re.M
+    )
+    pdf_path = Path(re.findall(r"^PDF: (.+)$", out, re.M)[-1])
+    assert re.search(r"C-\d{6}-v1-[0-9a-f]{12}\.pdf$", pdf_path.name)
+    text = pdf_text(pdf_path)
+    assert (
+        "Comparison report" in text and "LesionFinder version 1.1.0 against version 1.0.0" in text
+    )
+    scores = var_dir / "scores.csv"
+    assert len(scores.read_text().splitlines()) == 81  # a header and one line per case
+    verified = manage(var_dir, "report_verify", str(pdf_path), check=False)
+    assert verified.returncode == 0 and "issued" in verified.stdout.lower(), verified.stdout
 
 
 def test_audit_chain_is_intact_after_the_demo_and_names_a_tampered_event(demo):

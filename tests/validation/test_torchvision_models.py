@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from blindspot_client.cli import main as blindspot
 
 from reports.models import Report
@@ -47,6 +48,9 @@ def built(tmp_path_factory):
                     *("--manifest", str(EXAMPLES / "manifests" / f"{name}.json")),
                     *("--out", str(out)),
                 ]
+                # Untrained weights from a fixed seed: an unseeded ViT now and then gives a
+                # case whose Grad-CAM is 0 everywhere (all-negative, cut by the ReLU).
+                torch.manual_seed(20261208)
                 assert blindspot(argv) == 0
             packages[name] = out
         return packages[name]
